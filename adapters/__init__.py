@@ -1,0 +1,1 @@
+"""Infrastructure: configuration, the eventsourcing store, NATS. Depends on the domain."""

@@ -1,0 +1,160 @@
+"""The recorded event as the world sees it (SPEC section 4) and its hash chain.
+
+What is stored is the canonical JSON of the envelope without `position` and `scope`
+(both are derived: the store assigns the position, the type and data give the scope).
+Each event's `hash` is SHA-256 over that canonical JSON without the `hash` field, and
+it includes `prev_hash`, the hash of the event before it in the ledger, so editing,
+deleting, reordering or inserting any stored event breaks the chain at that point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from domain.events import DomainEvent, event_data, event_from_data
+
+GENESIS_HASH = "0" * 64
+TOPIC_PREFIX = "homeledger:"
+LEDGER_ID = uuid5(UUID("6f0d6f36-52d8-4cf4-9d0e-5f2ad1c1e0a1"), "homeledger-ledger")
+
+# The order in which envelope fields are printed and published.
+ENVELOPE_FIELDS = (
+    "event_id", "type", "schema_version", "position", "scope", "aggregate_id",
+    "aggregate_version", "effective_date", "recorded_at", "actor", "command_id",
+    "correlation_id", "data", "prev_hash", "hash",
+)  # fmt: skip
+HASHED_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in ("position", "scope", "hash"))
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte form for one value: sorted keys, no spaces, ASCII only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def chain_hash(body: dict[str, Any]) -> str:
+    """The hash of a stored event body (every hashed field, `prev_hash` included)."""
+    return hashlib.sha256(canonical_json({k: body[k] for k in HASHED_FIELDS})).hexdigest()
+
+
+def format_time(moment: datetime) -> str:
+    """UTC ISO 8601 with microseconds and a Z, the one time format on every wire."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def topic_for(event_type: str) -> str:
+    """The stored topic: an explicit, stable name, never a Python class path."""
+    return TOPIC_PREFIX + event_type
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One recorded fact with its metadata, its place in the ledger and its hash."""
+
+    event_id: str
+    type: str
+    schema_version: int
+    position: int
+    aggregate_id: str
+    aggregate_version: int
+    effective_date: date
+    recorded_at: datetime
+    actor: str
+    command_id: str
+    correlation_id: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+    fact: DomainEvent = field(compare=False, repr=False)
+
+    @property
+    def scope(self) -> str:
+        return self.fact.scope()
+
+    def body(self) -> dict[str, Any]:
+        """The stored (and hashed) form."""
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "aggregate_id": self.aggregate_id,
+            "aggregate_version": self.aggregate_version,
+            "effective_date": self.effective_date.isoformat(),
+            "recorded_at": format_time(self.recorded_at),
+            "actor": self.actor,
+            "command_id": self.command_id,
+            "correlation_id": self.correlation_id,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The published JSON envelope, fields in SPEC order."""
+        body = self.body()
+        body["position"] = self.position
+        body["scope"] = self.scope
+        return {name: body[name] for name in ENVELOPE_FIELDS}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+
+def new_body(
+    fact: DomainEvent,
+    *,
+    event_id: UUID,
+    version: int,
+    recorded_at: datetime,
+    actor: str,
+    command_id: str,
+    correlation_id: str,
+    prev_hash: str,
+) -> dict[str, Any]:
+    """The stored body of a new fact, hash included."""
+    body: dict[str, Any] = {
+        "event_id": str(event_id),
+        "type": fact.TYPE,
+        "schema_version": fact.SCHEMA_VERSION,
+        "aggregate_id": str(LEDGER_ID),
+        "aggregate_version": version,
+        "effective_date": fact.business_date(recorded_at.astimezone(UTC).date()).isoformat(),
+        "recorded_at": format_time(recorded_at),
+        "actor": actor,
+        "command_id": command_id,
+        "correlation_id": correlation_id,
+        "data": event_data(fact),
+        "prev_hash": prev_hash,
+    }
+    body["hash"] = chain_hash(body)
+    return body
+
+
+def envelope_from_body(body: dict[str, Any], position: int) -> Envelope:
+    """Rebuild an envelope from its stored body; the fact is upcast to the current schema."""
+    fact = event_from_data(body["type"], body["schema_version"], body["data"])
+    return Envelope(
+        event_id=body["event_id"],
+        type=body["type"],
+        schema_version=body["schema_version"],
+        position=position,
+        aggregate_id=body["aggregate_id"],
+        aggregate_version=body["aggregate_version"],
+        effective_date=date.fromisoformat(body["effective_date"]),
+        recorded_at=parse_time(body["recorded_at"]),
+        actor=body["actor"],
+        command_id=body["command_id"],
+        correlation_id=body["correlation_id"],
+        data=body["data"],
+        prev_hash=body["prev_hash"],
+        hash=body["hash"],
+        fact=fact,
+    )

@@ -1,0 +1,146 @@
+"""The eventsourcing library's recorders, extended with the command-receipt table.
+
+A receipt (command id, fingerprint, versions recorded) is inserted in the same
+transaction as the command's events, so a command id is recorded at most once even
+when two processes race with it, and a repeat can answer as the first time did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+RECEIPTS_TABLE = "homeledger_commands"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What one command recorded: its fingerprint and the ledger versions it took."""
+
+    command_id: str
+    fingerprint: str
+    first_version: int
+    last_version: int
+
+
+def _receipt_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int, int]]:
+    receipts: Sequence[Receipt] = kwargs.get("receipts", ())
+    return [(r.command_id, r.fingerprint, r.first_version, r.last_version) for r in receipts]
+
+
+class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {RECEIPTS_TABLE} ("
+            "command_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+            "first_version INTEGER NOT NULL, last_version INTEGER NOT NULL) WITHOUT ROWID",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        rows = _receipt_rows(kwargs)
+        if rows:
+            c.executemany(f"INSERT INTO {RECEIPTS_TABLE} VALUES (?,?,?,?)", rows)
+        return super()._insert_events(c, stored_events, **kwargs)
+
+    def select_receipt(self, command_id: str) -> Receipt | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT command_id, fingerprint, first_version, last_version "
+                f"FROM {RECEIPTS_TABLE} WHERE command_id=?",
+                (command_id,),
+            )
+            row = c.fetchone()
+        return Receipt(*row) if row else None
+
+    def select_notifications_by_version(
+        self, originator_id: UUID, first: int, last: int
+    ) -> list[Notification]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, * FROM {self.events_table_name} WHERE originator_id=? "
+                "AND originator_version>=? AND originator_version<=? ORDER BY originator_version",
+                (originator_id.hex, first, last),
+            )
+            return [
+                Notification(
+                    id=row["rowid"],
+                    originator_id=self.convert_originator_id(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
+                )
+                for row in c.fetchall()
+            ]
+
+
+class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.receipts = Identifier(self.datastore.schema), Identifier(RECEIPTS_TABLE)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} ("
+                "command_id text PRIMARY KEY, fingerprint text NOT NULL, "
+                "first_version bigint NOT NULL, last_version bigint NOT NULL)"
+            ).format(*self.receipts)
+        )
+
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        rows = _receipt_rows(kwargs)
+        if rows:
+            curs.executemany(SQL("INSERT INTO {}.{} VALUES (%s,%s,%s,%s)").format(*self.receipts), rows)
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def select_receipt(self, command_id: str) -> Receipt | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT command_id, fingerprint, first_version, last_version "
+                    "FROM {}.{} WHERE command_id=%s"
+                ).format(*self.receipts),
+                (command_id,),
+            )
+            row: DictRow | None = curs.fetchone()
+        if row is None:
+            return None
+        return Receipt(
+            row["command_id"], row["fingerprint"], row["first_version"], row["last_version"]
+        )
+
+    def select_notifications_by_version(
+        self, originator_id: UUID, first: int, last: int
+    ) -> list[Notification]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT * FROM {}.{} WHERE originator_id=%s AND originator_version>=%s "
+                    "AND originator_version<=%s ORDER BY originator_version"
+                ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
+                (originator_id, first, last),
+            )
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
+
+
+LedgerRecorder = LedgerSQLiteRecorder | LedgerPostgresRecorder
+__all__ = ["LedgerPostgresRecorder", "LedgerRecorder", "LedgerSQLiteRecorder", "Receipt",
+           "SQLiteDatastore"]

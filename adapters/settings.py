@@ -1,0 +1,134 @@
+"""One settings object, read once: defaults, then environment, then explicit flags.
+
+The CLI maps each flag to its HOMELEDGER_* variable (click's envvar); everything
+else reads this object. Secrets are kept out of every printable form.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from adapters.envelope import LEDGER_ID
+
+DEFAULT_STORE = "sqlite:///homeledger.db"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_STREAM = "HOMELEDGER"
+APP_NAME = "homeledger"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used as given (a bad store URL, say)."""
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    store: str = DEFAULT_STORE
+    nats_url: str = DEFAULT_NATS_URL
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_token: SecretStr | None = None
+    nats_creds: str | None = None
+    nats_ca: str | None = None
+    stream: str = DEFAULT_STREAM
+    actor: str = ""
+    cipher_key: SecretStr | None = None
+    snapshot_every: int = 500
+
+    def effective_actor(self) -> str:
+        return self.actor or default_actor()
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where the events live, as the eventsourcing library's environment."""
+
+    kind: str  # "sqlite" or "postgresql"
+    env: dict[str, str]
+    display: str  # the URL with any password masked
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def store_location(url: str) -> StoreLocation:
+    """Turn `sqlite:///path` or `postgresql://user:pw@host:port/db` into library settings."""
+    if url.startswith("sqlite://"):
+        return _sqlite_location(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return _postgres_location(url)
+    raise ConfigError(
+        f"store URL {redact_url(url)!r} is neither sqlite:///PATH nor postgresql://USER@HOST/DB"
+    )
+
+
+def _sqlite_location(url: str) -> StoreLocation:
+    path = url[len("sqlite://") :]
+    if not path.startswith("/") or path == "/":
+        raise ConfigError(f"store URL {url!r} needs a path: sqlite:///homeledger.db")
+    path = path[1:]  # sqlite:///rel.db -> rel.db, sqlite:////abs.db -> /abs.db
+    if path != ":memory:":
+        parent = Path(path).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise ConfigError(f"store folder {str(parent)!r} does not exist")
+        path = str(Path(path).expanduser())
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": "10",
+        "APPLICATION_RECORDER_TOPIC": "adapters.recorders:LedgerSQLiteRecorder",
+    }
+    return StoreLocation("sqlite", env, url)
+
+
+def _postgres_location(url: str) -> StoreLocation:
+    parts = urlsplit(url)
+    dbname = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not dbname:
+        raise ConfigError(
+            f"store URL {redact_url(url)!r} needs a host and a database: "
+            "postgresql://user:password@host:5432/dbname"
+        )
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        raise ConfigError(f"store URL {redact_url(url)!r} has an invalid port") from None
+    query = parse_qs(parts.query)
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_HOST": parts.hostname,
+        "POSTGRES_PORT": str(port),
+        "POSTGRES_USER": unquote(parts.username or "") or default_actor(),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": query.get("connect_timeout", ["5"])[0],
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": "8",
+        "POSTGRES_SCHEMA": query.get("schema", ["public"])[0],
+        # Off on purpose: with it on, notification-log readers skip events under
+        # concurrent writers (eventsourcing 9.5.6).
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
+        "APPLICATION_RECORDER_TOPIC": "adapters.recorders:LedgerPostgresRecorder",
+    }
+    return StoreLocation("postgresql", env, redact_url(url))
+
+
+__all__ = ["LEDGER_ID", "ConfigError", "Settings", "StoreLocation", "store_location"]

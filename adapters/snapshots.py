@@ -1,0 +1,87 @@
+"""Snapshots of the ledger state: a cache that spares replaying every fact on start.
+
+A snapshot is never a source of truth: it carries the version and chain hash it was
+taken at, and a format number; one of an unknown format is ignored and the state
+is rebuilt from the facts.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from domain.ledger import Allocation, Initiative, Ledger, Partnership, YearBook
+from domain.portfolio import Portfolio
+
+SNAPSHOT_FORMAT = 1
+
+
+def _d(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
+    p = ledger.partnership
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "partnership": None
+        if p is None
+        else [p.donor, p.beneficiary, str(p.rate), p.currency, p.basis, p.start_date.isoformat()],
+        "portfolio": {
+            country: [[on.isoformat(), delta] for on, delta in entries]
+            for country, entries in ledger.portfolio.changes.items()
+        },
+        "years": {
+            str(year): [str(b.pledged), b.unit_basis, str(b.received), str(b.allocated),
+                        str(b.released)]
+            for year, b in ledger.years.items()
+        },  # fmt: skip
+        "initiatives": {
+            key: [i.name, i.country, i.programme, _d(i.closed_on), str(i.allocated),
+                  str(i.released), str(i.disbursed), sorted(i.milestones)]
+            for key, i in ledger.initiatives.items()
+        },  # fmt: skip
+        "allocations": {
+            key: [a.initiative, a.year, str(a.amount), str(a.released)]
+            for key, a in ledger.allocations.items()
+        },
+        "disbursed": str(ledger.disbursed),
+        "last_seal_position": ledger.last_seal_position,
+    }
+
+
+def ledger_from_dict(data: dict[str, Any]) -> Ledger | None:
+    if data.get("format") != SNAPSHOT_FORMAT:
+        return None
+    p = data["partnership"]
+    ledger = Ledger(
+        partnership=None
+        if p is None
+        else Partnership(p[0], p[1], Decimal(p[2]), p[3], p[4], date.fromisoformat(p[5])),
+        portfolio=Portfolio(
+            {
+                country: [(date.fromisoformat(on), delta) for on, delta in entries]
+                for country, entries in data["portfolio"].items()
+            }
+        ),
+        disbursed=Decimal(data["disbursed"]),
+        last_seal_position=data["last_seal_position"],
+    )
+    for year, (pledged, basis, received, allocated, released) in data["years"].items():
+        ledger.years[int(year)] = YearBook(
+            Decimal(pledged), basis, Decimal(received), Decimal(allocated), Decimal(released)
+        )
+    for key, (name, country, programme, closed, alloc, rel, disb, ms) in data[
+        "initiatives"
+    ].items():
+        ledger.initiatives[key] = Initiative(
+            key, name, country, programme,
+            date.fromisoformat(closed) if closed else None,
+            Decimal(alloc), Decimal(rel), Decimal(disb), set(ms),
+        )  # fmt: skip
+    for key, (initiative, year, amount, released) in data["allocations"].items():
+        ledger.allocations[key] = Allocation(
+            key, initiative, year, Decimal(amount), Decimal(released)
+        )
+    return ledger
