@@ -1,0 +1,1 @@
+"""The `homeledger` command line: parses strings into domain values, calls the application."""

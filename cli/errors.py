@@ -1,0 +1,73 @@
+"""One place that maps failures to exit codes and one clear line on stderr."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from pydantic import ValidationError
+
+from adapters.application import BatchError
+from adapters.settings import ConfigError
+from adapters.store import StoreBusyError, StoreUnavailableError
+from domain.commands import UnknownCommandError
+from domain.errors import DomainError
+from domain.events import UnknownEventTypeError
+from domain.money import AmountError
+
+OK, FINDING, BAD_INPUT, REFUSED, UNREACHABLE = 0, 1, 2, 3, 4
+
+
+class InputError(click.ClickException):
+    """Bad input found by the CLI itself (exit 2)."""
+
+    exit_code = BAD_INPUT
+
+
+class Failure(click.ClickException):
+    """A failure already classified: its exit code and its one line."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Unreachable(click.ClickException):
+    """A service (store or NATS) that cannot be reached or read (exit 4)."""
+
+    exit_code = UNREACHABLE
+
+
+def describe_validation(error: ValidationError, flags: bool = True) -> str:
+    """The first problem of a pydantic validation error, in one line."""
+    first = error.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    name = f"--{loc.replace('_', '-')}" if flags and loc else loc
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return f"unknown field {loc!r}"
+    if first["type"] == "missing":
+        return f"missing {name}"
+    if first["type"] in ("int_type", "int_parsing"):
+        message = f"must be a whole number, not {json.dumps(first.get('input'))[:40]}"
+    return f"{name}: {message}" if name else message
+
+
+def classify(exc: BaseException, *, flags: bool = True) -> tuple[int, str]:
+    """The exit code and message of a failure."""
+    if isinstance(exc, BatchError):
+        code, message = classify(exc.error, flags=False)
+        return code, f"command {exc.index + 1}: {message}"
+    if isinstance(exc, DomainError):
+        return REFUSED, f"refused [{exc.rule}]: {exc.message}"
+    if isinstance(exc, StoreBusyError):
+        return REFUSED, f"refused [store-busy]: {exc}"
+    if isinstance(exc, ValidationError):
+        return BAD_INPUT, f"invalid input: {describe_validation(exc, flags)}"
+    if isinstance(exc, AmountError | ConfigError | UnknownCommandError | UnknownEventTypeError):
+        return BAD_INPUT, f"invalid input: {exc}"
+    if isinstance(exc, StoreUnavailableError):
+        return UNREACHABLE, f"store unavailable: {exc}"
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code, exc.format_message()
+    return UNREACHABLE if isinstance(exc, OSError) else 1, f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,167 @@
+"""Inspection: events list/show/stats/tail and the JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from adapters.envelope import Envelope
+from adapters.schema import all_schemas, event_schema
+from cli.context import Context, pass_context
+from cli.errors import InputError
+from cli.render import emit_envelopes, emit_object, emit_rows
+from domain.events import EVENT_CLASSES
+
+INITIATIVE_TYPES = {"InitiativeRegistered", "FundsAllocated", "AllocationReleased",
+                    "FundsDisbursed", "MilestoneReached", "InitiativeClosed"}  # fmt: skip
+
+
+def parse_time(text: str, flag: str) -> datetime:
+    """An ISO 8601 time (or date); without a zone it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{flag}: {text[:40]!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _check_types(types: tuple[str, ...]) -> None:
+    for name in types:
+        if name not in EVENT_CLASSES:
+            known = ", ".join(sorted(EVENT_CLASSES))
+            raise InputError(f"--type: unknown event type {name!r} (known: {known})")
+
+
+@click.group("events")
+def events() -> None:
+    """Inspect recorded events."""
+
+
+@events.command("list")
+@click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--initiative", help="Only facts of this initiative.")
+@click.option("--from-position", type=click.IntRange(min=0), default=1)
+@click.option("--to-position", type=click.IntRange(min=0))
+@click.option("--since", help="Recorded at or after this time (ISO 8601).")
+@click.option("--until", help="Recorded at or before this time (ISO 8601).")
+@click.option("--limit", type=click.IntRange(min=0))
+@pass_context
+def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_position: int,
+          to_position: int | None, since: str | None, until: str | None,
+          limit: int | None) -> None:  # fmt: skip
+    """List events in store order, filtered."""
+    _check_types(types)
+    lower = parse_time(since, "--since") if since else None
+    upper = parse_time(until, "--until") if until else None
+    store = ctx.store()
+
+    def selected() -> Iterator[Envelope]:
+        count = 0
+        for envelope in store.envelopes(max(from_position, 1), to_position, types):
+            if limit is not None and count >= limit:
+                return
+            if initiative and (envelope.type not in INITIATIVE_TYPES
+                               or envelope.scope != initiative):  # fmt: skip
+                continue
+            if lower and envelope.recorded_at < lower:
+                continue
+            if upper and envelope.recorded_at > upper:
+                continue
+            count += 1
+            yield envelope
+
+    emit_envelopes(selected(), ctx.fmt)
+
+
+@events.command("show")
+@click.argument("ref", metavar="POSITION|EVENT-ID")
+@pass_context
+def show(ctx: Context, ref: str) -> None:
+    """Show one event by its position or event id."""
+    store = ctx.store()
+    found: Envelope | None = None
+    if ref.isdigit():
+        found = next(store.envelopes(int(ref), int(ref)), None)
+    else:
+        found = next((e for e in store.envelopes() if e.event_id == ref.lower()), None)
+    if found is None:
+        raise InputError(f"no event at {ref!r}")
+    if ctx.fmt == "table":
+        emit_object(found.to_dict(), "table")
+    else:
+        emit_object(found.to_dict(), "json" if ctx.fmt == "json" else ctx.fmt)
+
+
+@events.command("stats")
+@pass_context
+def stats(ctx: Context) -> None:
+    """Counts per event type, positions, times and the chain head."""
+    counts: Counter[str] = Counter()
+    first: Envelope | None = None
+    last: Envelope | None = None
+    for envelope in ctx.store().envelopes():
+        counts[envelope.type] += 1
+        first = first or envelope
+        last = envelope
+    result: dict[str, Any] = {
+        "events": sum(counts.values()),
+        "first_position": first.position if first else None,
+        "last_position": last.position if last else None,
+        "first_recorded_at": first.body()["recorded_at"] if first else None,
+        "last_recorded_at": last.body()["recorded_at"] if last else None,
+        "version": last.aggregate_version if last else 0,
+        "head_hash": last.hash if last else None,
+        "by_type": {name: counts[name] for name in EVENT_CLASSES if counts[name]},
+    }
+    if ctx.fmt == "table":
+        rows = [{"type": k, "events": v} for k, v in result["by_type"].items()]
+        emit_object({k: v for k, v in result.items() if k != "by_type"}, "table")
+        click.echo()
+        emit_rows(rows, ("type", "events"), "table")
+    else:
+        emit_object(result, ctx.fmt)
+
+
+@events.command("tail")
+@click.option("--interval", type=float, default=0.5, show_default=True,
+              help="Seconds between polls of the store.")  # fmt: skip
+@pass_context
+def tail(ctx: Context, interval: float) -> None:
+    """Follow new events as they are recorded (Ctrl-C to stop)."""
+    store = ctx.store()
+    position = store.max_position()
+    fmt = "jsonl" if ctx.fmt == "json" else ctx.fmt
+    try:
+        while True:
+            batch = list(store.envelopes(position + 1))
+            for envelope in batch:
+                emit_envelopes([envelope], fmt)
+                position = envelope.position
+            if not batch:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+@click.command("schema")
+@click.argument("type_", metavar="[TYPE]", required=False)
+@pass_context
+def schema(ctx: Context, type_: str | None) -> None:
+    """JSON Schema of the published envelope, per event type."""
+    if type_ is None:
+        click.echo(json.dumps(all_schemas(), indent=2))
+        return
+    if type_ not in EVENT_CLASSES:
+        raise InputError(f"unknown event type {type_!r} (known: {', '.join(EVENT_CLASSES)})")
+    click.echo(json.dumps(event_schema(EVENT_CLASSES[type_]), indent=2))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(events)
+    group.add_command(schema)

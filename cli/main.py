@@ -1,0 +1,90 @@
+"""`homeledger`: global options, sub-command groups, and the exit-code contract."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from adapters.settings import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM, Settings
+from cli import audit, inspect, messaging, record
+from cli.context import Context
+from cli.errors import classify
+from cli.render import FORMATS
+
+
+class LedgerGroup(click.Group):
+    """Runs the CLI so that every failure is one line on stderr and a documented exit code."""
+
+    def main(  # type: ignore[override]
+        self, args: list[str] | None = None, prog_name: str | None = None,
+        complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
+    ) -> Any:  # fmt: skip
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            result = super().main(argv, prog_name or "homeledger", complete_var,
+                                  standalone_mode=False, **extra)  # fmt: skip
+            code = result if isinstance(result, int) else 0
+        except click.exceptions.Exit as done:
+            code = done.exit_code
+        except click.exceptions.Abort:
+            click.echo("homeledger: aborted", err=True)
+            code = 130
+        except Exception as exc:  # noqa: BLE001 - the one place that reports every failure
+            code, message = classify(exc)
+            if "--debug" in argv:
+                traceback.print_exc()
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                message += f" (see '{exc.ctx.command_path} --help')"
+            click.echo(f"homeledger: {message}", err=True)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", envvar="HOMELEDGER_STORE", default=DEFAULT_STORE, show_default=True,
+              help="Event store URL: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB.")
+@click.option("--nats", "nats_url", envvar="HOMELEDGER_NATS_URL", default=DEFAULT_NATS_URL,
+              show_default=True, help="NATS server URL.")
+@click.option("--nats-user", envvar="HOMELEDGER_NATS_USER", help="NATS user name.")
+@click.option("--nats-password", envvar="HOMELEDGER_NATS_PASSWORD",
+              help="NATS password (prefer the environment variable).")
+@click.option("--nats-token", envvar="HOMELEDGER_NATS_TOKEN",
+              help="NATS token (prefer the environment variable).")
+@click.option("--nats-creds", envvar="HOMELEDGER_NATS_CREDS", help="NATS credentials file.")
+@click.option("--nats-ca", envvar="HOMELEDGER_NATS_CA", help="CA file to verify NATS TLS.")
+@click.option("--stream", envvar="HOMELEDGER_STREAM", default=DEFAULT_STREAM,
+              show_default=True, help="JetStream stream name.")
+@click.option("--actor", envvar="HOMELEDGER_ACTOR", default="",
+              help="Who records (default: the OS user).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
+              show_default=True, help="Output format.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, store: str, nats_url: str, nats_user: str | None,
+        nats_password: str | None, nats_token: str | None, nats_creds: str | None,
+        nats_ca: str | None, stream: str, actor: str, fmt: str, debug: bool) -> None:  # fmt: skip
+    """homeledger: the event-sourced ledger of a per-home giving partnership."""
+    import os
+
+    settings = Settings(
+        store=store, nats_url=nats_url, nats_user=nats_user, nats_password=nats_password,
+        nats_token=nats_token, nats_creds=nats_creds, nats_ca=nats_ca, stream=stream,
+        actor=actor, cipher_key=os.environ.get("HOMELEDGER_CIPHER_KEY") or None,
+    )  # fmt: skip
+    context = Context(settings=settings, fmt=fmt, debug=debug)
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+record.register(cli)
+inspect.register(cli)
+audit.register(cli)
+messaging.register(cli)
+
+
+def main() -> None:
+    cli.main()

@@ -1,0 +1,146 @@
+"""The one place that prints: table (aligned, money right-aligned), json, jsonl, csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+from adapters.envelope import ENVELOPE_FIELDS, Envelope
+
+FORMATS = ("table", "json", "jsonl", "csv")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _is_number(text: str) -> bool:
+    stripped = text.lstrip("-")
+    return bool(stripped) and stripped.replace(".", "", 1).isdigit()
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Aligned columns; numbers (money, counts, positions) right-aligned."""
+    cells = [[_cell(row.get(col)) for col in columns] for row in rows]
+    widths = [max([len(col), *(len(r[i]) for r in cells)]) for i, col in enumerate(columns)]
+    numeric = [
+        bool(cells) and all(_is_number(r[i]) or not r[i] for r in cells)
+        for i in range(len(columns))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    header = [c.upper().replace("_", " ") for c in columns]
+    return "\n".join([line(header), *(line(r) for r in cells)])
+
+
+def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:
+    """Print rows of plain values in the chosen format (streams for json/jsonl/csv)."""
+    if fmt == "table":
+        click.echo(table(list(rows), columns))
+    elif fmt == "jsonl":
+        for row in rows:
+            click.echo(json.dumps(row, separators=(",", ":")))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore",
+                                lineterminator="\n")  # fmt: skip
+        writer.writeheader()
+        click.echo(out.getvalue(), nl=False)
+        for row in rows:
+            out.seek(0)
+            out.truncate()
+            writer.writerow({k: _cell(v) for k, v in row.items()})
+            click.echo(out.getvalue(), nl=False)
+    else:
+        _emit_json_array(rows)
+
+
+def _emit_json_array(items: Iterable[dict[str, Any]]) -> None:
+    click.echo("[", nl=False)
+    for index, item in enumerate(items):
+        click.echo(("," if index else "") + json.dumps(item, separators=(",", ":")), nl=False)
+    click.echo("]")
+
+
+# Envelopes: the JSON forms are the published envelope; table and csv flatten it.
+
+EVENT_COLUMNS = ("position", "recorded_at", "effective_date", "type", "scope", "amount",
+                 "detail", "actor")  # fmt: skip
+
+
+def summary(envelope: Envelope) -> dict[str, Any]:
+    data = envelope.data
+    detail = {
+        "PartnershipEstablished": lambda: f"{data['donor']} -> {data['beneficiary']}, "
+        f"{data['rate']} {data['currency']}/home, {data['basis']}",
+        "UnitsAcquired": lambda: f"+{data['units']} homes",
+        "UnitsDisposed": lambda: f"-{data['units']} homes",
+        "DonationPledged": lambda: f"delta {data['delta']}, basis {data['unit_basis']}",
+        "DonationReceived": lambda: f"received {data['received_on']}",
+        "InitiativeRegistered": lambda: f"{data['name']} ({data['country']})",
+        "FundsAllocated": lambda: f"{data['year']} allocation {data['allocation_id']}",
+        "AllocationReleased": lambda: f"{data['allocation_id']}: {data['reason']}",
+        "FundsDisbursed": lambda: f"disbursed {data['disbursed_on']}",
+        "MilestoneReached": lambda: data["milestone"],
+        "InitiativeClosed": lambda: data.get("reason", ""),
+        "LedgerSealed": lambda: f"up to {data['position']}: {data['digest'][:16]}",
+    }[envelope.type]()
+    return {
+        "position": envelope.position,
+        "recorded_at": envelope.body()["recorded_at"],
+        "effective_date": envelope.effective_date.isoformat(),
+        "type": envelope.type,
+        "scope": envelope.scope,
+        "amount": data.get("amount"),
+        "detail": detail,
+        "actor": envelope.actor,
+    }
+
+
+def emit_envelopes(envelopes: Iterable[Envelope], fmt: str) -> None:
+    if fmt == "table":
+        emit_rows((summary(e) for e in envelopes), EVENT_COLUMNS, fmt)
+    elif fmt == "csv":
+        emit_rows((e.to_dict() for e in envelopes), ENVELOPE_FIELDS, fmt)
+    else:
+        emit_rows((e.to_dict() for e in envelopes), ENVELOPE_FIELDS, fmt)
+
+
+def emit_object(obj: dict[str, Any], fmt: str) -> None:
+    """One record: json prints the object itself; table prints key/value lines."""
+    if fmt == "json":
+        click.echo(json.dumps(obj, indent=2))
+    elif fmt == "jsonl":
+        click.echo(json.dumps(obj, separators=(",", ":")))
+    elif fmt == "csv":
+        emit_rows([obj], list(obj), fmt)
+    else:
+        flat = _flatten(obj)
+        width = max(len(k) for k in flat)
+        for key, value in flat.items():
+            click.echo(f"{key.ljust(width)}  {_cell(value)}")
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
