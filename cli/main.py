@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from adapters.settings import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM, Settings
-from cli import audit, inspect, messaging, record
+from cli import audit, demo, inspect, messaging, record
 from cli.context import Context
 from cli.errors import classify
 from cli.render import FORMATS
@@ -84,6 +84,7 @@ record.register(cli)
 inspect.register(cli)
 audit.register(cli)
 messaging.register(cli)
+demo.register(cli)
 
 
 def main() -> None:

@@ -1,0 +1,297 @@
+"""Shared Hypothesis strategies: values, commands (valid and invalid-but-well-typed), facts.
+
+The value sets are small on purpose (five countries, five initiatives, four years) so
+that random commands collide: they dispose of homes that are held, allocate to
+initiatives that exist, release allocations that were made, and just as often do not.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import strategies as st
+
+from domain import commands as c
+from domain import events as e
+
+COUNTRIES = ("SE", "DE", "NL", "DK", "GW")
+SLUGS = (
+    "gw-bissau-village",
+    "nl-siblings-together",
+    "se-youth-jobs",
+    "dk-family-care",
+    "de-foster-homes",
+)
+ALLOCATION_IDS = ("a-1", "a-2", "a-3", "a-4", "a-5", "a-6")
+MILESTONES = ("solar panels installed", "crisis shelter opened", "computer room equipped")
+CURRENCY = "EUR"
+OTHER_CURRENCIES = ("SEK", "DKK", "USD")
+FIRST_DAY = date(2021, 1, 1)
+LAST_DAY = date(2024, 12, 31)
+FIRST_YEAR, LAST_YEAR = FIRST_DAY.year, LAST_DAY.year
+MAX_CENTS = 99_999_999_999_999_99  # domain.money.MAX_AMOUNT in cents
+
+
+def cents_to_str(cents: int) -> str:
+    """The wire form of an amount of cents: '250000.00'. Negative amounts keep their sign."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+def to_decimal(cents: int) -> Decimal:
+    return Decimal(cents_to_str(cents))
+
+
+# Values.
+
+countries = st.sampled_from(COUNTRIES)
+slugs = st.sampled_from(SLUGS)
+any_slugs = st.from_regex(r"[a-z0-9-]{1,64}", fullmatch=True)
+tokens = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,40}", fullmatch=True)
+allocation_ids = st.sampled_from(ALLOCATION_IDS)
+dates = st.dates(FIRST_DAY, LAST_DAY)
+start_dates = st.dates(FIRST_DAY, date(2022, 12, 31))
+years = st.integers(FIRST_YEAR, LAST_YEAR)
+bases = st.sampled_from(["pro-rata", "year-end"])
+unit_counts = st.integers(1, 50)
+digests = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+# Free text as an operator may type it: any printable character, never blank.
+texts = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")),
+    min_size=1,
+    max_size=30,
+).filter(lambda text: text.strip() != "")
+plain_texts = st.text(alphabet=string.ascii_letters + string.digits + " -'", min_size=1,
+                      max_size=30).filter(lambda text: text.strip() != "")  # fmt: skip
+optional_texts = st.just("") | texts
+# Money commands may name the currency: none, the partnership's, or another one.
+command_currencies = st.sampled_from([None, None, CURRENCY, *OTHER_CURRENCIES])
+recorded_times = st.datetimes(
+    min_value=datetime(2021, 1, 1),
+    max_value=datetime(2030, 12, 31),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5))]),
+)
+
+
+def cents(min_cents: int = 1, max_cents: int = 500_000) -> st.SearchStrategy[int]:
+    return st.integers(min_cents, max_cents)
+
+
+def amounts(min_cents: int = 1, max_cents: int = 500_000) -> st.SearchStrategy[str]:
+    """Money as two-decimal strings, from min_cents to max_cents."""
+    return cents(min_cents, max_cents).map(cents_to_str)
+
+
+# Commands. Each strategy takes its field strategies as keywords, so a test can narrow
+# one field (a known initiative, an amount just over the balance) and keep the rest.
+
+
+def establish_partnership(
+    *, rate: Any = None, basis: Any = bases, start: Any = start_dates, currency: Any = None
+) -> st.SearchStrategy[c.EstablishPartnership]:
+    return st.builds(
+        c.EstablishPartnership,
+        donor=st.sampled_from(["Heimstaden", "Landlord AB"]),
+        beneficiary=st.sampled_from(["SOS Children's Villages", "SOS Barnbyar"]),
+        rate=rate if rate is not None else amounts(1, 20_000),
+        currency=currency if currency is not None else st.just(CURRENCY),
+        basis=basis,
+        start=start,
+    )
+
+
+def acquire_units(
+    *, country: Any = countries, units: Any = unit_counts, on: Any = dates
+) -> st.SearchStrategy[c.AcquireUnits]:
+    return st.builds(c.AcquireUnits, country=country, units=units, on=on, ref=optional_texts)
+
+
+def dispose_units(
+    *, country: Any = countries, units: Any = unit_counts, on: Any = dates
+) -> st.SearchStrategy[c.DisposeUnits]:
+    return st.builds(c.DisposeUnits, country=country, units=units, on=on, ref=optional_texts)
+
+
+def pledge_donation(*, year: Any = years) -> st.SearchStrategy[c.PledgeDonation]:
+    return st.builds(c.PledgeDonation, year=year)
+
+
+def receive_donation(
+    *, year: Any = years, amount: Any = None, on: Any = dates, currency: Any = command_currencies
+) -> st.SearchStrategy[c.ReceiveDonation]:
+    return st.builds(
+        c.ReceiveDonation, year=year, amount=amount or amounts(), on=on, currency=currency
+    )
+
+
+def register_initiative(*, initiative: Any = slugs) -> st.SearchStrategy[c.RegisterInitiative]:
+    return st.builds(
+        c.RegisterInitiative, id=initiative, name=texts, country=countries,
+        programme=st.sampled_from(["family strengthening", "alternative care", "youth"]),
+    )  # fmt: skip
+
+
+def close_initiative(
+    *, initiative: Any = slugs, on: Any = dates
+) -> st.SearchStrategy[c.CloseInitiative]:
+    return st.builds(c.CloseInitiative, id=initiative, on=on, reason=optional_texts)
+
+
+def allocate_funds(
+    *, initiative: Any = slugs, year: Any = years, amount: Any = None,
+    allocation_id: Any = st.none() | allocation_ids, currency: Any = command_currencies,
+) -> st.SearchStrategy[c.AllocateFunds]:  # fmt: skip
+    return st.builds(
+        c.AllocateFunds, initiative=initiative, year=year, amount=amount or amounts(),
+        allocation_id=allocation_id, currency=currency,
+    )  # fmt: skip
+
+
+def release_allocation(
+    *, allocation_id: Any = allocation_ids, amount: Any = None,
+    currency: Any = command_currencies,
+) -> st.SearchStrategy[c.ReleaseAllocation]:  # fmt: skip
+    return st.builds(
+        c.ReleaseAllocation, id=allocation_id, amount=amount or amounts(), reason=texts,
+        currency=currency,
+    )  # fmt: skip
+
+
+def disburse_funds(
+    *, initiative: Any = slugs, amount: Any = None, on: Any = dates,
+    currency: Any = command_currencies,
+) -> st.SearchStrategy[c.DisburseFunds]:  # fmt: skip
+    return st.builds(
+        c.DisburseFunds, initiative=initiative, amount=amount or amounts(), on=on,
+        currency=currency,
+    )  # fmt: skip
+
+
+def record_milestone(
+    *, initiative: Any = slugs, name: Any = st.sampled_from(MILESTONES), on: Any = dates
+) -> st.SearchStrategy[c.RecordMilestone]:
+    return st.builds(
+        c.RecordMilestone, initiative=initiative, name=name, on=on, evidence=optional_texts
+    )
+
+
+def seal_ledger() -> st.SearchStrategy[c.SealLedger]:
+    return st.builds(c.SealLedger, position=st.integers(0, 10_000), digest=digests)
+
+
+COMMAND_STRATEGIES: dict[type[c.Command], Callable[[], st.SearchStrategy[Any]]] = {
+    c.EstablishPartnership: establish_partnership,
+    c.AcquireUnits: acquire_units,
+    c.DisposeUnits: dispose_units,
+    c.PledgeDonation: pledge_donation,
+    c.ReceiveDonation: receive_donation,
+    c.RegisterInitiative: register_initiative,
+    c.CloseInitiative: close_initiative,
+    c.AllocateFunds: allocate_funds,
+    c.ReleaseAllocation: release_allocation,
+    c.DisburseFunds: disburse_funds,
+    c.RecordMilestone: record_milestone,
+    c.SealLedger: seal_ledger,
+}
+
+
+def ledger_commands() -> st.SearchStrategy[c.Command]:
+    """Any command an operator can send after `init`, valid or not."""
+    return st.one_of(
+        [
+            make()
+            for cls, make in COMMAND_STRATEGIES.items()
+            if cls not in (c.EstablishPartnership, c.SealLedger)
+        ]
+    )
+
+
+@st.composite
+def ledger_histories(draw: st.DrawFn, max_size: int = 40) -> list[c.Command]:
+    """`init`, homes from its start on, initiatives, pledges, then any commands.
+
+    Most commands in a history are valid; the caller skips the ones the ledger refuses.
+    """
+    start = draw(start_dates)
+    after_start = st.dates(start, LAST_DAY)
+    rate = draw(amounts(100, 20_000))
+    history: list[c.Command] = [draw(establish_partnership(rate=st.just(rate), start=st.just(start)))]
+    history += draw(st.lists(acquire_units(units=st.integers(1, 400), on=after_start),
+                             min_size=1, max_size=5))  # fmt: skip
+    history += draw(st.lists(register_initiative(), min_size=1, max_size=3))
+    history += draw(st.lists(pledge_donation(year=st.integers(start.year, LAST_YEAR)),
+                             min_size=1, max_size=3))  # fmt: skip
+    small = amounts(1, 200_000)
+    mixed = st.one_of(
+        ledger_commands(),
+        dispose_units(on=after_start),
+        receive_donation(amount=small, on=after_start, currency=st.none()),
+        allocate_funds(amount=small, currency=st.none()),
+        release_allocation(amount=amounts(1, 50_000), currency=st.none()),
+        disburse_funds(amount=amounts(1, 50_000), on=after_start, currency=st.none()),
+    )
+    history += draw(st.lists(mixed, max_size=max_size))
+    return history
+
+
+# Facts, as a store or a stream might hand them over.
+
+signed_cents = st.integers(-MAX_CENTS, MAX_CENTS)
+wire_money = cents(0, MAX_CENTS).map(to_decimal)
+
+EVENT_STRATEGIES: dict[str, st.SearchStrategy[e.DomainEvent]] = {
+    "PartnershipEstablished": st.builds(
+        e.PartnershipEstablished, donor=texts, beneficiary=texts, rate=wire_money,
+        currency=st.sampled_from([CURRENCY, *OTHER_CURRENCIES]), basis=bases, start_date=dates,
+    ),  # fmt: skip
+    "UnitsAcquired": st.builds(
+        e.UnitsAcquired, country=countries, units=st.integers(1, 10**8), effective_date=dates,
+        reference=optional_texts,
+    ),  # fmt: skip
+    "UnitsDisposed": st.builds(
+        e.UnitsDisposed, country=countries, units=st.integers(1, 10**8), effective_date=dates,
+        reference=optional_texts,
+    ),  # fmt: skip
+    "DonationPledged": st.builds(
+        e.DonationPledged, year=years, basis=bases, unit_basis=st.integers(0, 10**12),
+        rate=wire_money, amount=wire_money, delta=signed_cents.map(to_decimal),
+        currency=st.just(CURRENCY),
+    ),  # fmt: skip
+    "DonationReceived": st.builds(
+        e.DonationReceived, year=years, amount=wire_money, currency=st.just(CURRENCY),
+        received_on=dates,
+    ),  # fmt: skip
+    "InitiativeRegistered": st.builds(
+        e.InitiativeRegistered, initiative=any_slugs, name=texts, country=countries,
+        programme=texts,
+    ),  # fmt: skip
+    "FundsAllocated": st.builds(
+        e.FundsAllocated, allocation_id=tokens, initiative=any_slugs, year=years,
+        amount=wire_money, currency=st.just(CURRENCY),
+    ),  # fmt: skip
+    "AllocationReleased": st.builds(
+        e.AllocationReleased, allocation_id=tokens, initiative=any_slugs, year=years,
+        amount=wire_money, currency=st.just(CURRENCY), reason=texts,
+    ),  # fmt: skip
+    "FundsDisbursed": st.builds(
+        e.FundsDisbursed, initiative=any_slugs, amount=wire_money, currency=st.just(CURRENCY),
+        disbursed_on=dates,
+    ),  # fmt: skip
+    "MilestoneReached": st.builds(
+        e.MilestoneReached, initiative=any_slugs, milestone=texts, reached_on=dates,
+        evidence=optional_texts,
+    ),  # fmt: skip
+    "InitiativeClosed": st.builds(
+        e.InitiativeClosed, initiative=any_slugs, closed_on=dates, reason=optional_texts
+    ),
+    "LedgerSealed": st.builds(e.LedgerSealed, position=st.integers(0, 10**9), digest=digests),
+}
+
+
+def events() -> st.SearchStrategy[e.DomainEvent]:
+    return st.one_of(list(EVENT_STRATEGIES.values()))
