@@ -159,7 +159,7 @@ class LedgerApplication:
                         raise
                     repeats.extend(answered)
                     continue
-            except Exception as error:
+            except DomainError as error:
                 raise BatchError(index, error) from None
             command_id = command.command_id or str(uuid4())
             seen[command_id] = command.fingerprint()

@@ -96,10 +96,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ).format(*self.receipts)
         )
 
-    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+    def _insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
         rows = _receipt_rows(kwargs)
         if rows:
-            curs.executemany(SQL("INSERT INTO {}.{} VALUES (%s,%s,%s,%s)").format(*self.receipts), rows)
+            insert = SQL("INSERT INTO {}.{} VALUES (%s,%s,%s,%s)").format(*self.receipts)
+            curs.executemany(insert, rows)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def select_receipt(self, command_id: str) -> Receipt | None:

@@ -36,12 +36,12 @@ def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
             str(year): [str(b.pledged), b.unit_basis, str(b.received), str(b.allocated),
                         str(b.released)]
             for year, b in ledger.years.items()
-        },  # fmt: skip
+        },
         "initiatives": {
             key: [i.name, i.country, i.programme, _d(i.closed_on), str(i.allocated),
                   str(i.released), str(i.disbursed), sorted(i.milestones)]
             for key, i in ledger.initiatives.items()
-        },  # fmt: skip
+        },
         "allocations": {
             key: [a.initiative, a.year, str(a.amount), str(a.released)]
             for key, a in ledger.allocations.items()
@@ -79,7 +79,7 @@ def ledger_from_dict(data: dict[str, Any]) -> Ledger | None:
             key, name, country, programme,
             date.fromisoformat(closed) if closed else None,
             Decimal(alloc), Decimal(rel), Decimal(disb), set(ms),
-        )  # fmt: skip
+        )
     for key, (initiative, year, amount, released) in data["allocations"].items():
         ledger.allocations[key] = Allocation(
             key, initiative, year, Decimal(amount), Decimal(released)

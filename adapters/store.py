@@ -5,7 +5,9 @@ SQLite or PostgreSQL, chosen by the store URL; the same code runs on both.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +119,7 @@ class LedgerStore:
     def decode_body(self, stored: StoredEvent) -> dict[str, Any]:
         try:
             return cast(dict[str, Any], json.loads(self._open_bytes(stored.state)))
-        except Exception as exc:
+        except (ValueError, TypeError, KeyError, zlib.error) as exc:
             raise StoreUnavailableError(
                 f"cannot read stored event version {stored.originator_version}: "
                 f"{type(exc).__name__} (wrong or missing cipher key?)"
@@ -160,7 +162,7 @@ class LedgerStore:
         topics = [topic_for(t) for t in types]
         while True:
             rows = self._guard(
-                lambda: self.recorder.select_notifications(start, page, stop, topics)
+                lambda start=start: self.recorder.select_notifications(start, page, stop, topics)
             )
             yield from rows
             if len(rows) < page:
@@ -175,7 +177,7 @@ class LedgerStore:
             yield self.decode(notification)
 
     def receipt(self, command_id: str) -> Receipt | None:
-        return self._guard(lambda: self.recorder.select_receipt(command_id))
+        return cast(Receipt | None, self._guard(lambda: self.recorder.select_receipt(command_id)))
 
     def envelopes_for(self, receipt: Receipt) -> list[Envelope]:
         rows = self._guard(
@@ -209,10 +211,8 @@ class LedgerStore:
                  "ledger": ledger_to_dict(head.ledger)}  # fmt: skip
         snapshot = StoredEvent(LEDGER_ID, head.version, SNAPSHOT_TOPIC,
                                self._seal_bytes(canonical_json(state)))  # fmt: skip
-        try:
+        with contextlib.suppress(IntegrityError):  # another writer took the same snapshot
             self.snapshots.insert_events([snapshot])
-        except IntegrityError:
-            pass  # another writer took the same snapshot
 
     def _latest_snapshot(self) -> Head | None:
         rows = self._guard(lambda: self.snapshots.select_events(LEDGER_ID, desc=True, limit=1))

@@ -29,7 +29,7 @@ class Failure(click.ClickException):
 
     def __init__(self, exit_code: int, message: str) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # per instance: the classified code
 
 
 class Unreachable(click.ClickException):

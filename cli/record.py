@@ -10,8 +10,8 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from cli.context import Context, build, pass_context
 from adapters.application import BatchError
+from cli.context import Context, build, pass_context
 from cli.errors import Failure, InputError, classify, describe_validation
 from cli.render import emit_envelopes
 from domain import commands as c
@@ -35,7 +35,7 @@ def _record(ctx: Context, command: Command) -> None:
 @click.option("--start", required=True, help="Start date, YYYY-MM-DD.")
 @command_id_option
 @pass_context
-def init(ctx: Context, **options: Any) -> None:
+def init(ctx: Context, /, **options: Any) -> None:
     """Establish the partnership (once per ledger)."""
     _record(ctx, build(c.EstablishPartnership, **options))
 
@@ -53,7 +53,7 @@ def _units_command(name: str, cls: type[c.AcquireUnits], doc: str) -> click.Comm
     @click.option("--ref", help="Reference, e.g. a deed or portfolio id.")
     @command_id_option
     @pass_context
-    def run(ctx: Context, **options: Any) -> None:
+    def run(ctx: Context, /, **options: Any) -> None:
         _record(ctx, build(cls, **options))
 
     return run
@@ -67,7 +67,7 @@ units.add_command(_units_command("dispose", c.DisposeUnits, "Record homes dispos
 @click.option("--year", required=True, type=int)
 @command_id_option
 @pass_context
-def pledge(ctx: Context, **options: Any) -> None:
+def pledge(ctx: Context, /, **options: Any) -> None:
     """Pledge (or adjust) a year's donation, computed from the portfolio."""
     _record(ctx, build(c.PledgeDonation, **options))
 
@@ -78,7 +78,7 @@ def pledge(ctx: Context, **options: Any) -> None:
 @click.option("--on", required=True, help="Date received, YYYY-MM-DD.")
 @command_id_option
 @pass_context
-def receive(ctx: Context, **options: Any) -> None:
+def receive(ctx: Context, /, **options: Any) -> None:
     """Record money received against a year's pledge."""
     _record(ctx, build(c.ReceiveDonation, **options))
 
@@ -95,7 +95,7 @@ def initiative() -> None:
 @click.option("--programme", required=True)
 @command_id_option
 @pass_context
-def register(ctx: Context, **options: Any) -> None:
+def register_initiative(ctx: Context, /, **options: Any) -> None:
     """Register an initiative (ID: 1-64 of a-z, 0-9, '-')."""
     _record(ctx, build(c.RegisterInitiative, **options))
 
@@ -106,7 +106,7 @@ def register(ctx: Context, **options: Any) -> None:
 @click.option("--reason")
 @command_id_option
 @pass_context
-def close(ctx: Context, **options: Any) -> None:
+def close(ctx: Context, /, **options: Any) -> None:
     """Close an initiative: nothing is allocated to it afterwards."""
     _record(ctx, build(c.CloseInitiative, **options))
 
@@ -118,7 +118,7 @@ def close(ctx: Context, **options: Any) -> None:
 @click.option("--allocation-id", help="Default: a new UUID.")
 @command_id_option
 @pass_context
-def allocate(ctx: Context, **options: Any) -> None:
+def allocate(ctx: Context, /, **options: Any) -> None:
     """Allocate part of a year's pledge to an initiative."""
     _record(ctx, build(c.AllocateFunds, **options))
 
@@ -129,7 +129,7 @@ def allocate(ctx: Context, **options: Any) -> None:
 @click.option("--reason", required=True)
 @command_id_option
 @pass_context
-def release(ctx: Context, **options: Any) -> None:
+def release(ctx: Context, /, **options: Any) -> None:
     """Release (part of) an allocation back to its year."""
     _record(ctx, build(c.ReleaseAllocation, **options))
 
@@ -140,7 +140,7 @@ def release(ctx: Context, **options: Any) -> None:
 @click.option("--on", required=True, help="Date paid, YYYY-MM-DD.")
 @command_id_option
 @pass_context
-def disburse(ctx: Context, **options: Any) -> None:
+def disburse(ctx: Context, /, **options: Any) -> None:
     """Pay allocated money out to an initiative."""
     _record(ctx, build(c.DisburseFunds, **options))
 
@@ -152,7 +152,7 @@ def disburse(ctx: Context, **options: Any) -> None:
 @click.option("--evidence", help="Reference to the evidence.")
 @command_id_option
 @pass_context
-def milestone(ctx: Context, **options: Any) -> None:
+def milestone(ctx: Context, /, **options: Any) -> None:
     """Record a milestone an initiative reached (once per milestone)."""
     _record(ctx, build(c.RecordMilestone, **options))
 
@@ -187,7 +187,7 @@ def read_commands(file: str) -> list[tuple[int, Command]]:
 
 def _open(file: str) -> Any:
     try:
-        return Path(file).open("rb")  # noqa: SIM115 - closed by the caller's with
+        return Path(file).open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {file}: {exc.strerror}") from None
 
@@ -222,10 +222,8 @@ def seal(ctx: Context) -> None:
     emit_envelopes(ctx.app().seal(), ctx.fmt)
 
 
-def register_commands(group: click.Group) -> None:
+def register(group: click.Group) -> None:
     for command in (init, units, pledge, receive, initiative, allocate, release, disburse,
                     milestone, import_, seal):  # fmt: skip
         group.add_command(command)
 
-
-register = register_commands

@@ -81,7 +81,7 @@ def commands() -> list[c.Command]:
         c.EstablishPartnership(
             donor="Heimstaden", beneficiary="SOS Children's Villages", rate=Decimal(RATE),
             currency="EUR", basis="year-end", start=START,
-        ),  # fmt: skip
+        ),
     ]
     out += [
         c.AcquireUnits(country=country, units=homes, on=START, ref="portfolio at start")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import click
@@ -85,7 +85,7 @@ EVENT_COLUMNS = ("position", "recorded_at", "effective_date", "type", "scope", "
 
 def summary(envelope: Envelope) -> dict[str, Any]:
     data = envelope.data
-    detail = {
+    details: dict[str, Callable[[], str]] = {
         "PartnershipEstablished": lambda: f"{data['donor']} -> {data['beneficiary']}, "
         f"{data['rate']} {data['currency']}/home, {data['basis']}",
         "UnitsAcquired": lambda: f"+{data['units']} homes",
@@ -99,7 +99,8 @@ def summary(envelope: Envelope) -> dict[str, Any]:
         "MilestoneReached": lambda: data["milestone"],
         "InitiativeClosed": lambda: data.get("reason", ""),
         "LedgerSealed": lambda: f"up to {data['position']}: {data['digest'][:16]}",
-    }[envelope.type]()
+    }
+    detail = details[envelope.type]()
     return {
         "position": envelope.position,
         "recorded_at": envelope.body()["recorded_at"],

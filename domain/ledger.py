@@ -108,7 +108,7 @@ class YearBook:
 
 Decider = Callable[["Ledger", Any, date], list[e.DomainEvent]]
 _DECIDERS: dict[type[c.Command], Decider] = {}
-_APPLIERS: dict[type[e.DomainEvent], Callable[["Ledger", Any], None]] = {}
+_APPLIERS: dict[type[e.DomainEvent], Callable[[Ledger, Any], None]] = {}
 C = TypeVar("C", bound=c.Command)
 E = TypeVar("E", bound=e.DomainEvent)
 
