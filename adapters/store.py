@@ -33,7 +33,7 @@ from adapters.envelope import (
     topic_for,
 )
 from adapters.recorders import LedgerRecorder, Receipt
-from adapters.settings import APP_NAME, StoreLocation
+from adapters.settings import APP_NAME, ConfigError, StoreLocation
 from adapters.snapshots import ledger_from_dict, ledger_to_dict
 from domain.ledger import Ledger
 
@@ -76,17 +76,23 @@ class LedgerStore:
                 raise StoreUnavailableError(f"store {location.display} does not exist")
         env = dict(location.env)
         if cipher_key:
+            env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
             env["CIPHER_KEY"] = cipher_key
             env["COMPRESSOR_TOPIC"] = "eventsourcing.compressor:ZlibCompressor"
         try:
             self.factory = InfrastructureFactory.construct(Environment(APP_NAME, env))
+            self.cipher = self.factory.cipher()
+        except ValueError:  # never echo the key itself
+            raise ConfigError(
+                "HOMELEDGER_CIPHER_KEY is not a base64 AES key of 16, 24 or 32 bytes"
+            ) from None
+        try:
             self.recorder = cast(LedgerRecorder, self.factory.application_recorder())
             self.snapshots = self.factory.aggregate_recorder("snapshots")
         except (PersistenceError, OSError) as exc:
             raise StoreUnavailableError(
                 f"cannot open store {location.display}: {_first_line(exc)}"
             ) from None
-        self.cipher = self.factory.cipher()
         self.compressor = self.factory.compressor()
 
     def close(self) -> None:
