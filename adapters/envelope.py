@@ -141,6 +141,9 @@ def new_body(
 def envelope_from_body(body: dict[str, Any], position: int) -> Envelope:
     """Rebuild an envelope from its stored body; the fact is upcast to the current schema."""
     fact = event_from_data(body["type"], body["schema_version"], body["data"])
+    data = body["data"]
+    if body["schema_version"] == fact.SCHEMA_VERSION:  # the model's field order, as recorded
+        data = {**{k: data[k] for k in type(fact).model_fields if k in data}, **data}
     return Envelope(
         event_id=body["event_id"],
         type=body["type"],
@@ -153,7 +156,7 @@ def envelope_from_body(body: dict[str, Any], position: int) -> Envelope:
         actor=body["actor"],
         command_id=body["command_id"],
         correlation_id=body["correlation_id"],
-        data=body["data"],
+        data=data,
         prev_hash=body["prev_hash"],
         hash=body["hash"],
         fact=fact,

@@ -1,9 +1,298 @@
-"""Auditing commands (balances, audit, portfolio, trial-balance, replay, verify, report)."""
+"""Auditing: balances, audit, portfolio, trial-balance, replay, verify, report.
+
+Every read first brings the stored projections up to the store's head, so it never
+shows stale figures, and takes `--as-of-position N` or `--as-of TIME` (recorded
+time: the longest prefix of the ledger recorded at or before TIME).
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
 import click
+
+from adapters.store import LedgerStore
+from cli.context import Context, pass_context
+from cli.errors import FINDING, Failure, InputError
+from cli.inspect import parse_time
+from cli.render import emit_object, emit_rows, table
+from projections.as_of import PointInTime, UnknownInitiativeError
+from projections.audit_trail import AUDIT_COLUMNS
+from projections.balances import BY_CHOICES, columns_for
+from projections.db import ProjectionDB
+from projections.portfolio import PORTFOLIO_COLUMNS
+from projections.postings import TRIAL_COLUMNS
+from projections.report import REPORT_COLUMNS, report_lines, year_report
+from projections.runner import DEFAULT_CHECKPOINT_EVERY, DEFAULT_PAGE, ProjectionRunner
+from projections.state import PROJECTIONS
+from projections.verify import verify as run_verify
+
+AUDIT_TABLE_COLUMNS = ("position", "recorded_at", "effective_date", "type", "actor",
+                       "allocation_id", "year", "change", "balance", "detail")  # fmt: skip
+PAGE_ENV = "HOMELEDGER_PROJECTION_PAGE"
+CHECKPOINT_ENV = "HOMELEDGER_CHECKPOINT_EVERY"
+
+
+@dataclass
+class Projections:
+    store: LedgerStore
+    db: ProjectionDB
+    runner: ProjectionRunner
+    reader: PointInTime
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def open_projections(ctx: Context, *, page: int | None = None) -> Projections:
+    """The store's projections, closed with the command."""
+    store = ctx.store()
+    db = ProjectionDB(store.location)
+    click.get_current_context().call_on_close(db.close)
+    runner = ProjectionRunner(
+        store, db, page=page or _env_int(PAGE_ENV, DEFAULT_PAGE),
+        checkpoint_every=_env_int(CHECKPOINT_ENV, DEFAULT_CHECKPOINT_EVERY),
+    )  # fmt: skip
+    return Projections(store, db, runner, PointInTime(store, db))
+
+
+def current(ctx: Context) -> Projections:
+    """The projections, caught up with every fact recorded so far."""
+    projections = open_projections(ctx)
+    projections.runner.catch_up()
+    return projections
+
+
+# Point in time.
+
+
+def as_of_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option(
+        "--as-of", "as_of", metavar="TIME",
+        help="As recorded by this time (ISO 8601; UTC if no zone): the longest prefix of "
+        "the ledger whose facts were all recorded at or before it.",
+    )(func)  # fmt: skip
+    return click.option(
+        "--as-of-position", type=click.IntRange(min=0), metavar="N",
+        help="As of position N: the facts at positions 1..N.",
+    )(func)
+
+
+def resolve(projections: Projections, as_of_position: int | None, as_of: str | None) -> int:
+    if as_of_position is not None and as_of is not None:
+        raise InputError("give --as-of-position or --as-of, not both")
+    moment = parse_time(as_of, "--as-of") if as_of is not None else None
+    return projections.reader.resolve(as_of_position, moment)
+
+
+def _parse_date(text: str, flag: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{flag}: {text[:40]!r} is not a date in the form YYYY-MM-DD") from None
+
+
+# Reads.
+
+
+@click.command("balances")
+@click.option("--year", type=int, help="Only this year's money.")
+@click.option("--by", "by", type=click.Choice(BY_CHOICES), default="year", show_default=True,
+              help="Group by pledge year, initiative or the initiative's country.")  # fmt: skip
+@as_of_options
+@pass_context
+def balances(ctx: Context, year: int | None, by: str, as_of_position: int | None,
+             as_of: str | None) -> None:  # fmt: skip
+    """Pledged, received, outstanding, allocated, released, unallocated, disbursed."""
+    projections = current(ctx)
+    position = resolve(projections, as_of_position, as_of)
+    rows = projections.reader.balances(position).rows(by, year)
+    emit_rows(rows, columns_for(by, year), ctx.fmt)
+
+
+@click.command("audit")
+@click.argument("initiative")
+@as_of_options
+@pass_context
+def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str | None) -> None:
+    """Every fact that touched INITIATIVE, with the running balance after each.
+
+    With --format csv or json this is the auditor's file: one row per fact, with the
+    columns documented in docs/auditing.md.
+    """
+    projections = current(ctx)
+    position = resolve(projections, as_of_position, as_of)
+    try:
+        rows = projections.reader.audit_rows(initiative, position)
+    except UnknownInitiativeError as exc:
+        raise InputError(str(exc)) from None
+    columns = AUDIT_TABLE_COLUMNS if ctx.fmt == "table" else AUDIT_COLUMNS
+    emit_rows(rows, columns, ctx.fmt)
+
+
+@click.command("portfolio")
+@click.option("--on", "on", metavar="DATE", help="Effective date (default: today, UTC).")
+@as_of_options
+@pass_context
+def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
+              as_of: str | None) -> None:  # fmt: skip
+    """Homes held per country on a date."""
+    day = _parse_date(on, "--on") if on else datetime.now(UTC).date()
+    projections = current(ctx)
+    position = resolve(projections, as_of_position, as_of)
+    emit_rows(projections.reader.portfolio(position, day), PORTFOLIO_COLUMNS, ctx.fmt)
+
+
+@click.command("trial-balance")
+@as_of_options
+@pass_context
+def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -> None:
+    """Debits, credits and balance per account; the difference is always zero."""
+    projections = current(ctx)
+    position = resolve(projections, as_of_position, as_of)
+    trial = projections.reader.trial_balance(position).to_dict()
+    if ctx.fmt in ("json", "jsonl"):
+        emit_object(trial, ctx.fmt)
+        return
+    total = {"account": "total", "debit": trial["debit"], "credit": trial["credit"],
+             "balance": trial["difference"]}  # fmt: skip
+    emit_rows([*trial["accounts"], total], TRIAL_COLUMNS, ctx.fmt)
+
+
+@click.command("report")
+@click.option("--year", type=int, required=True, help="The pledge year.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report to FILE instead of standard output.")  # fmt: skip
+@as_of_options
+@pass_context
+def report(ctx: Context, year: int, out: str | None, as_of_position: int | None,
+           as_of: str | None) -> None:  # fmt: skip
+    """A year's report: pledged, received, allocations, disbursed, milestones."""
+    projections = current(ctx)
+    position = resolve(projections, as_of_position, as_of)
+    text = render_report(year_report(projections.reader, year, position), ctx.fmt)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror}") from None
+    click.echo(f"wrote {out}", err=True)
+
+
+def render_report(data: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    if fmt == "jsonl":
+        return json.dumps(data, separators=(",", ":")) + "\n"
+    lines = report_lines(data)
+    if fmt == "table":
+        return table(lines, REPORT_COLUMNS) + "\n"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(REPORT_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: line.get(k, "") for k in REPORT_COLUMNS} for line in lines)
+    return out.getvalue()
+
+
+# Maintenance.
+
+
+@click.command("replay")
+@click.option("--projection", "names", multiple=True, type=click.Choice(PROJECTIONS),
+              help="Rebuild only this projection (repeatable; default: all).")  # fmt: skip
+@click.option("--page-size", type=click.IntRange(min=1), help="Facts per transaction.")
+@pass_context
+def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
+    """Drop projections and rebuild them from position 0."""
+    projections = open_projections(ctx, page=page_size)
+    chosen = names or PROJECTIONS
+    total = projections.store.max_position()
+    started = time.monotonic()
+    with _progress(total, ctx.fmt == "table") as advance:
+        count = projections.runner.rebuild(chosen, progress=advance)
+    seconds = time.monotonic() - started
+    summary = {
+        "projections": list(chosen),
+        "events": count,
+        "position": total,
+        "seconds": round(seconds, 3),
+        "events_per_second": round(count / seconds) if seconds else 0,
+    }
+    emit_object(summary, ctx.fmt)
+
+
+def _quiet(count: int) -> None:
+    """No progress bar: nothing to show."""
+
+
+@contextmanager
+def _progress(total: int, wanted: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (items, rate, ETA), only when stderr is a terminal."""
+    stream = sys.stderr
+    if not wanted or not stream.isatty() or total == 0:
+        yield _quiet
+        return
+    started = time.monotonic()
+    done = [0]
+
+    def rate(_: Any) -> str:
+        elapsed = time.monotonic() - started
+        return f"{done[0] / elapsed:,.0f} facts/s" if elapsed > 0 else ""
+
+    with click.progressbar(length=total, label="replaying", file=stream, show_pos=True,
+                           show_eta=True, item_show_func=rate) as bar:  # fmt: skip
+
+        def advance(count: int) -> None:
+            done[0] += count
+            bar.update(count)
+
+        yield advance
+
+
+@click.command("verify")
+@pass_context
+def verify(ctx: Context) -> None:
+    """Check the hash chain, seals, projections, double entry and pledges.
+
+    Exit 1 when any check finds a problem, naming the first bad position.
+    """
+    projections = open_projections(ctx)
+    result = run_verify(projections.store, projections.db, projections.runner)
+    if ctx.fmt in ("json", "jsonl"):
+        emit_object(result.to_dict(), ctx.fmt)
+    else:
+        rows = [{"check": c.name, "result": "ok" if c.ok else "FAILED",
+                 "first_bad_position": c.position, "detail": c.detail()}
+                for c in result.checks]  # fmt: skip
+        emit_rows(rows, ("check", "result", "first_bad_position", "detail"), ctx.fmt)
+    if not result.ok:
+        where = result.first_bad_position
+        at = f"; first bad position {where}" if where is not None else ""
+        failed = ", ".join(c.name for c in result.checks if not c.ok)
+        raise Failure(FINDING, f"verify found problems ({failed}){at}")
 
 
 def register(group: click.Group) -> None:
     """Adds the auditing commands to the CLI."""
+    for command in (balances, audit, portfolio, trial_balance, replay, verify, report):
+        group.add_command(command)
+

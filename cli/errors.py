@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import click
 from pydantic import ValidationError
@@ -42,14 +41,16 @@ def describe_validation(error: ValidationError, flags: bool = True) -> str:
     """The first problem of a pydantic validation error, in one line."""
     first = error.errors()[0]
     loc = ".".join(str(part) for part in first["loc"])
-    name = f"--{loc.replace('_', '-')}" if flags and loc else loc
+    name = loc
+    if flags and loc:  # positional ids are arguments, everything else is a flag
+        name = "ID" if loc == "id" else f"--{loc.replace('_', '-')}"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         return f"unknown field {loc!r}"
     if first["type"] == "missing":
         return f"missing {name}"
     if first["type"] in ("int_type", "int_parsing"):
-        message = f"must be a whole number, not {json.dumps(first.get('input'))[:40]}"
+        message = f"must be a whole number, not {str(first.get('input'))[:40]}"
     return f"{name}: {message}" if name else message
 
 

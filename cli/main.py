@@ -29,6 +29,9 @@ class LedgerGroup(click.Group):
             code = result if isinstance(result, int) else 0
         except click.exceptions.Exit as done:
             code = done.exit_code
+        except click.exceptions.NoArgsIsHelpError as bare:
+            click.echo(bare.ctx.get_help() if bare.ctx else self.get_help(click.Context(self)))
+            code = 0
         except click.exceptions.Abort:
             click.echo("homeledger: aborted", err=True)
             code = 130

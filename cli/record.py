@@ -192,6 +192,10 @@ def _open(file: str) -> Any:
         raise InputError(f"cannot read {file}: {exc.strerror}") from None
 
 
+# Money in files is a fixed-point string: a JSON number is ambiguous (units or cents?).
+MONEY_FIELDS = ("amount", "rate")
+
+
 def _parse_line(number: int, raw: bytes) -> Command:
     try:
         text = raw.decode("utf-8")
@@ -203,6 +207,12 @@ def _parse_line(number: int, raw: bytes) -> Command:
         raise InputError(f"line {number}: not valid JSON ({str(exc)[:80]})") from None
     if not isinstance(fields, dict):
         raise InputError(f"line {number}: a command must be a JSON object")
+    for key in MONEY_FIELDS:
+        if key in fields and not isinstance(fields[key], str):
+            raise InputError(
+                f'line {number}: {key} must be a decimal string such as "250000.00", '
+                "not a JSON number"
+            )
     try:
         return parse_command(fields)
     except UnknownCommandError as exc:

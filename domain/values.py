@@ -99,7 +99,10 @@ def _iso_date_only(value: object) -> object:
         text = value.strip()
         if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             raise ValueError(f"{text[:40]!r} is not a date in the form YYYY-MM-DD")
-        return date.fromisoformat(text)
+        try:
+            return date.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a valid date: {exc}") from None
     if isinstance(value, date) and type(value) is date:
         return value
     raise ValueError(f"{value!r} is not a date in the form YYYY-MM-DD")
