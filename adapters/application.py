@@ -83,9 +83,15 @@ class LedgerApplication:
         precheck = len(commands) > 1
         for _ in range(MAX_ATTEMPTS):
             head = self._current_head()
-            planned, repeats = self._plan(head, commands, correlation, precheck)
+            try:
+                slots = self._plan(head, commands, correlation, precheck)
+            except BatchError:
+                if self._caught_up(head):
+                    continue  # the refusal was decided on stale state: decide again
+                raise
+            planned = [slot for slot in slots if isinstance(slot, _Planned)]
             if not planned:
-                return repeats
+                return [e for slot in slots if isinstance(slot, list) for e in slot]
             try:
                 positions = self.store.append(
                     [b for p in planned for b in p.bodies], self._receipts(planned)
@@ -102,10 +108,7 @@ class LedgerApplication:
                 raise
             recorded = [b for p in planned for b in p.bodies]
             self._after_append(head, recorded)
-            return repeats + [
-                envelope_from_body(body, position)
-                for body, position in zip(recorded, positions, strict=True)
-            ]
+            return self._answers(slots, positions)
         raise ConcurrencyError(
             f"the ledger kept changing under {MAX_ATTEMPTS} attempts; nothing was recorded"
         )
@@ -128,16 +131,35 @@ class LedgerApplication:
             self._head = self.store.load_head()
         return self._head
 
+    def _caught_up(self, head: Head) -> bool:
+        """Bring a cached state up to date; True if other writers had recorded since."""
+        version = head.version
+        self.store.fast_forward(head)
+        return head.version != version
+
+    @staticmethod
+    def _answers(slots: list[_Planned | list[Envelope]], positions: list[int]) -> list[Envelope]:
+        """Every command's envelopes in command order, repeats where they stood."""
+        remaining = iter(positions)
+        answers: list[Envelope] = []
+        for slot in slots:
+            if isinstance(slot, _Planned):
+                answers += [envelope_from_body(body, next(remaining)) for body in slot.bodies]
+            else:
+                answers += slot
+        return answers
+
     def _plan(
         self, head: Head, commands: Sequence[Command], correlation: str | None, precheck: bool
-    ) -> tuple[list[_Planned], list[Envelope]]:
+    ) -> list[_Planned | list[Envelope]]:
         """Decide every command in order on the cached state, or raise BatchError.
 
-        The cached state is advanced as commands are decided; on any failure it is
-        dropped, so the next attempt starts from the store again.
+        Each command gets a slot: the facts it will record, or the envelopes a repeat
+        answers with. A batch is decided on a copy, so a refusal leaves the cache as it
+        was; a single command's facts are applied to the cache as they are decided, and
+        the cache is dropped if they are not recorded.
         """
-        planned: list[_Planned] = []
-        repeats: list[Envelope] = []
+        slots: list[_Planned | list[Envelope]] = []
         seen: dict[str, str] = {}
         version, last_hash = head.version, head.last_hash
         now = self.clock()
@@ -146,10 +168,10 @@ class LedgerApplication:
             try:
                 if command.command_id and command.command_id in seen:
                     self._check_same(command, seen[command.command_id])
-                    continue
+                    continue  # the same command twice in one batch is recorded once
                 answered = self._answer_repeat(command) if precheck else None
                 if answered is not None:
-                    repeats.extend(answered)
+                    slots.append(answered)
                     continue
                 try:
                     facts = ledger.decide(command, now.date())
@@ -157,7 +179,7 @@ class LedgerApplication:
                     answered = self._answer_repeat(command)
                     if answered is None:
                         raise
-                    repeats.extend(answered)
+                    slots.append(answered)
                     continue
             except DomainError as error:
                 raise BatchError(index, error) from None
@@ -174,11 +196,11 @@ class LedgerApplication:
                 ledger.apply(fact)
                 last_hash = str(body["hash"])
                 bodies.append(body)
-            planned.append(_Planned(command, command_id, bodies))
+            slots.append(_Planned(command, command_id, bodies))
         if ledger is not head.ledger:
             head.ledger = ledger
         head.version, head.last_hash = version, last_hash
-        return planned, repeats
+        return slots
 
     def _answer_repeat(self, command: Command) -> list[Envelope] | None:
         if not command.command_id:

@@ -32,6 +32,7 @@ class ChainLink:
     position: int
     version: int
     body: dict[str, Any]
+    topic: str = ""
 
 
 def seal_digest(position: int, count: int, last_hash: str) -> str:
@@ -49,7 +50,7 @@ def digest_up_to(store: LedgerStore, position: int) -> str:
 def links(store: LedgerStore, stop: int | None = None) -> Iterator[ChainLink]:
     for notification in store.notifications(1, stop):
         yield ChainLink(notification.id, notification.originator_version,
-                        _decode_or_empty(store, notification))  # fmt: skip
+                        _decode_or_empty(store, notification), notification.topic)  # fmt: skip
 
 
 def _decode_or_empty(store: LedgerStore, notification: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 RECEIPTS_TABLE = "homeledger_commands"
+SCHEMA_LOCK_KEY = 0x686C6564  # pg_advisory_lock key for creating homeledger's tables
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,39 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ).format(*self.receipts)
         )
 
-    def _insert_events(
+    def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
+        # After the table lock and the events (so racing writers queue on the lock, not
+        # deadlock on a receipt), inside the library's sync: a repeated command id is an
+        # IntegrityError. Own cursor: the events cursor still holds the RETURNING rows.
+        super()._insert_stored_events(curs, stored_events, **kwargs)
         rows = _receipt_rows(kwargs)
         if rows:
             insert = SQL("INSERT INTO {}.{} VALUES (%s,%s,%s,%s)").format(*self.receipts)
-            curs.executemany(insert, rows)
-        super()._insert_events(curs, stored_events, **kwargs)
+            with curs.connection.cursor() as receipts:
+                receipts.executemany(insert, rows)
+
+    def tables_exist(self, *others: str) -> bool:
+        names = [self.events_table_name, RECEIPTS_TABLE, *others]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                "SELECT count(*) AS n FROM information_schema.tables "
+                "WHERE table_schema=%s AND table_name = ANY(%s)",
+                (self.datastore.schema, names),
+            )
+            row = curs.fetchone()
+        return bool(row and row["n"] == len(names))
+
+    def create_tables_serially(self, *others: Any) -> None:
+        """Create the tables under an advisory lock: racing CREATE OR REPLACE fails."""
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+            try:
+                for recorder in (self, *others):
+                    recorder.create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
     def select_receipt(self, command_id: str) -> Receipt | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

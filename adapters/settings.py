@@ -7,8 +7,9 @@ else reads this object. Secrets are kept out of every printable form.
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -50,13 +51,17 @@ class Settings(BaseModel):
     def effective_actor(self) -> str:
         return self.actor or default_actor()
 
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name in ("store", "nats_url") else value
+
 
 @dataclass(frozen=True)
 class StoreLocation:
     """Where the events live, as the eventsourcing library's environment."""
 
     kind: str  # "sqlite" or "postgresql"
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds the password
     display: str  # the URL with any password masked
 
 
@@ -127,6 +132,8 @@ def _postgres_location(url: str) -> StoreLocation:
         # concurrent writers (eventsourcing 9.5.6).
         "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
         "APPLICATION_RECORDER_TOPIC": "adapters.recorders:LedgerPostgresRecorder",
+        # The store creates the tables itself, once and serially (see LedgerStore).
+        "CREATE_TABLE": "no",
     }
     return StoreLocation("postgresql", env, redact_url(url))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import psycopg
 from eventsourcing.persistence import (
     InfrastructureFactory,
     IntegrityError,
@@ -21,6 +22,7 @@ from eventsourcing.persistence import (
     PersistenceError,
     StoredEvent,
 )
+from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import Environment
 
 from adapters.envelope import (
@@ -32,7 +34,7 @@ from adapters.envelope import (
     envelope_from_body,
     topic_for,
 )
-from adapters.recorders import LedgerRecorder, Receipt
+from adapters.recorders import LedgerPostgresRecorder, LedgerRecorder, Receipt
 from adapters.settings import APP_NAME, ConfigError, StoreLocation
 from adapters.snapshots import ledger_from_dict, ledger_to_dict
 from domain.ledger import Ledger
@@ -89,11 +91,24 @@ class LedgerStore:
         try:
             self.recorder = cast(LedgerRecorder, self.factory.application_recorder())
             self.snapshots = self.factory.aggregate_recorder("snapshots")
+            if isinstance(self.recorder, LedgerPostgresRecorder):
+                self._prepare_postgres(self.recorder, create)
         except (PersistenceError, OSError) as exc:
             raise StoreUnavailableError(
-                f"cannot open store {location.display}: {_first_line(exc)}"
+                f"cannot open store {location.display}: {_postgres_reason(location, exc)}"
             ) from None
         self.compressor = self.factory.compressor()
+
+    def _prepare_postgres(self, recorder: LedgerPostgresRecorder, create: bool) -> None:
+        """Create the tables once, serially; a reader never needs the right to create."""
+        snapshots = cast(PostgresAggregateRecorder, self.snapshots)
+        if recorder.tables_exist(snapshots.events_table_name):
+            return
+        if not create:
+            raise StoreUnavailableError(
+                f"store {self.location.display} holds no homeledger ledger yet"
+            )
+        recorder.create_tables_serially(snapshots)
 
     def close(self) -> None:
         self.factory.close()
@@ -227,17 +242,44 @@ class LedgerStore:
         try:
             state = json.loads(self._open_bytes(rows[0].state))
             ledger = ledger_from_dict(state["ledger"])
+            version, last_hash = int(state["version"]), str(state["hash"])
         except Exception:  # noqa: BLE001 - a snapshot is only a cache: rebuild from facts
             return None
-        if ledger is None:
+        if ledger is None or version != rows[0].originator_version:
             return None
-        return Head(ledger, state["version"], state["hash"])
+        # Trust it only if the fact it claims to follow is stored with that very hash.
+        facts = self._guard(
+            lambda: self.recorder.select_events(LEDGER_ID, gt=version - 1, lte=version)
+        )
+        if len(facts) != 1 or self.decode_body(facts[0]).get("hash") != last_hash:
+            return None
+        return Head(ledger, version, last_hash)
 
     def _guard(self, read: Any) -> Any:
         try:
             return read()
         except PersistenceError as exc:
             raise StoreUnavailableError(f"store read failed: {_first_line(exc)}") from None
+
+
+def _postgres_reason(location: StoreLocation, exc: BaseException) -> str:
+    """The server's own reason when the pool only says it timed out (no password shown)."""
+    reason = _first_line(exc)
+    if location.kind != "postgresql" or "couldn't get a connection" not in reason:
+        return reason
+    env = location.env
+    try:
+        psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"], connect_timeout=2,
+        ).close()  # fmt: skip
+    except psycopg.Error as direct:
+        text = _first_line(direct)
+        if env["POSTGRES_PASSWORD"]:
+            text = text.replace(env["POSTGRES_PASSWORD"], "***")
+        return text
+    return reason
 
 
 def _first_line(exc: BaseException) -> str:
