@@ -1,0 +1,179 @@
+"""Failure modes: the disk filling up under SQLite, PostgreSQL restarting mid-command.
+
+Each ends in a clear error, nothing half-written (a command's facts and its receipt are
+all stored or none are; the hash chain stays intact) and recovery without a restart of
+the process once the fault is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from adapters.application import LedgerApplication
+from adapters.bootstrap import build_application
+from adapters.chain import check_link, links
+from adapters.envelope import GENESIS_HASH
+from adapters.settings import Settings
+from adapters.store import StoreUnavailableError
+from cli.main import cli
+from domain import commands as c
+
+pytestmark = pytest.mark.slow
+
+
+def chain_length(app: LedgerApplication) -> int:
+    """The number of facts, asserting the chain is intact from the first to the last."""
+    prev, version = GENESIS_HASH, 1
+    for link in links(app.store):
+        assert check_link(link, version, prev, link.topic) is None, link.position
+        prev, version = str(link.body["hash"]), version + 1
+    return version - 1
+
+
+def setup_ledger(app: LedgerApplication) -> None:
+    app.execute(c.EstablishPartnership(donor="Heimstaden", beneficiary="SOS", rate="100.00",
+                                       currency="EUR", basis="year-end", start="2021-01-01"))
+    app.execute(c.AcquireUnits(country="SE", units=110_000, on="2021-01-01"))
+    app.execute(c.PledgeDonation(year=2021))
+    app.execute(c.RegisterInitiative(id="gw-bissau-village", name="Bissau hub", country="GW",
+                                     programme="family-like care"))  # fmt: skip
+
+
+def allocation(n: int, note: str = "") -> c.AllocateFunds:
+    return c.AllocateFunds(initiative="gw-bissau-village", year=2021, amount=Decimal("1.00"),
+                           allocation_id=f"a-{n}{note}", command_id=f"cmd-{n}{note}")  # fmt: skip
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 384 KiB tmpfs: SQLite runs out of room after a few hundred facts."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_sqlite_disk_full_is_a_clear_error_and_recovers(small_disk: Path) -> None:
+    url = f"sqlite:///{small_disk / 'ledger.db'}"
+    app = build_application(Settings(store=url, actor="ops", snapshot_every=0))
+    try:
+        setup_ledger(app)
+        recorded, failure = 0, None
+        for n in range(100_000):
+            try:
+                app.execute(allocation(n))
+            except StoreUnavailableError as error:
+                failure = str(error)
+                break
+            recorded += 1
+        assert failure is not None and "full" in failure, failure
+        # Nothing half-written: the chain is intact and holds exactly what was answered.
+        assert chain_length(app) == 4 + recorded
+        with sqlite3.connect(small_disk / "ledger.db") as db:
+            receipts = db.execute("SELECT count(*) FROM homeledger_commands").fetchone()[0]
+        assert receipts == 4 + recorded
+
+        # Through the CLI: one line, exit 4, nothing written.
+        result = CliRunner().invoke(cli, ["--store", url, "allocate", "--initiative",
+                                          "gw-bissau-village", "--year", "2021", "--amount",
+                                          "1.00"])  # fmt: skip
+        assert result.exit_code == 4, result.output
+        assert result.stderr.count("\n") == 1 and "full" in result.stderr
+
+        # Room again: the same application records on, the failed command included.
+        subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+        app.execute(allocation(recorded))
+        assert chain_length(app) == 4 + recorded + 1
+    finally:
+        app.store.close()
+
+
+def _pg_cluster(action: str) -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+
+
+def _wait_for_postgres(url: str, seconds: float = 60) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            psycopg.connect(url, connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.mark.postgres
+def test_postgres_restart_mid_commands(pg_url: str) -> None:
+    if not os.path.isdir("/etc/postgresql") or shutil.which("pg_ctlcluster") is None:
+        pytest.skip("needs the local PostgreSQL cluster to restart it")
+    app = build_application(Settings(store=pg_url, actor="ops", snapshot_every=0))
+    answered: list[int] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                app.execute(allocation(n))
+                answered.append(n)
+            except StoreUnavailableError as error:
+                failed.append(str(error))
+                time.sleep(0.05)
+            n += 1
+
+    try:
+        setup_ledger(app)
+        thread = threading.Thread(target=writer)
+        thread.start()
+        time.sleep(1.0)
+        try:
+            _pg_cluster("stop")
+            time.sleep(2.0)
+        finally:
+            _pg_cluster("start")  # the server always comes back, whatever the test does
+            _wait_for_postgres(pg_url)
+        time.sleep(3.0)
+        stop.set()
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        assert failed, "the restart should have been noticed by some command"
+        assert all("\n" not in message for message in failed)
+        # Recovery: commands after the restart were recorded by the same application.
+        before = len(answered)
+        app.execute(allocation(10_000_000))
+        assert len(answered) >= 1 and before >= 1
+        # Nothing half-written: every fact has its receipt and every answer is stored.
+        import psycopg
+
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT command_id FROM homeledger_commands").fetchall()
+        receipts = {row[0] for row in rows}
+        stored = chain_length(app)
+        assert len(receipts) == stored
+        assert {f"cmd-{n}" for n in answered} <= receipts
+    finally:
+        stop.set()
+        app.store.close()
