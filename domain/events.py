@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.money import Money, SignedMoney
 from domain.values import (
@@ -61,7 +61,7 @@ class PartnershipEstablished(DomainEvent):
 class UnitsAcquired(DomainEvent):
     TYPE: ClassVar[str] = "UnitsAcquired"
     country: CountryCode
-    units: int
+    units: Annotated[int, Field(strict=True, gt=0)]
     effective_date: LedgerDate
     reference: OptionalText = ""
 

@@ -43,6 +43,8 @@ def parse_amount(value: object, *, allow_zero: bool = False, field: str = "amoun
         raise AmountError(f"{field} must be positive, got {text}")
     if number > MAX_AMOUNT:
         raise AmountError(f"{field} {text} exceeds the maximum of {MAX_AMOUNT}")
+    if number == 0:
+        number = Decimal(0)  # "-0.00" is zero: never carry a signed zero onto the wire
     return number.quantize(CENT)
 
 
@@ -64,7 +66,8 @@ def _wire_money(value: Any) -> Decimal:
 
 def _wire_signed_money(value: Any) -> Decimal:
     if isinstance(value, str) and value.strip().startswith("-"):
-        return -parse_amount(value.strip()[1:], allow_zero=True)
+        magnitude = parse_amount(value.strip()[1:], allow_zero=True)
+        return -magnitude if magnitude else magnitude
     if isinstance(value, Decimal) and value < 0:
         return -_wire_money(-value)
     return _wire_money(value)

@@ -87,6 +87,11 @@ def amounts(min_cents: int = 1, max_cents: int = 500_000) -> st.SearchStrategy[s
     return cents(min_cents, max_cents).map(cents_to_str)
 
 
+any_amounts = amounts()
+maybe_allocation_ids = st.none() | allocation_ids
+milestone_names = st.sampled_from(MILESTONES)
+
+
 # Commands. Each strategy takes its field strategies as keywords, so a test can narrow
 # one field (a known initiative, an amount just over the balance) and keep the rest.
 
@@ -122,11 +127,10 @@ def pledge_donation(*, year: Any = years) -> st.SearchStrategy[c.PledgeDonation]
 
 
 def receive_donation(
-    *, year: Any = years, amount: Any = None, on: Any = dates, currency: Any = command_currencies
-) -> st.SearchStrategy[c.ReceiveDonation]:
-    return st.builds(
-        c.ReceiveDonation, year=year, amount=amount or amounts(), on=on, currency=currency
-    )
+    *, year: Any = years, amount: Any = any_amounts, on: Any = dates,
+    currency: Any = command_currencies,
+) -> st.SearchStrategy[c.ReceiveDonation]:  # fmt: skip
+    return st.builds(c.ReceiveDonation, year=year, amount=amount, on=on, currency=currency)
 
 
 def register_initiative(*, initiative: Any = slugs) -> st.SearchStrategy[c.RegisterInitiative]:
@@ -143,37 +147,37 @@ def close_initiative(
 
 
 def allocate_funds(
-    *, initiative: Any = slugs, year: Any = years, amount: Any = None,
-    allocation_id: Any = st.none() | allocation_ids, currency: Any = command_currencies,
+    *, initiative: Any = slugs, year: Any = years, amount: Any = any_amounts,
+    allocation_id: Any = maybe_allocation_ids, currency: Any = command_currencies,
 ) -> st.SearchStrategy[c.AllocateFunds]:  # fmt: skip
     return st.builds(
-        c.AllocateFunds, initiative=initiative, year=year, amount=amount or amounts(),
+        c.AllocateFunds, initiative=initiative, year=year, amount=amount,
         allocation_id=allocation_id, currency=currency,
     )  # fmt: skip
 
 
 def release_allocation(
-    *, allocation_id: Any = allocation_ids, amount: Any = None,
+    *, allocation_id: Any = allocation_ids, amount: Any = any_amounts,
     currency: Any = command_currencies,
 ) -> st.SearchStrategy[c.ReleaseAllocation]:  # fmt: skip
     return st.builds(
-        c.ReleaseAllocation, id=allocation_id, amount=amount or amounts(), reason=texts,
+        c.ReleaseAllocation, id=allocation_id, amount=amount, reason=texts,
         currency=currency,
     )  # fmt: skip
 
 
 def disburse_funds(
-    *, initiative: Any = slugs, amount: Any = None, on: Any = dates,
+    *, initiative: Any = slugs, amount: Any = any_amounts, on: Any = dates,
     currency: Any = command_currencies,
 ) -> st.SearchStrategy[c.DisburseFunds]:  # fmt: skip
     return st.builds(
-        c.DisburseFunds, initiative=initiative, amount=amount or amounts(), on=on,
+        c.DisburseFunds, initiative=initiative, amount=amount, on=on,
         currency=currency,
     )  # fmt: skip
 
 
 def record_milestone(
-    *, initiative: Any = slugs, name: Any = st.sampled_from(MILESTONES), on: Any = dates
+    *, initiative: Any = slugs, name: Any = milestone_names, on: Any = dates
 ) -> st.SearchStrategy[c.RecordMilestone]:
     return st.builds(
         c.RecordMilestone, initiative=initiative, name=name, on=on, evidence=optional_texts
@@ -213,29 +217,40 @@ def ledger_commands() -> st.SearchStrategy[c.Command]:
 
 @st.composite
 def ledger_histories(draw: st.DrawFn, max_size: int = 40) -> list[c.Command]:
-    """`init`, homes from its start on, initiatives, pledges, then any commands.
+    """`init`, homes from its start on, initiatives, pledges, then mostly valid commands.
 
-    Most commands in a history are valid; the caller skips the ones the ledger refuses.
+    The later commands name registered initiatives, pledged years and small amounts, so
+    most are accepted; the caller skips the ones the ledger refuses.
     """
     start = draw(start_dates)
     after_start = st.dates(start, LAST_DAY)
-    rate = draw(amounts(100, 20_000))
-    history: list[c.Command] = [draw(establish_partnership(rate=st.just(rate), start=st.just(start)))]
-    history += draw(st.lists(acquire_units(units=st.integers(1, 400), on=after_start),
+    rate = draw(amounts(1_000, 20_000))
+    history: list[c.Command] = [
+        draw(establish_partnership(rate=st.just(rate), start=st.just(start)))
+    ]
+    history += draw(st.lists(acquire_units(units=st.integers(10, 400), on=after_start),
                              min_size=1, max_size=5))  # fmt: skip
-    history += draw(st.lists(register_initiative(), min_size=1, max_size=3))
-    history += draw(st.lists(pledge_donation(year=st.integers(start.year, LAST_YEAR)),
-                             min_size=1, max_size=3))  # fmt: skip
-    small = amounts(1, 200_000)
-    mixed = st.one_of(
-        ledger_commands(),
+    registered = draw(st.lists(slugs, min_size=1, max_size=3, unique=True))
+    history += [draw(register_initiative(initiative=st.just(slug))) for slug in registered]
+    pledged = draw(st.lists(st.integers(start.year, LAST_YEAR), min_size=1, max_size=3))
+    history += [c.PledgeDonation(year=year) for year in pledged]
+    known, small = st.sampled_from(registered), amounts(1, 5_000)
+    likely = st.one_of(
+        acquire_units(on=after_start),
         dispose_units(on=after_start),
-        receive_donation(amount=small, on=after_start, currency=st.none()),
-        allocate_funds(amount=small, currency=st.none()),
-        release_allocation(amount=amounts(1, 50_000), currency=st.none()),
-        disburse_funds(amount=amounts(1, 50_000), on=after_start, currency=st.none()),
-    )
-    history += draw(st.lists(mixed, max_size=max_size))
+        pledge_donation(year=st.sampled_from(pledged)),
+        receive_donation(year=st.sampled_from(pledged), amount=small, on=after_start,
+                         currency=st.none()),
+        allocate_funds(initiative=known, year=st.sampled_from(pledged), amount=small,
+                       currency=st.none()),
+        release_allocation(amount=amounts(1, 1_000), currency=st.none()),
+        disburse_funds(initiative=known, amount=amounts(1, 1_000), on=after_start,
+                       currency=st.none()),
+        record_milestone(initiative=known),
+        close_initiative(initiative=known, on=after_start),
+    )  # fmt: skip
+    history += draw(st.lists(likely | ledger_commands(), min_size=min(5, max_size),
+                             max_size=max_size))  # fmt: skip
     return history
 
 
@@ -246,46 +261,83 @@ wire_money = cents(0, MAX_CENTS).map(to_decimal)
 
 EVENT_STRATEGIES: dict[str, st.SearchStrategy[e.DomainEvent]] = {
     "PartnershipEstablished": st.builds(
-        e.PartnershipEstablished, donor=texts, beneficiary=texts, rate=wire_money,
-        currency=st.sampled_from([CURRENCY, *OTHER_CURRENCIES]), basis=bases, start_date=dates,
-    ),  # fmt: skip
+        e.PartnershipEstablished,
+        donor=texts,
+        beneficiary=texts,
+        rate=wire_money,
+        currency=st.sampled_from([CURRENCY, *OTHER_CURRENCIES]),
+        basis=bases,
+        start_date=dates,
+    ),
     "UnitsAcquired": st.builds(
-        e.UnitsAcquired, country=countries, units=st.integers(1, 10**8), effective_date=dates,
+        e.UnitsAcquired,
+        country=countries,
+        units=st.integers(1, 10**8),
+        effective_date=dates,
         reference=optional_texts,
-    ),  # fmt: skip
+    ),
     "UnitsDisposed": st.builds(
-        e.UnitsDisposed, country=countries, units=st.integers(1, 10**8), effective_date=dates,
+        e.UnitsDisposed,
+        country=countries,
+        units=st.integers(1, 10**8),
+        effective_date=dates,
         reference=optional_texts,
-    ),  # fmt: skip
+    ),
     "DonationPledged": st.builds(
-        e.DonationPledged, year=years, basis=bases, unit_basis=st.integers(0, 10**12),
-        rate=wire_money, amount=wire_money, delta=signed_cents.map(to_decimal),
+        e.DonationPledged,
+        year=years,
+        basis=bases,
+        unit_basis=st.integers(0, 10**12),
+        rate=wire_money,
+        amount=wire_money,
+        delta=signed_cents.map(to_decimal),
         currency=st.just(CURRENCY),
-    ),  # fmt: skip
+    ),
     "DonationReceived": st.builds(
-        e.DonationReceived, year=years, amount=wire_money, currency=st.just(CURRENCY),
+        e.DonationReceived,
+        year=years,
+        amount=wire_money,
+        currency=st.just(CURRENCY),
         received_on=dates,
-    ),  # fmt: skip
+    ),
     "InitiativeRegistered": st.builds(
-        e.InitiativeRegistered, initiative=any_slugs, name=texts, country=countries,
+        e.InitiativeRegistered,
+        initiative=any_slugs,
+        name=texts,
+        country=countries,
         programme=texts,
-    ),  # fmt: skip
+    ),
     "FundsAllocated": st.builds(
-        e.FundsAllocated, allocation_id=tokens, initiative=any_slugs, year=years,
-        amount=wire_money, currency=st.just(CURRENCY),
-    ),  # fmt: skip
+        e.FundsAllocated,
+        allocation_id=tokens,
+        initiative=any_slugs,
+        year=years,
+        amount=wire_money,
+        currency=st.just(CURRENCY),
+    ),
     "AllocationReleased": st.builds(
-        e.AllocationReleased, allocation_id=tokens, initiative=any_slugs, year=years,
-        amount=wire_money, currency=st.just(CURRENCY), reason=texts,
-    ),  # fmt: skip
+        e.AllocationReleased,
+        allocation_id=tokens,
+        initiative=any_slugs,
+        year=years,
+        amount=wire_money,
+        currency=st.just(CURRENCY),
+        reason=texts,
+    ),
     "FundsDisbursed": st.builds(
-        e.FundsDisbursed, initiative=any_slugs, amount=wire_money, currency=st.just(CURRENCY),
+        e.FundsDisbursed,
+        initiative=any_slugs,
+        amount=wire_money,
+        currency=st.just(CURRENCY),
         disbursed_on=dates,
-    ),  # fmt: skip
+    ),
     "MilestoneReached": st.builds(
-        e.MilestoneReached, initiative=any_slugs, milestone=texts, reached_on=dates,
+        e.MilestoneReached,
+        initiative=any_slugs,
+        milestone=texts,
+        reached_on=dates,
         evidence=optional_texts,
-    ),  # fmt: skip
+    ),
     "InitiativeClosed": st.builds(
         e.InitiativeClosed, initiative=any_slugs, closed_on=dates, reason=optional_texts
     ),
