@@ -1,0 +1,110 @@
+"""Point-in-time reads: every read model as of position N, exactly as a fresh replay.
+
+"As of position N" is the state after the facts at positions 1..N. "As of recorded
+time T" is as of the largest position N such that every fact at positions 1..N was
+recorded at or before T (see projections.timeline); positions past the head mean
+the head.
+
+Log-backed models (audit trail, portfolio, timeline) are read with `position <= N`.
+Keyed models (balances, double entry) start from the latest checkpoint at or below N
+(or from their current state when N is their tracking position) and replay the few
+facts between from the store, with the same code that built them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, cast
+
+from adapters.envelope import format_time
+from adapters.store import LedgerStore
+from projections.audit_trail import AUDIT, AUDIT_COLUMNS, audit_record
+from projections.balances import BalancesModel
+from projections.db import ProjectionDB
+from projections.model import Model
+from projections.portfolio import PortfolioModel
+from projections.postings import LedgerModel, TrialBalance
+from projections.state import MODEL_CLASSES, PROJECTIONS
+from projections.timeline import POSITION_AT
+
+
+class UnknownInitiativeError(ValueError):
+    """An initiative with no trail (as of the position asked)."""
+
+
+class PointInTime:
+    """Reads of the stored models; call after the runner has caught up."""
+
+    def __init__(self, store: LedgerStore, db: ProjectionDB) -> None:
+        self.store = store
+        self.db = db
+
+    def head(self) -> int:
+        """The position every model has reached."""
+        with self.db.read() as tx:
+            return min(tx.tracking(PROJECTIONS).values())
+
+    def resolve(self, position: int | None = None, moment: datetime | None = None) -> int:
+        """The position a read answers as of: N, the prefix recorded by T, or the head."""
+        head = self.head()
+        if position is not None:
+            return max(0, min(position, head))
+        if moment is not None:
+            with self.db.read() as tx:
+                found = tx.query(POSITION_AT, (format_time(moment),))
+            return min(int(found[0][0] or 0), head) if found else 0
+        return head
+
+    def model(self, name: str, position: int) -> Model:
+        """A model as of `position`, rebuilt as a fresh replay would have it."""
+        cls = MODEL_CLASSES[name]
+        with self.db.read() as tx:
+            tracked = tx.tracking([name])[name]
+            if position >= tracked:
+                base = cls.from_state(tx.load_state(cls, tracked), tracked)
+            elif not cls.CHECKPOINTED:
+                base = cls.from_state(tx.load_state(cls, position), position)
+            else:
+                checkpoint = tx.nearest_checkpoint(name, position)
+                base = cls() if checkpoint is None else cls.from_state(checkpoint[1], checkpoint[0])
+        if base.position < position:
+            for envelope in self.store.envelopes(base.position + 1, position):
+                base.apply(envelope)
+        base.position = position
+        return base
+
+    def balances(self, position: int) -> BalancesModel:
+        return cast(BalancesModel, self.model(BalancesModel.NAME, position))
+
+    def trial_balance(self, position: int) -> TrialBalance:
+        return cast(LedgerModel, self.model(LedgerModel.NAME, position)).trial_balance()
+
+    def portfolio(self, position: int, on: date) -> list[dict[str, Any]]:
+        return cast(PortfolioModel, self.model(PortfolioModel.NAME, position)).held_on(on)
+
+    def audit_rows(self, initiative: str, position: int) -> list[dict[str, Any]]:
+        with self.db.read() as tx:
+            rows = tx.query(
+                f"SELECT {', '.join(AUDIT_COLUMNS)} FROM {AUDIT.name} "
+                "WHERE initiative = ? AND position <= ? ORDER BY position",
+                (initiative, position),
+            )
+        if not rows:
+            raise UnknownInitiativeError(
+                f"initiative {initiative!r} has no recorded facts as of position {position}"
+            )
+        return [audit_record(row) for row in rows]
+
+    def audit_rows_of_types(
+        self, types: tuple[str, ...], first: date, last: date, position: int
+    ) -> list[dict[str, Any]]:
+        """Trail rows of these types with an effective date in first..last, any initiative."""
+        marks = ", ".join("?" * len(types))
+        with self.db.read() as tx:
+            rows = tx.query(
+                f"SELECT {', '.join(AUDIT_COLUMNS)} FROM {AUDIT.name} WHERE position <= ? "
+                f"AND type IN ({marks}) AND effective_date >= ? AND effective_date <= ? "
+                "ORDER BY position",
+                (position, *types, first.isoformat(), last.isoformat()),
+            )
+        return [audit_record(row) for row in rows]

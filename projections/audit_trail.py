@@ -1,0 +1,167 @@
+"""The per-initiative audit trail: every fact that touched an initiative, in order.
+
+One row per fact (registered, allocated, released, disbursed, milestone, closed),
+with where and when it was recorded, who recorded it under which command, the
+amounts it moved and the initiative's running balance after it. The columns are
+the auditor's export format (`homeledger audit INITIATIVE --format csv|json`) and
+are documented in docs/auditing.md; they are only ever added to, never renamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar, Self
+
+from adapters.envelope import Envelope
+from domain import events as e
+from domain.events import DomainEvent
+from domain.money import ZERO
+from projections.model import (
+    Model,
+    Row,
+    Rows,
+    Table,
+    from_cents,
+    money,
+    normalise,
+    time_text,
+    to_cents,
+)
+
+# The export columns, in order. Money columns are two-decimal strings.
+AUDIT_COLUMNS = (
+    "initiative", "seq", "position", "recorded_at", "effective_date", "type", "event_id",
+    "actor", "command_id", "correlation_id", "allocation_id", "year", "amount", "change",
+    "allocated", "released", "disbursed", "balance", "detail", "hash",
+)  # fmt: skip
+MONEY_COLUMNS = frozenset({"amount", "change", "allocated", "released", "disbursed", "balance"})
+INT_COLUMNS = frozenset({"seq", "position", "year"})
+
+AUDIT = Table(
+    "hl_proj_audit",
+    tuple((name, "INT" if name in MONEY_COLUMNS | INT_COLUMNS else "TEXT")
+          for name in AUDIT_COLUMNS),
+    ("position",),
+    log=True,
+    indexes=(("initiative", "position"),),
+)  # fmt: skip
+_LAST_ROWS = (
+    "SELECT initiative, seq, allocated, released, disbursed FROM hl_proj_audit "
+    "WHERE position IN (SELECT MAX(position) FROM hl_proj_audit WHERE position <= ? "
+    "GROUP BY initiative) ORDER BY initiative"
+)
+INITIATIVE_TYPES: frozenset[type[DomainEvent]] = frozenset({
+    e.InitiativeRegistered, e.FundsAllocated, e.AllocationReleased, e.FundsDisbursed,
+    e.MilestoneReached, e.InitiativeClosed,
+})  # fmt: skip
+
+
+@dataclass
+class TrailHead:
+    """Where an initiative's trail stands: rows so far and the running totals."""
+
+    seq: int = 0
+    allocated: Decimal = ZERO
+    released: Decimal = ZERO
+    disbursed: Decimal = ZERO
+
+    @property
+    def balance(self) -> Decimal:
+        """Allocated, not released and not yet disbursed."""
+        return self.allocated - self.released - self.disbursed
+
+
+class AuditModel(Model):
+    NAME = "audit"
+    TABLES = (AUDIT,)
+    STATE_QUERIES: ClassVar[dict[str, str]] = {"heads": _LAST_ROWS}
+
+    def __init__(self, *, keep_trails: bool = False) -> None:
+        super().__init__()
+        self.heads: dict[str, TrailHead] = {}
+        # In memory (a consumer, a test): every row, per initiative, as well.
+        self.trails: dict[str, list[Row]] | None = {} if keep_trails else None
+
+    def _handlers(self) -> dict[type[DomainEvent], Callable[[Envelope, Any], None]]:
+        return {kind: self._touched for kind in INITIATIVE_TYPES}
+
+    def _touched(self, env: Envelope, ev: Any) -> None:
+        head = self.heads.setdefault(ev.initiative, TrailHead())
+        change = _change(ev)
+        if isinstance(ev, e.FundsAllocated):
+            head.allocated += ev.amount
+        elif isinstance(ev, e.AllocationReleased):
+            head.released += ev.amount
+        elif isinstance(ev, e.FundsDisbursed):
+            head.disbursed += ev.amount
+        head.seq += 1
+        fields = ev.__dict__  # plain lookups: pydantic's __getattr__ is slow for a miss
+        amount = fields.get("amount")
+        row = (
+            ev.initiative, head.seq, env.position, time_text(env.recorded_at),
+            env.effective_date.isoformat(), env.type, env.event_id, env.actor, env.command_id,
+            env.correlation_id, fields.get("allocation_id"), fields.get("year"),
+            None if amount is None else to_cents(amount),
+            None if change is None else to_cents(change),
+            to_cents(head.allocated), to_cents(head.released), to_cents(head.disbursed),
+            to_cents(head.balance), _detail(ev), env.hash,
+        )  # fmt: skip
+        self._append(AUDIT.name, row)
+        if self.trails is not None:
+            self.trails.setdefault(ev.initiative, []).append(row)
+
+    def state_rows(self) -> Rows:
+        return {
+            "heads": [
+                (key, h.seq, to_cents(h.allocated), to_cents(h.released), to_cents(h.disbursed))
+                for key, h in sorted(self.heads.items())
+            ]
+        }
+
+    @classmethod
+    def from_state(cls, rows: Rows, position: int) -> Self:
+        model = cls()
+        model.position = position
+        for key, seq, allocated, released, disbursed in normalise(rows.get("heads", [])):
+            model.heads[key] = TrailHead(
+                seq, from_cents(allocated), from_cents(released), from_cents(disbursed)
+            )
+        return model
+
+    def trail(self, initiative: str) -> list[dict[str, Any]]:
+        """The kept rows of one initiative (only with keep_trails)."""
+        if self.trails is None:
+            raise ValueError("this audit model does not keep its trails in memory")
+        return [audit_record(row) for row in self.trails.get(initiative, [])]
+
+
+def _change(ev: Any) -> Decimal | None:
+    """The signed effect of a fact on the initiative's balance."""
+    if isinstance(ev, e.FundsAllocated):
+        return Decimal(ev.amount)
+    if isinstance(ev, e.AllocationReleased | e.FundsDisbursed):
+        return -ev.amount
+    return None
+
+
+def _detail(ev: Any) -> str:
+    if isinstance(ev, e.InitiativeRegistered):
+        return f"{ev.name} ({ev.country}, {ev.programme})"
+    if isinstance(ev, e.AllocationReleased):
+        return ev.reason
+    if isinstance(ev, e.MilestoneReached):
+        return ev.milestone + (f" [evidence: {ev.evidence}]" if ev.evidence else "")
+    if isinstance(ev, e.InitiativeClosed):
+        return ev.reason
+    return ""
+
+
+def audit_record(row: Row) -> dict[str, Any]:
+    """One stored audit row as the export prints it: money as two-decimal strings."""
+    record = dict(zip(AUDIT_COLUMNS, row, strict=True))
+    for name in MONEY_COLUMNS:
+        if record[name] is not None:
+            record[name] = money(record[name])
+    return record

@@ -1,0 +1,320 @@
+"""Where the read models live: the store's own database, through our own connection.
+
+SQLite: the same file as the events, through the standard library's sqlite3.
+PostgreSQL: the same database and schema, through psycopg. Every table is named
+`hl_proj_*`. Besides the models' tables there are three of our own:
+
+    hl_proj_meta         (key, value)                the projection format version
+    hl_proj_tracking     (projection, position)      the last position each model processed
+    hl_proj_checkpoints  (projection, position, state)  compressed model state every K facts
+
+A model's rows and its tracking position are always written in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg import sql as pg_sql
+
+from adapters.settings import StoreLocation
+from adapters.store import StoreBusyError, StoreUnavailableError
+from projections.model import Model, Row, Rows, Table, normalise
+from projections.state import MODEL_CLASSES
+
+# Bump when a table or a model's meaning changes: stored projections of another
+# format are dropped and rebuilt from the events on first use.
+PROJECTION_FORMAT = "1"
+META = Table("hl_proj_meta", (("key", "TEXT"), ("value", "TEXT")), ("key",))
+TRACKING = Table("hl_proj_tracking", (("projection", "TEXT"), ("position", "INT")),
+                 ("projection",))  # fmt: skip
+CHECKPOINTS = Table(
+    "hl_proj_checkpoints",
+    (("projection", "TEXT"), ("position", "INT"), ("state", "BLOB")),
+    ("projection", "position"),
+)
+OWN_TABLES = (META, TRACKING, CHECKPOINTS)
+_PG_TYPES = {"INT": "BIGINT", "TEXT": "TEXT", "BLOB": "BYTEA"}
+_LOCK_KEY = 0x686C70726F6A  # "hlproj": serialises schema changes on PostgreSQL
+
+
+class ConflictError(Exception):
+    """Another runner moved a projection on first; reload and carry on from there."""
+
+
+def all_tables() -> list[Table]:
+    return [*OWN_TABLES, *(t for cls in MODEL_CLASSES.values() for t in cls.TABLES)]
+
+
+def encode_state(rows: Rows) -> bytes:
+    return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
+
+
+def decode_state(blob: bytes) -> Rows:
+    data = json.loads(zlib.decompress(bytes(blob)))
+    return {name: normalise(rows) for name, rows in data.items()}
+
+
+class Tx:
+    """One transaction: queries with `?` placeholders on either database."""
+
+    def __init__(self, cursor: Any, kind: str) -> None:
+        self.cursor = cursor
+        self.kind = kind
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.execute(sql, params)
+        return [tuple(row) for row in self.cursor.fetchall()]
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if params:
+            self.cursor.execute(self._sql(sql), tuple(params))
+        else:
+            self.cursor.execute(sql)
+
+    def insert(self, table: Table, rows: list[Row]) -> None:
+        if not rows:
+            return
+        names = ", ".join(table.column_names)
+        if self.kind == "postgresql":
+            with self.cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(table.columns))
+        self.cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+
+    def upsert(self, table: Table, rows: Iterable[Row]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        names = table.column_names
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n not in table.key)
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))}) "
+            f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
+        )
+        self.cursor.executemany(self._sql(sql), rows)
+
+    # Tracking and checkpoints.
+
+    def tracking(self, names: Iterable[str], *, lock: bool = False) -> dict[str, int]:
+        wanted = list(names)
+        marks = ", ".join("?" * len(wanted))
+        suffix = " FOR UPDATE" if lock and self.kind == "postgresql" else ""
+        rows = self.query(
+            f"SELECT projection, position FROM {TRACKING.name} "
+            f"WHERE projection IN ({marks}){suffix}",
+            wanted,
+        )
+        found: dict[str, int] = {str(name): int(pos) for name, pos in rows}
+        return {name: int(found.get(name, 0)) for name in wanted}
+
+    def set_tracking(self, name: str, position: int) -> None:
+        self.upsert(TRACKING, [(name, position)])
+
+    def save_checkpoint(self, name: str, position: int, rows: Rows) -> None:
+        self.upsert(CHECKPOINTS, [(name, position, encode_state(rows))])
+
+    def nearest_checkpoint(self, name: str, position: int) -> tuple[int, Rows] | None:
+        rows = self.query(
+            f"SELECT position, state FROM {CHECKPOINTS.name} WHERE projection = ? "
+            "AND position <= ? ORDER BY position DESC LIMIT 1",
+            (name, position),
+        )
+        if not rows:
+            return None
+        return int(rows[0][0]), decode_state(rows[0][1])
+
+    def checkpoint_positions(self, name: str) -> list[int]:
+        rows = self.query(
+            f"SELECT position FROM {CHECKPOINTS.name} WHERE projection = ? ORDER BY position",
+            (name,),
+        )
+        return [int(row[0]) for row in rows]
+
+    # Models.
+
+    def load_state(self, cls: type[Model], position: int) -> Rows:
+        """A model's compact state as stored, as of `position` for log-backed models."""
+        return {
+            name: normalise(self.query(sql, (position,) if "?" in sql else ()))
+            for name, sql in cls.STATE_QUERIES.items()
+        }
+
+    def write_rows(self, cls: type[Model], rows: Rows) -> None:
+        for table in cls.TABLES:
+            written = rows.get(table.name)
+            if written:
+                (self.insert if table.log else self.upsert)(table, written)
+
+    def log_rows(self, table: Table, first: int, last: int) -> list[Row]:
+        """Stored rows of a log table for positions first..last, in key order."""
+        return self.query(
+            f"SELECT * FROM {table.name} WHERE position >= ? AND position <= ? "
+            f"ORDER BY {', '.join(table.key)}",
+            (first, last),
+        )
+
+    def clear(self, cls: type[Model]) -> None:
+        """Drop a model's rows and checkpoints and send it back to position 0."""
+        for table in cls.TABLES:
+            self.execute(f"DELETE FROM {table.name}")
+        self.execute(f"DELETE FROM {CHECKPOINTS.name} WHERE projection = ?", (cls.NAME,))
+        self.set_tracking(cls.NAME, 0)
+
+
+class ProjectionDB:
+    """A connection to the store's database for the read models."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.kind = location.kind
+        self.display = location.display
+        try:
+            self.conn: Any = (
+                _connect_sqlite(location) if self.kind == "sqlite" else _connect_pg(location)
+            )
+        except (sqlite3.Error, psycopg.Error) as exc:
+            raise StoreUnavailableError(
+                f"cannot open the projections of {location.display}: {_first_line(exc)}"
+            ) from None
+        self._ready = False
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction: it holds the write lock from its first statement."""
+        with self._errors():
+            if self.kind == "sqlite":
+                yield from self._sqlite_tx("BEGIN IMMEDIATE")
+            else:
+                with self.conn.transaction(), self.conn.cursor() as cursor:
+                    yield Tx(cursor, self.kind)
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """A read transaction: every query in it sees the same committed state."""
+        with self._errors():
+            if self.kind == "sqlite":
+                yield from self._sqlite_tx("BEGIN")
+            else:
+                with self.conn.transaction(), self.conn.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    yield Tx(cursor, self.kind)
+
+    def _sqlite_tx(self, begin: str) -> Iterator[Tx]:
+        cursor = self.conn.cursor()
+        cursor.execute(begin)
+        try:
+            yield Tx(cursor, self.kind)
+        except BaseException:
+            self.conn.rollback()
+            raise
+        self.conn.commit()
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.OperationalError, pg_errors.LockNotAvailable) as exc:
+            if "locked" in str(exc) or "lock" in type(exc).__name__.lower():
+                raise StoreBusyError(
+                    f"the projections stayed locked by another process: {_first_line(exc)}"
+                ) from None
+            raise StoreUnavailableError(f"projections: {_first_line(exc)}") from None
+        except (sqlite3.Error, psycopg.Error) as exc:
+            raise StoreUnavailableError(f"projections: {_first_line(exc)}") from None
+
+    def ensure_schema(self) -> None:
+        """Create the tables once; drop and recreate them if their format changed."""
+        if self._ready:
+            return
+        with self.write() as tx:
+            if self.kind == "postgresql":
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))
+            if self._stored_format(tx) not in (None, PROJECTION_FORMAT):
+                for name in self._existing(tx):
+                    tx.execute(f"DROP TABLE {name}")
+            for table in all_tables():
+                self._create(tx, table)
+            tx.upsert(META, [("format", PROJECTION_FORMAT)])
+            tx.execute(
+                f"INSERT INTO {TRACKING.name} (projection, position) VALUES "
+                + ", ".join("(?, 0)" for _ in MODEL_CLASSES)
+                + " ON CONFLICT (projection) DO NOTHING",
+                list(MODEL_CLASSES),
+            )
+        self._ready = True
+
+    def _stored_format(self, tx: Tx) -> str | None:
+        if META.name not in self._existing(tx):
+            return None
+        rows = tx.query(f"SELECT value FROM {META.name} WHERE key = 'format'")
+        return str(rows[0][0]) if rows else None
+
+    def _existing(self, tx: Tx) -> list[str]:
+        if self.kind == "sqlite":
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'hl_proj_%'"
+        else:
+            sql = (
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema() AND table_name LIKE 'hl_proj_%'"
+            )
+        return [str(row[0]) for row in tx.query(sql)]
+
+    def _create(self, tx: Tx, table: Table) -> None:
+        types = _PG_TYPES if self.kind == "postgresql" else {}
+        columns = ", ".join(f"{name} {types.get(kind, kind)}" for name, kind in table.columns)
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}, "
+            f"PRIMARY KEY ({', '.join(table.key)}))"
+        )
+        for index in table.indexes:
+            tx.execute(
+                f"CREATE INDEX IF NOT EXISTS {table.name}_{'_'.join(index)} "
+                f"ON {table.name} ({', '.join(index)})"
+            )
+
+
+def _connect_sqlite(location: StoreLocation) -> sqlite3.Connection:
+    path = location.env["SQLITE_DBNAME"]
+    # An in-memory store cannot be shared between connections: its projections get
+    # an in-memory database of their own.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    # In WAL mode NORMAL survives a crashed process; at worst a power cut loses the
+    # last pages, and then their tracking position with them.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _connect_pg(location: StoreLocation) -> psycopg.Connection[tuple[Any, ...]]:
+    env = location.env
+    conn = psycopg.connect(
+        host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"] or None, dbname=env["POSTGRES_DBNAME"],
+        connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT") or 5), autocommit=True,
+    )  # fmt: skip
+    schema = env.get("POSTGRES_SCHEMA") or "public"
+    conn.execute(
+        pg_sql.SQL("SET search_path TO {}").format(pg_sql.Identifier(schema))
+    )
+    conn.execute("SET lock_timeout = '30s'")
+    return conn
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,142 @@
+"""The projection runner: brings the stored read models up to the store's head.
+
+It polls the store's notification log from each model's tracking position + 1, in
+pages, and writes each page in one transaction: the models' rows, their new tracking
+positions and any checkpoints taken inside the page. A crash therefore leaves every
+model exactly at the end of a page it wrote: nothing skipped, nothing applied twice.
+Polling works on SQLite (whose recorder cannot subscribe) and PostgreSQL alike.
+
+Several runners may run at once (two CLI reads, say): each page's transaction first
+locks and re-reads the tracking rows, and a runner that finds them moved by another
+drops its in-memory state and carries on from the stored one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import TypeVar
+
+from adapters.envelope import Envelope
+from adapters.store import LedgerStore, StoreBusyError
+from projections.db import ConflictError, ProjectionDB, Tx
+from projections.model import Model, Rows
+from projections.state import MODEL_CLASSES, PROJECTIONS
+
+DEFAULT_PAGE = 1000
+# A checkpoint of each keyed model's state every K positions: a point-in-time read
+# replays at most about K facts from the store.
+DEFAULT_CHECKPOINT_EVERY = 5000
+MAX_ATTEMPTS = 20
+Progress = Callable[[int], None]
+T = TypeVar("T")
+
+
+def pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def load_model(tx: Tx, name: str, position: int) -> Model:
+    """A model as stored at its tracking position."""
+    cls = MODEL_CLASSES[name]
+    return cls.from_state(tx.load_state(cls, position), position)
+
+
+@dataclass
+class _Page:
+    rows: dict[str, Rows] = field(default_factory=dict)
+    checkpoints: list[tuple[str, int, Rows]] = field(default_factory=list)
+
+
+class ProjectionRunner:
+    def __init__(self, store: LedgerStore, db: ProjectionDB, *, page: int = DEFAULT_PAGE,
+                 checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY) -> None:  # fmt: skip
+        self.store = store
+        self.db = db
+        self.page = max(1, page)
+        self.checkpoint_every = max(1, checkpoint_every)
+
+    def pending(self, names: Sequence[str] = PROJECTIONS) -> int:
+        """How many positions the furthest-behind model has still to process."""
+        self.db.ensure_schema()
+        with self.db.read() as tx:
+            positions = tx.tracking(names)
+        return max(0, self.store.max_position() - min(positions.values(), default=0))
+
+    def catch_up(self, names: Sequence[str] = PROJECTIONS, progress: Progress | None = None,
+                 stop: int | None = None) -> int:  # fmt: skip
+        """Process every fact up to the head (or `stop`); the number of facts processed."""
+        self.db.ensure_schema()
+        done = 0
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return done + self._catch_up(names, progress, stop)
+            except _Moved as moved:
+                done += moved.done  # another runner moved on: start again from the store
+        raise StoreBusyError("other projection runners kept moving the projections; retry")
+
+    def rebuild(self, names: Sequence[str] = PROJECTIONS,
+                progress: Progress | None = None) -> int:  # fmt: skip
+        """Drop the models' rows and checkpoints and rebuild them from position 0."""
+        self.db.ensure_schema()
+        with self.db.write() as tx:
+            for name in names:
+                tx.clear(MODEL_CLASSES[name])
+        return self.catch_up(names, progress)
+
+    def _catch_up(self, names: Sequence[str], progress: Progress | None, stop: int | None) -> int:
+        head = self.store.max_position() if stop is None else stop
+        with self.db.read() as tx:
+            behind = {n: p for n, p in tx.tracking(names).items() if p < head}
+            models = {n: load_model(tx, n, p) for n, p in behind.items()}
+        if not models:
+            return 0
+        start = min(m.position for m in models.values()) + 1
+        done = 0
+        for notifications in pages(self.store.notifications(start, head, page=self.page),
+                                   self.page):  # fmt: skip
+            envelopes = [self.store.decode(n) for n in notifications]
+            before = {name: model.position for name, model in models.items()}
+            try:
+                self._write(models, before, self._project(models, envelopes))
+            except ConflictError:
+                raise _Moved(done) from None
+            done += len(envelopes)
+            if progress is not None:
+                progress(len(envelopes))
+        return done
+
+    def _project(self, models: dict[str, Model], envelopes: list[Envelope]) -> _Page:
+        page = _Page()
+        for name, model in models.items():
+            bucket = model.position // self.checkpoint_every
+            for envelope in envelopes:
+                if envelope.position <= model.position:
+                    continue
+                model.apply(envelope)
+                if model.CHECKPOINTED and envelope.position // self.checkpoint_every > bucket:
+                    bucket = envelope.position // self.checkpoint_every
+                    page.checkpoints.append((name, envelope.position, model.state_rows()))
+            page.rows[name] = model.take_rows()
+        return page
+
+    def _write(self, models: dict[str, Model], before: dict[str, int], page: _Page) -> None:
+        """One transaction: rows, tracking positions and checkpoints of one page."""
+        with self.db.write() as tx:
+            if tx.tracking(models, lock=True) != before:
+                raise ConflictError
+            for name, model in models.items():
+                if model.position != before[name]:
+                    tx.write_rows(type(model), page.rows[name])
+                    tx.set_tracking(name, model.position)
+            for name, position, rows in page.checkpoints:
+                tx.save_checkpoint(name, position, rows)
+
+
+class _Moved(Exception):
+    def __init__(self, done: int) -> None:
+        super().__init__(done)
+        self.done = done
