@@ -1,0 +1,360 @@
+"""A durable pull consumer of the ledger stream, and the loop that feeds a handler.
+
+`consume()` binds to (or creates) a durable consumer, fetches batches, decodes each
+message into an Envelope, hands it to the handler and acknowledges it only after the
+handler returned. Delivery is at least once: a handler must be idempotent on the
+event id (a message whose acknowledgement was lost comes again).
+
+Events reach the handler in stream order, also after a crash: messages a dead
+process left unacknowledged are redelivered only after the ack wait, while newer
+ones could be delivered at once. When the consumer starts with such messages
+pending, the loop holds back what it receives until the pending ones have come again
+(or the ack wait has passed), and hands everything on in stream order.
+
+Known nats-py traps handled here: `pull_subscribe` on an existing durable ignores a
+changed config (so the config is compared, and a difference is an error, not a
+surprise); `drain()` hangs after a fetch timed out (so the subscription is
+unsubscribed and the connection closed instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
+
+from adapters.envelope import Envelope, envelope_from_body
+from adapters.publisher import (
+    NATS_FAILURES,
+    POSITION,
+    STREAM_SUBJECTS,
+    SUBJECT_PREFIX,
+    NatsUnavailableError,
+    connect,
+    display_servers,
+    explain,
+)
+from adapters.settings import ConfigError, Settings
+
+DURABLE_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+FROM_POSITION_KEY = "homeledger_from_position"
+
+
+class ConsumerConfigError(Exception):
+    """The durable exists with another subject filter or start, or cannot be created."""
+
+
+class UnreadableMessageError(Exception):
+    """A message on the stream is not a homeledger envelope (it is left unacknowledged)."""
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    durable: str
+    subject: str = STREAM_SUBJECTS
+    from_position: int | None = None  # only when the durable is created
+    ack_wait: float = 30.0
+    max_ack_pending: int = 1000
+    batch: int = 100
+    fetch_timeout: float = 1.0
+
+    def check(self) -> None:
+        if not DURABLE_RE.fullmatch(self.durable):
+            raise ConfigError(
+                f"--durable {self.durable[:40]!r}: use 1-128 of A-Z, a-z, 0-9, '_' and '-'"
+            )
+        if self.subject != STREAM_SUBJECTS and not self.subject.startswith(SUBJECT_PREFIX + "."):
+            raise ConfigError(
+                f"--subject {self.subject[:80]!r} is outside the stream: it must start with "
+                f"{SUBJECT_PREFIX}. (e.g. {SUBJECT_PREFIX}.*.gw-bissau-village)"
+            )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event handed to a handler, with where it sits in the stream."""
+
+    envelope: Envelope
+    subject: str
+    stream_seq: int
+    delivered: int  # how many times it was delivered; > 1 means a redelivery
+
+
+Handler = Callable[[Delivery], Awaitable[None] | None]
+
+
+@dataclass
+class ConsumeStats:
+    handled: int = 0
+    redelivered: int = 0
+    skipped: int = 0  # before --from-position
+    last_position: int | None = None
+
+
+def decode(msg: Msg) -> Delivery:
+    meta = msg.metadata
+    try:
+        body = json.loads(msg.data)
+        envelope = envelope_from_body(body, int(body["position"]))
+    except Exception as exc:  # noqa: BLE001 - any malformed payload is one kind of failure
+        raise UnreadableMessageError(
+            f"stream message {meta.sequence.stream} on {msg.subject} is not a homeledger "
+            f"event ({type(exc).__name__}); left unacknowledged"
+        ) from None
+    return Delivery(envelope, msg.subject, meta.sequence.stream, meta.num_delivered)
+
+
+# Creating or binding the durable.
+
+
+async def start_sequence(js: JetStreamContext, stream: str, position: int) -> int:
+    """The first stream sequence whose event is at `position` or later (binary search)."""
+    state = (await js.stream_info(stream)).state
+    if not state.messages:
+        return int(state.last_seq) + 1
+    low, high = int(state.first_seq), int(state.last_seq) + 1
+    while low < high:
+        middle = (low + high) // 2
+        try:
+            message = await js.get_msg(stream, seq=middle)
+        except nats.js.errors.NotFoundError:
+            return int(state.first_seq)  # a gap: deliver from the start, skip client-side
+        if int((message.headers or {}).get(POSITION, "0")) >= position:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> ConsumerInfo:
+    """The durable, created if missing; an existing one must match what is asked."""
+    spec.check()
+    try:
+        info = await js.consumer_info(stream, spec.durable)
+    except nats.js.errors.NotFoundError:
+        return await _create(js, stream, spec)
+    _check_existing(info, spec)
+    config = info.config
+    if config.ack_wait != spec.ack_wait or config.max_ack_pending != spec.max_ack_pending:
+        # Editable settings: apply them, since pull_subscribe would ignore them silently.
+        updated = config.evolve(ack_wait=spec.ack_wait, max_ack_pending=spec.max_ack_pending)
+        info = await js.add_consumer(stream, config=updated)
+    return cast(ConsumerInfo, info)
+
+
+async def _create(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> ConsumerInfo:
+    config = ConsumerConfig(
+        name=spec.durable, durable_name=spec.durable,
+        description=f"homeledger subscriber {spec.durable}",
+        ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+        filter_subject=spec.subject, ack_wait=spec.ack_wait,
+        max_ack_pending=spec.max_ack_pending, max_waiting=16,
+        metadata={FROM_POSITION_KEY: str(spec.from_position or 1)},
+    )  # fmt: skip
+    if spec.from_position and spec.from_position > 1:
+        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = await start_sequence(js, stream, spec.from_position)
+    try:
+        return await js.add_consumer(stream, config=config)
+    except nats.js.errors.BadRequestError as exc:
+        raise ConsumerConfigError(
+            f"cannot create durable {spec.durable!r} on stream {stream}: {exc.description}"
+        ) from None
+
+
+def _check_existing(info: ConsumerInfo, spec: ConsumerSpec) -> None:
+    config = info.config
+    name = spec.durable
+    if config.deliver_subject:
+        raise ConsumerConfigError(f"durable {name!r} is a push consumer, not a pull consumer")
+    current_filter = config.filter_subject or ",".join(config.filter_subjects or []) or ">"
+    if current_filter != spec.subject:
+        raise ConsumerConfigError(
+            f"durable {name!r} exists with subject filter {current_filter!r}, not "
+            f"{spec.subject!r}: a durable keeps its filter; use another --durable or delete it"
+        )
+    recorded = (config.metadata or {}).get(FROM_POSITION_KEY, "1")
+    if spec.from_position is not None and str(spec.from_position) != recorded:
+        raise ConsumerConfigError(
+            f"durable {name!r} exists and started at position {recorded}, not "
+            f"{spec.from_position}: it resumes where it acknowledged; use another --durable "
+            "to start elsewhere"
+        )
+
+
+# The loop.
+
+
+@dataclass
+class _Recovery:
+    """Messages a dead process left pending, to be handed on before newer ones."""
+
+    delivered_seq: int  # the last stream sequence delivered before this process
+    pending: int  # how many of those were not acknowledged
+    deadline: float
+    held: dict[int, tuple[Msg, Delivery]] = field(default_factory=dict)
+
+    def done(self) -> bool:
+        back = sum(1 for seq in self.held if seq <= self.delivered_seq)
+        return back >= self.pending or time.monotonic() > self.deadline
+
+
+@dataclass
+class ConsumerLoop:
+    client: Client
+    js: JetStreamContext
+    stream: str
+    spec: ConsumerSpec
+    handler: Handler
+    stats: ConsumeStats = field(default_factory=ConsumeStats)
+    max_outage: float | None = None
+    nats_url: str = ""
+
+    async def run(self, *, max_messages: int | None = None, idle: float | None = None,
+                  stop: asyncio.Event | None = None) -> ConsumeStats:  # fmt: skip
+        """Until `max_messages` were handled, nothing came for `idle` seconds, or `stop`."""
+        stop = stop or asyncio.Event()
+        info = await ensure_consumer(self.js, self.stream, self.spec)
+        recovery = self._recovery(info)
+        sub = await self.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.stream)
+        last_activity = healthy_since = time.monotonic()
+        try:
+            while not stop.is_set() and not self._reached(max_messages):
+                want = self._want(max_messages, recovery)
+                try:
+                    messages = await sub.fetch(want, timeout=self.spec.fetch_timeout)
+                except nats.errors.TimeoutError:
+                    messages = []
+                except NATS_FAILURES as failure:
+                    healthy_since = await self._outage(healthy_since, failure)
+                    continue
+                healthy_since = time.monotonic()
+                if messages:
+                    last_activity = time.monotonic()
+                recovery = await self._dispatch(messages, recovery, max_messages)
+                if idle is not None and not messages and recovery is None \
+                        and time.monotonic() - last_activity >= idle:  # fmt: skip
+                    break
+        finally:
+            await self._shutdown(sub, recovery)
+        return self.stats
+
+    def _recovery(self, info: ConsumerInfo) -> _Recovery | None:
+        pending = int(info.num_ack_pending or 0)
+        if not pending:
+            return None
+        delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0
+        wait = float(info.config.ack_wait or self.spec.ack_wait)
+        return _Recovery(delivered, pending, time.monotonic() + wait + 2.0)
+
+    def _reached(self, max_messages: int | None) -> bool:
+        return max_messages is not None and self.stats.handled >= max_messages
+
+    def _want(self, max_messages: int | None, recovery: _Recovery | None) -> int:
+        if recovery is not None:
+            return self.spec.batch
+        if max_messages is None:
+            return self.spec.batch
+        return max(1, min(self.spec.batch, max_messages - self.stats.handled))
+
+    async def _dispatch(self, messages: list[Msg], recovery: _Recovery | None,
+                        max_messages: int | None) -> _Recovery | None:  # fmt: skip
+        if recovery is not None:
+            for msg in messages:
+                delivery = decode(msg)
+                recovery.held.setdefault(delivery.stream_seq, (msg, delivery))
+            if not recovery.done():
+                return recovery
+            ordered = [recovery.held[seq] for seq in sorted(recovery.held)]
+            await self._handle_all(ordered, max_messages)
+            return None
+        await self._handle_all([(msg, decode(msg)) for msg in messages], max_messages)
+        return None
+
+    async def _handle_all(self, items: list[tuple[Msg, Delivery]],
+                          max_messages: int | None) -> None:  # fmt: skip
+        for index, (msg, delivery) in enumerate(items):
+            if self._reached(max_messages):
+                await _nak_all(msg for msg, _ in items[index:])
+                return
+            await self._handle(msg, delivery)
+
+    async def _handle(self, msg: Msg, delivery: Delivery) -> None:
+        start = self.spec.from_position
+        if start is not None and delivery.envelope.position < start:
+            self.stats.skipped += 1
+        else:
+            result = self.handler(delivery)
+            if inspect.isawaitable(result):
+                await result
+            self.stats.handled += 1
+            self.stats.redelivered += delivery.delivered > 1
+            self.stats.last_position = delivery.envelope.position
+        await msg.ack()
+
+    async def _outage(self, healthy_since: float, failure: BaseException) -> float:
+        limit = self.max_outage
+        if limit is not None and time.monotonic() - healthy_since > limit:
+            why = explain(failure, self.nats_url)
+            raise NatsUnavailableError(f"gave up after {limit:g}s without NATS: {why}")
+        await asyncio.sleep(0.5)
+        return healthy_since
+
+    async def _shutdown(self, sub: JetStreamContext.PullSubscription,
+                        recovery: _Recovery | None) -> None:  # fmt: skip
+        if recovery is not None:
+            await _nak_all(msg for msg, _ in recovery.held.values())
+        # Unacknowledged messages are redelivered later: at least once, never lost.
+        with contextlib.suppress(*NATS_FAILURES):
+            await self.client.flush(timeout=2)  # the acknowledgements go out first
+        with contextlib.suppress(*NATS_FAILURES):
+            await sub.unsubscribe()  # never drain() after a fetch timeout: it hangs
+
+
+async def _nak_all(messages: Any) -> None:
+    """Hand messages back at once, so that the next consumer needs no ack wait."""
+    for msg in messages:
+        try:
+            await msg.nak()
+        except NATS_FAILURES:
+            return
+
+
+async def consume(
+    settings: Settings, spec: ConsumerSpec, handler: Handler, *,
+    max_messages: int | None = None, idle: float | None = None,
+    stop: asyncio.Event | None = None, max_outage: float | None = None,
+    report: Callable[[str], None] | None = None,
+) -> ConsumeStats:  # fmt: skip
+    """Connect, bind the durable, and feed `handler` until done. For CLI and projectors."""
+    spec.check()
+    client = await connect(settings, name=f"homeledger-consumer:{spec.durable}",
+                           reconnect_forever=True, on_event=report)  # fmt: skip
+    try:
+        js = client.jetstream(timeout=5)
+        loop = ConsumerLoop(client, js, settings.stream, spec, handler, max_outage=max_outage,
+                            nats_url=settings.nats_url)  # fmt: skip
+        try:
+            return await loop.run(max_messages=max_messages, idle=idle, stop=stop)
+        except nats.js.errors.NotFoundError:
+            raise NatsUnavailableError(
+                f"stream {settings.stream} does not exist on NATS at "
+                f"{display_servers(settings.nats_url)}: run 'homeledger relay' first"
+            ) from None
+        except NATS_FAILURES as failure:
+            raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
+    finally:
+        await client.close()

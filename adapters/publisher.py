@@ -1,0 +1,336 @@
+"""JetStream side of SPEC section 4: the connection, the stream, and each event's message.
+
+A connection is made from Settings (user and password, token, creds file, TLS CA).
+Its failures become NatsUnavailableError with one line that names the servers and
+the reason but never a password, token or the userinfo of a URL. The stream is
+created or brought up to date (subjects, duplicate window, replicas). Each envelope
+becomes one message: subject `homeledger.events.<Type>.<scope>`, the contract
+headers, and the envelope's JSON as payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
+
+from adapters.envelope import Envelope
+from adapters.settings import ConfigError, Settings
+
+SUBJECT_PREFIX = "homeledger.events"
+STREAM_SUBJECTS = f"{SUBJECT_PREFIX}.>"
+DEFAULT_DUPLICATE_WINDOW = 600.0  # seconds; a relay restarted within it cannot store twice
+DEFAULT_REPLICAS = 1
+
+MSG_ID = "Nats-Msg-Id"
+EVENT_TYPE = "Homeledger-Event-Type"
+POSITION = "Homeledger-Position"
+SCHEMA_VERSION = "Homeledger-Schema-Version"
+CONTENT_TYPE = "Content-Type"
+JSON = "application/json"
+# JetStream control header: the message is stored only if the stream's last sequence
+# is this one, so a message that was buffered across a reconnect can never land after
+# a later one (the relay keeps store order even when publishes are lost mid-window).
+EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
+
+# Everything nats-py raises for a connection, a request or a JetStream API call.
+NATS_FAILURES: tuple[type[BaseException], ...] = (
+    nats.errors.Error,
+    TimeoutError,
+    OSError,
+)
+
+
+class NatsUnavailableError(Exception):
+    """NATS cannot be reached, refused us, or failed (exit 4). The message is one line."""
+
+
+class StreamConfigError(Exception):
+    """The existing stream cannot be brought to the configuration asked for."""
+
+
+# Messages.
+
+
+def subject_for(event_type: str, scope: str) -> str:
+    for token in (event_type, scope):
+        if not token or any(c in token for c in ".*> \t\r\n"):
+            raise ValueError(f"{token!r} is not a valid NATS subject token")
+    return f"{SUBJECT_PREFIX}.{event_type}.{scope}"
+
+
+def headers_for(envelope: Envelope) -> dict[str, str]:
+    return {
+        MSG_ID: envelope.event_id,
+        EVENT_TYPE: envelope.type,
+        POSITION: str(envelope.position),
+        SCHEMA_VERSION: str(envelope.schema_version),
+        CONTENT_TYPE: JSON,
+    }
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+def message_for(envelope: Envelope) -> EventMessage:
+    """The message SPEC section 4 publishes for one recorded event."""
+    return EventMessage(
+        subject_for(envelope.type, envelope.scope), envelope.to_json(), headers_for(envelope)
+    )
+
+
+# Connection.
+
+
+def display_servers(url: str) -> str:
+    """The server list without any userinfo (a user, password or token in the URL)."""
+    shown = []
+    for part in url.split(","):
+        parts = urlsplit(part.strip())
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if _port(parts) else ""
+        shown.append(f"{parts.scheme or 'nats'}://{host}{port}")
+    return ",".join(shown)
+
+
+def _port(parts: Any) -> int | None:
+    try:
+        return int(parts.port) if parts.port else None
+    except ValueError:
+        return None
+
+
+class _Failures:
+    """The errors nats-py reports while connecting, kept so that a failure can say why.
+
+    A refused credential or an untrusted certificate will not change on retry, so it
+    ends the first connection attempt at once instead of after every retry.
+    """
+
+    def __init__(self) -> None:
+        self.last: BaseException | None = None
+        self.fatal = asyncio.Event()
+
+    async def record(self, error: Exception) -> None:
+        if self.fatal.is_set():
+            return  # keep the reason that ends the attempt, not what followed it
+        self.last = error
+        if isinstance(error, ssl.SSLCertVerificationError) or _is_auth_error(error):
+            self.fatal.set()
+
+
+def _is_auth_error(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "authorization violation" in text or "authentication" in text
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.nats_ca:
+        return None
+    ca = Path(settings.nats_ca).expanduser()
+    if not ca.is_file():
+        raise ConfigError(f"NATS CA file {str(ca)!r} does not exist")
+    try:
+        return ssl.create_default_context(cafile=str(ca))
+    except (ssl.SSLError, OSError) as exc:
+        reason = exc.__class__.__name__
+        raise ConfigError(f"NATS CA file {str(ca)!r} cannot be used: {reason}") from None
+
+
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """nats-py connect() keyword arguments for the configured authentication and TLS."""
+    options: dict[str, Any] = {
+        "servers": [s.strip() for s in settings.nats_url.split(",") if s.strip()],
+    }
+    if not options["servers"]:
+        raise ConfigError("--nats needs at least one server URL")
+    if settings.nats_user is not None:
+        options["user"] = settings.nats_user
+        options["password"] = (
+            settings.nats_password.get_secret_value() if settings.nats_password else ""
+        )
+    if settings.nats_token is not None:
+        options["token"] = settings.nats_token.get_secret_value()
+    if settings.nats_creds:
+        creds = Path(settings.nats_creds).expanduser()
+        if not creds.is_file():
+            raise ConfigError(f"NATS credentials file {str(creds)!r} does not exist")
+        options["user_credentials"] = str(creds)
+    context = tls_context(settings)
+    if context is not None:
+        options["tls"] = context
+    return options
+
+
+async def connect(
+    settings: Settings, *, name: str = "homeledger", reconnect_forever: bool = False,
+    connect_timeout: float = 3.0, on_event: Callable[[str], None] | None = None,
+) -> Client:  # fmt: skip
+    """A connection, or NatsUnavailableError saying why none could be made.
+
+    The first connection fails fast; once connected, a relay or consumer keeps
+    reconnecting through outages (`reconnect_forever`).
+    """
+    failures = _Failures()
+    options = connect_options(settings)
+    report = on_event or (lambda _line: None)
+
+    async def reconnected() -> None:
+        report("reconnected to NATS")
+
+    # A hard limit: nats-py retries a failed TLS handshake without end.
+    limit = 2 * connect_timeout * len(options["servers"]) + 2
+    attempt = asyncio.ensure_future(nats.connect(
+        **options, name=name, connect_timeout=connect_timeout, allow_reconnect=True,
+        max_reconnect_attempts=1, reconnect_time_wait=0.5,
+        error_cb=failures.record, reconnected_cb=reconnected,
+    ))  # fmt: skip
+    fatal = asyncio.ensure_future(failures.fatal.wait())
+    try:
+        await asyncio.wait({attempt, fatal}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        fatal.cancel()
+    if not attempt.done():
+        attempt.cancel()
+        await asyncio.gather(attempt, return_exceptions=True)
+        raise NatsUnavailableError(explain(
+            failures.last or TimeoutError(), settings.nats_url, settings, connecting=True
+        ))  # fmt: skip
+    try:
+        client = attempt.result()
+    except NATS_FAILURES as exc:
+        raise NatsUnavailableError(
+            explain(failures.last or exc, settings.nats_url, settings, connecting=True)
+        ) from None
+    if reconnect_forever:
+        # The option is read on each reconnect attempt: from now on, never give up.
+        client.options["max_reconnect_attempts"] = -1
+    return client
+
+
+def explain(error: BaseException, url: str, settings: Settings | None = None, *,
+            connecting: bool = False) -> str:  # fmt: skip
+    """One line about a NATS failure, with no secret in it."""
+    where = display_servers(url)
+    text = str(error)
+    lowered = text.lower()
+    if _is_auth_error(error):
+        how = _auth_kind(settings)
+        return f"NATS at {where} refused the {how} (authorization violation)"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        reason = getattr(error, "verify_message", "") or "certificate verify failed"
+        return f"NATS at {where}: TLS certificate not trusted ({reason}); check --nats-ca"
+    if isinstance(error, ssl.SSLError):
+        return f"NATS at {where}: TLS handshake failed ({error.reason or 'SSL error'})"
+    if connecting and isinstance(error, ConnectionResetError | nats.errors.UnexpectedEOF):
+        return (f"NATS at {where} closed the connection during the handshake "
+                "(credentials refused, or TLS required?)")
+    if isinstance(error, nats.errors.NoServersError | ConnectionRefusedError):
+        return f"NATS at {where} is unreachable (no server answered)"
+    if isinstance(error, TimeoutError | nats.errors.TimeoutError):
+        return f"NATS at {where} did not answer in time"
+    if "tls" in lowered and "required" in lowered:
+        return f"NATS at {where} requires TLS: use a tls:// URL and --nats-ca"
+    detail = _scrub(text.splitlines()[0] if text else type(error).__name__, settings)
+    return f"NATS at {where} failed: {detail}"
+
+
+def _auth_kind(settings: Settings | None) -> str:
+    if settings is None:
+        return "credentials"
+    if settings.nats_creds:
+        return "credentials file"
+    if settings.nats_token is not None:
+        return "token"
+    if settings.nats_user is not None:
+        return f"user {settings.nats_user!r} or its password"
+    return ("connection: it needs credentials "
+            "(--nats-user/--nats-password, --nats-token or --nats-creds)")
+
+
+def _scrub(text: str, settings: Settings | None) -> str:
+    """Remove any configured secret that a library message might echo."""
+    if settings is None:
+        return text
+    for secret in (settings.nats_password, settings.nats_token):
+        if secret is not None and secret.get_secret_value():
+            text = text.replace(secret.get_secret_value(), "***")
+    return text
+
+
+# Stream.
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
+    replicas: int = DEFAULT_REPLICAS
+
+    def config(self) -> StreamConfig:
+        return StreamConfig(
+            name=self.name,
+            description="homeledger: every recorded fact, in store order",
+            subjects=[STREAM_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_msgs=-1,
+            max_bytes=-1,
+            max_age=0,
+            duplicate_window=self.duplicate_window,
+            num_replicas=self.replicas,
+            allow_direct=True,
+            deny_delete=True,  # a published fact is a witness: no one removes it
+        )
+
+
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> StreamInfo:
+    """Create the stream, or update it when subjects, window or replicas differ."""
+    wanted = spec.config()
+    try:
+        info = await js.stream_info(spec.name)
+    except nats.js.errors.NotFoundError:
+        return await _api(js.add_stream(wanted), f"create stream {spec.name}")
+    current = info.config
+    if current.storage not in (None, StorageType.FILE):
+        raise StreamConfigError(
+            f"stream {spec.name} exists with {current.storage} storage, not file storage; "
+            "delete it or use another --stream"
+        )
+    same = (
+        list(current.subjects or []) == [STREAM_SUBJECTS]
+        and abs((current.duplicate_window or 0) - spec.duplicate_window) < 1e-3
+        and (current.num_replicas or 1) == spec.replicas
+    )
+    if same:
+        return info
+    updated = current.evolve(
+        subjects=[STREAM_SUBJECTS], duplicate_window=spec.duplicate_window,
+        num_replicas=spec.replicas,
+    )  # fmt: skip
+    return await _api(js.update_stream(updated), f"update stream {spec.name}")
+
+
+async def _api(call: Awaitable[StreamInfo], what: str) -> StreamInfo:
+    try:
+        return await call
+    except nats.js.errors.ServiceUnavailableError:
+        raise  # no JetStream leader right now (an election): the caller retries
+    except nats.js.errors.APIError as exc:
+        raise StreamConfigError(f"cannot {what}: {exc.description or exc}") from None

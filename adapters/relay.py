@@ -1,0 +1,341 @@
+"""The relay: every stored event to JetStream, in store order, exactly once.
+
+How each guarantee is kept:
+
+- Order. Events are read in store order after the relay's position and published
+  pipelined (`publish_async`) in windows. Each message carries the stream sequence
+  it must follow (Nats-Expected-Last-Sequence), so a message lost mid-window can never
+  be overtaken by a later one: those are refused, and the window is retried.
+- Nothing lost. The checkpoint (the eventsourcing tracking table, application name
+  `relay:<stream>`) advances only after JetStream acknowledged the whole window, in
+  order, with the sequences expected. Every acknowledgement is awaited under
+  `asyncio.wait_for`; a timeout means "unknown" and the window is retried.
+- Nothing stored twice. Before publishing, and after every failure, the relay reads
+  the stream's last message and resumes after the position it carries (so a crash
+  between JetStream's acknowledgement and the checkpoint costs nothing). A retry uses
+  the same Nats-Msg-Id (the event id), which JetStream also de-duplicates within the
+  stream's duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
+
+import nats.js.errors
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    Tracking,
+    TrackingRecorder,
+)
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from adapters.envelope import Envelope
+from adapters.publisher import (
+    EXPECTED_LAST_SEQUENCE,
+    NATS_FAILURES,
+    POSITION,
+    NatsUnavailableError,
+    StreamSpec,
+    connect,
+    ensure_stream,
+    explain,
+    message_for,
+)
+from adapters.recorders import LedgerPostgresRecorder
+from adapters.settings import Settings
+from adapters.store import LedgerStore
+
+DEFAULT_WINDOW = 1000
+DEFAULT_ACK_TIMEOUT = 5.0
+DEFAULT_POLL_INTERVAL = 0.02
+T = TypeVar("T")
+
+
+def relay_name(stream: str) -> str:
+    """The tracking (checkpoint) name of the relay to one stream."""
+    return f"relay:{stream}"
+
+
+class WindowFailedError(Exception):
+    """A window was not acknowledged as expected: its outcome is unknown, retry it."""
+
+
+RETRYABLE: tuple[type[BaseException], ...] = (WindowFailedError, *NATS_FAILURES)
+
+
+class Progress(Protocol):
+    def start(self, backlog: int) -> None: ...
+    def advance(self, published: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, backlog: int) -> None:
+        pass
+
+    def advance(self, published: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RelayOptions:
+    window: int = DEFAULT_WINDOW
+    ack_timeout: float = DEFAULT_ACK_TIMEOUT
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    max_outage: float | None = None  # give up after this long without progress
+    stream: StreamSpec | None = None  # default: the settings' stream, one replica
+
+
+@dataclass
+class RelayStats:
+    published: int = 0  # messages JetStream acknowledged as new
+    duplicates: int = 0  # messages JetStream already held
+    windows: int = 0
+    retries: int = 0
+    checkpoint: int = 0
+
+
+@dataclass
+class _StreamTail:
+    """Where the stream ends: its last sequence and the store position there."""
+
+    last_seq: int
+    position: int | None
+
+
+@dataclass
+class Relay:
+    store: LedgerStore
+    settings: Settings
+    options: RelayOptions = field(default_factory=RelayOptions)
+    report: Callable[[str], None] = lambda _line: None
+    progress: Progress = field(default_factory=NoProgress)
+    stats: RelayStats = field(default_factory=RelayStats)
+
+    def __post_init__(self) -> None:
+        self.spec = self.options.stream or StreamSpec(self.settings.stream)
+        self.name = relay_name(self.spec.name)
+        self._tracking: TrackingRecorder | None = None
+        self._last_report, self._last_report_at = "", 0.0
+
+    # The checkpoint.
+
+    @property
+    def tracking(self) -> TrackingRecorder:
+        if self._tracking is None:
+            recorder = self.store.factory.tracking_recorder()
+            _ensure_tracking_table(self.store, recorder, self.name)
+            self._tracking = recorder
+        return self._tracking
+
+    def checkpoint(self) -> int:
+        return self.tracking.max_tracking_id(self.name) or 0
+
+    def _advance_checkpoint(self, position: int) -> None:
+        if position <= self.stats.checkpoint:
+            return
+        # IntegrityError: another relay recorded this position (or a later one) first.
+        with contextlib.suppress(IntegrityError):
+            self.tracking.insert_tracking(Tracking(self.name, position))
+        self.stats.checkpoint = max(self.stats.checkpoint, position)
+
+    # Running.
+
+    async def run(self, *, once: bool = False, stop: asyncio.Event | None = None) -> RelayStats:
+        """Publish the backlog; with `once` return when drained, else follow until `stop`."""
+        stop = stop or asyncio.Event()
+        client = await connect(self.settings, name=self.name, reconnect_forever=True,
+                               on_event=self.report)  # fmt: skip
+        try:
+            js = client.jetstream(timeout=self.options.ack_timeout)
+            await self._with_retries(lambda: ensure_stream(js, self.spec), stop)
+            await self._loop(js, once, stop)
+        finally:
+            self.progress.finish()
+            await client.close()
+        return self.stats
+
+    async def _loop(self, js: JetStreamContext, once: bool, stop: asyncio.Event) -> None:
+        self.stats.checkpoint = self.checkpoint()
+        tail = await self._with_retries(lambda: self._reconcile(js), stop)
+        if tail is None:
+            return
+        self.progress.start(max(0, self.store.max_position() - self.stats.checkpoint))
+        window = self.options.window
+        healthy_since = time.monotonic()
+        batch: list[Envelope] | None = None
+        while not stop.is_set():
+            if batch is None:
+                batch = self._read(self.stats.checkpoint + 1, window)
+            if not batch:
+                if once:
+                    return
+                batch = None
+                await _sleep_or_stop(stop, self.options.poll_interval)
+                continue
+            try:
+                tail.last_seq, ahead = await self._publish(js, batch, tail.last_seq)
+            except RETRYABLE as failure:
+                self._check_outage(healthy_since, failure)
+                self.stats.retries += 1
+                window, batch = 1, None  # probe with one message before full windows again
+                tail_or_none = await self._with_retries(lambda: self._reconcile(js), stop)
+                if tail_or_none is None:
+                    return
+                tail = tail_or_none
+                continue
+            self._advance_checkpoint(batch[-1].position)
+            self.progress.advance(len(batch))
+            self.stats.windows += 1
+            window, batch = self.options.window, ahead or None
+            healthy_since = time.monotonic()
+
+    def _read(self, start: int, count: int) -> list[Envelope]:
+        """The next `count` stored events from position `start`, in store order."""
+        return list(itertools.islice(self.store.envelopes(start, page=count), count))
+
+    async def _publish(self, js: JetStreamContext, batch: list[Envelope],
+                       last_seq: int) -> tuple[int, list[Envelope]]:  # fmt: skip
+        """Publish one window; the stream's last sequence once all of it is acknowledged.
+
+        While JetStream stores the window, the next one is read from the store (and
+        returned too), so reading and storing overlap.
+        """
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[PubAck]] = []
+        try:
+            for offset, envelope in enumerate(batch):
+                message = message_for(envelope)
+                headers = {**message.headers, EXPECTED_LAST_SEQUENCE: str(last_seq + offset)}
+                # No wait_stall: a window never exceeds nats-py's 4000 pending publishes,
+                # and a bounded wait here would hand control to the flusher per message.
+                futures.append(await js.publish_async(
+                    message.subject, message.payload, headers=headers,
+                ))  # fmt: skip
+            await asyncio.sleep(0)  # let nats-py's flusher write the window out
+            ahead = self._read(batch[-1].position + 1, self.options.window)
+            deadline = loop.time() + self.options.ack_timeout
+            seq = last_seq
+            for envelope, future in zip(batch, futures, strict=True):
+                # An error answer never resolves a publish_async future (nats.py #985),
+                # so every wait is bounded; a timeout means "unknown, retry".
+                if not future.done():
+                    await asyncio.wait_for(future, max(deadline - loop.time(), 0.001))
+                seq = self._check_ack(future.result(), envelope, seq)
+            return seq, ahead
+        except TimeoutError:
+            raise WindowFailedError(
+                f"no acknowledgement within {self.options.ack_timeout:g}s"
+            ) from None
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()  # frees nats-py's pending-publish slot
+
+    def _check_ack(self, ack: PubAck, envelope: Envelope, seq: int) -> int:
+        if ack.stream != self.spec.name:
+            raise WindowFailedError(
+                f"position {envelope.position} was stored in stream {ack.stream!r}, "
+                f"not {self.spec.name!r}: another stream claims homeledger.events.>"
+            )
+        if ack.duplicate:
+            # Already in the stream (an earlier attempt stored it): nothing new stored.
+            self.stats.duplicates += 1
+            return seq
+        if ack.seq != seq + 1:
+            raise WindowFailedError(f"position {envelope.position} got sequence {ack.seq}, "
+                                    f"expected {seq + 1}")  # fmt: skip
+        self.stats.published += 1
+        return int(ack.seq)
+
+    async def _reconcile(self, js: JetStreamContext) -> _StreamTail:
+        """Read the stream's tail and resume after the position it holds."""
+        try:
+            info = await js.stream_info(self.spec.name)
+        except nats.js.errors.NotFoundError:
+            info = await ensure_stream(js, self.spec)  # deleted under a running relay
+        last_seq = int(info.state.last_seq or 0)
+        position = await self._tail_position(js, last_seq) if info.state.messages else None
+        checkpoint = self.stats.checkpoint
+        if position is not None and position > checkpoint:
+            self._advance_checkpoint(position)  # acknowledged before the last crash
+        elif position is not None and position < checkpoint:
+            self.report(f"stream {self.spec.name} ends at position {position} but the "
+                        f"checkpoint is {checkpoint}: publishing again from {position + 1}")
+            self.stats.checkpoint = position
+        elif position is None and last_seq == 0 and checkpoint:
+            self.report(f"stream {self.spec.name} is new and empty: publishing every "
+                        "event from position 1")
+            self.stats.checkpoint = 0
+        return _StreamTail(last_seq, position)
+
+    async def _tail_position(self, js: JetStreamContext, last_seq: int) -> int | None:
+        try:
+            message = await js.get_msg(self.spec.name, seq=last_seq)
+        except nats.js.errors.NotFoundError:
+            return None
+        value = (message.headers or {}).get(POSITION)
+        if value is None or not str(value).isdigit():
+            self.report(f"the last message of stream {self.spec.name} (sequence {last_seq}) "
+                        f"has no {POSITION} header: trusting the checkpoint")
+            return None
+        return int(value)
+
+    async def _with_retries(
+        self, action: Callable[[], Awaitable[T]], stop: asyncio.Event
+    ) -> T | None:
+        """`action` until it succeeds (None if stopped first), backing off on NATS failures."""
+        started, delay = time.monotonic(), 0.1
+        while not stop.is_set():
+            try:
+                return await action()
+            except NATS_FAILURES as failure:
+                self._check_outage(started, failure)
+                await _sleep_or_stop(stop, delay)
+                delay = min(delay * 2, 2.0)
+        return None
+
+    def _check_outage(self, healthy_since: float, failure: BaseException) -> None:
+        why = explain(failure, self.settings.nats_url, self.settings)
+        limit = self.options.max_outage
+        if limit is not None and time.monotonic() - healthy_since > limit:
+            raise NatsUnavailableError(f"gave up after {limit:g}s without progress: {why}")
+        now = time.monotonic()
+        if why != self._last_report or now - self._last_report_at > 10:
+            self.report(f"retrying: {why}")
+            self._last_report, self._last_report_at = why, now
+
+
+def _ensure_tracking_table(store: LedgerStore, recorder: TrackingRecorder, name: str) -> None:
+    """The tracking table, created if the store left table creation to its users.
+
+    On PostgreSQL the store creates its tables itself, serially (CREATE_TABLE is off),
+    so the relay creates its checkpoint table the same way, under the store's lock.
+    """
+    try:
+        recorder.max_tracking_id(name)
+    except (ProgrammingError, OperationalError):
+        if isinstance(store.recorder, LedgerPostgresRecorder):
+            store.recorder.create_tables_serially(recorder)
+        else:
+            cast(Any, recorder).create_table()
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+__all__ = ["NoProgress", "Progress", "Relay", "RelayOptions", "RelayStats", "relay_name"]
