@@ -75,14 +75,18 @@ def _allocation(index: int, year: int) -> Decimal:
     return Decimal("200000.00") + Decimal(index % 7) * Decimal("20000.00")
 
 
+def partnership(**changes: object) -> c.EstablishPartnership:
+    """The partnership's terms (EUR 100 per home per year, year-end basis), or a variant."""
+    terms: dict[str, object] = {
+        "donor": "Heimstaden", "beneficiary": "SOS Children's Villages", "rate": RATE,
+        "currency": "EUR", "basis": "year-end", "start": START,
+    }  # fmt: skip
+    return c.EstablishPartnership.model_validate(terms | changes)
+
+
 def commands() -> list[c.Command]:
     """The partnership's first two years, in the order an operator would record them."""
-    out: list[c.Command] = [
-        c.EstablishPartnership(
-            donor="Heimstaden", beneficiary="SOS Children's Villages", rate=Decimal(RATE),
-            currency="EUR", basis="year-end", start=START,
-        ),
-    ]
+    out: list[c.Command] = [partnership()]
     out += [
         c.AcquireUnits(country=country, units=homes, on=START, ref="portfolio at start")
         for country, homes in HOMES_AT_START.items()

@@ -27,6 +27,7 @@ from adapters.chain import check_link, links
 from adapters.envelope import GENESIS_HASH
 from adapters.settings import Settings
 from adapters.store import StoreUnavailableError
+from cli import reference_case
 from domain import commands as c
 from domain.errors import DomainError
 
@@ -106,14 +107,7 @@ def set_up(url: str) -> int:
     """110,000 homes, pledges of 11,000,000.00; 2021 allocated to 1000.00 short of it."""
     app = build_application(Settings(store=url, actor="setup"))
     commands: list[c.Command] = [
-        c.EstablishPartnership(
-            donor="Heimstaden",
-            beneficiary="SOS Children's Villages",
-            rate="100.00",
-            currency="EUR",
-            basis="year-end",
-            start="2021-07-01",
-        ),
+        reference_case.partnership(),
         c.AcquireUnits(country="SE", units=60_000, on="2021-07-01"),
         c.AcquireUnits(country="DE", units=50_000, on="2021-07-01"),
         c.PledgeDonation(year=YEAR),
@@ -264,14 +258,7 @@ def test_writers_racing_with_one_command_id(store_url: str, request: pytest.Fixt
         build_application(Settings(store=store_url, actor=f"writer-{i}")) for i in range(writers)
     ]
     apps[0].execute(
-        c.EstablishPartnership(
-            donor="Heimstaden",
-            beneficiary="SOS Children's Villages",
-            rate="100.00",
-            currency="EUR",
-            basis="year-end",
-            start="2021-07-01",
-        )
+        reference_case.partnership()
     )
     answers: dict[str, set[str]] = {}
     failures: list[str] = []

@@ -24,6 +24,7 @@ from adapters.envelope import GENESIS_HASH, LEDGER_ID, Envelope, canonical_json
 from adapters.settings import ConfigError, Settings, store_location
 from adapters.snapshots import ledger_to_dict
 from adapters.store import LedgerStore, StoreUnavailableError
+from cli import reference_case
 from domain import commands as c
 from domain.errors import (
     AllocationExceedsUnallocatedError,
@@ -74,15 +75,7 @@ PASSWORD = "s3cr3t-Pa55word"
 def reference_commands() -> list[c.Command]:
     """The partnership's first year, every command with its own command id."""
     commands: list[c.Command] = [
-        c.EstablishPartnership(
-            donor="Heimstaden",
-            beneficiary="SOS Children's Villages",
-            rate="100.00",
-            currency="EUR",
-            basis="year-end",
-            start="2021-07-01",
-            command_id="init",
-        )
+        reference_case.partnership(command_id="init")
     ]
     commands += [
         c.AcquireUnits(
