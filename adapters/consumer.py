@@ -11,6 +11,10 @@ ones could be delivered at once. When the consumer starts with such messages
 pending, the loop holds back what it receives until the pending ones have come again
 (or the ack wait has passed), and hands everything on in stream order.
 
+A `batch_handler` gets each fetched batch in one call (a projector commits it in one
+transaction) and the loop acknowledges the batch after the call returned; `once` stops
+at the stream's last message as of the start (`project --once`).
+
 Known nats-py traps handled here: `pull_subscribe` on an existing durable ignores a
 changed config (so the config is compared, and a difference is an error, not a
 surprise); `drain()` hangs after a fetch timed out (so the subscription is
@@ -94,6 +98,21 @@ class Delivery:
 
 
 Handler = Callable[[Delivery], Awaitable[None] | None]
+# A handler of a whole fetched batch (in stream order): it commits them together, and the
+# loop acknowledges them all after it returned.
+BatchHandler = Callable[[list[Delivery]], Awaitable[None] | None]
+
+
+class BatchStoppedError(Exception):
+    """A batch handler handled (and committed) the first `handled` deliveries, then failed.
+
+    The loop acknowledges those, leaves the rest unacknowledged, and raises `cause`.
+    """
+
+    def __init__(self, handled: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.handled = handled
+        self.cause = cause
 
 
 @dataclass
@@ -102,6 +121,7 @@ class ConsumeStats:
     redelivered: int = 0
     skipped: int = 0  # before --from-position
     last_position: int | None = None
+    last_seq: int = 0  # the last stream sequence acknowledged by this process
 
 
 def decode(msg: Msg) -> Delivery:
@@ -110,9 +130,10 @@ def decode(msg: Msg) -> Delivery:
         body = json.loads(msg.data)
         envelope = envelope_from_body(body, int(body["position"]))
     except Exception as exc:  # noqa: BLE001 - any malformed payload is one kind of failure
+        why = str(exc).splitlines()[0][:120] if isinstance(exc, ValueError) and str(exc) else ""
         raise UnreadableMessageError(
             f"stream message {meta.sequence.stream} on {msg.subject} is not a homeledger "
-            f"event ({type(exc).__name__}); left unacknowledged"
+            f"event ({type(exc).__name__}{': ' + why if why else ''}); left unacknowledged"
         ) from None
     return Delivery(envelope, msg.subject, meta.sequence.stream, meta.num_delivered)
 
@@ -222,12 +243,19 @@ class ConsumerLoop:
     stats: ConsumeStats = field(default_factory=ConsumeStats)
     max_outage: float | None = None
     nats_url: str = ""
+    batch_handler: BatchHandler | None = None
 
     async def run(self, *, max_messages: int | None = None, idle: float | None = None,
-                  stop: asyncio.Event | None = None) -> ConsumeStats:  # fmt: skip
-        """Until `max_messages` were handled, nothing came for `idle` seconds, or `stop`."""
+                  stop: asyncio.Event | None = None,
+                  until_seq: int | None = None) -> ConsumeStats:  # fmt: skip
+        """Until `max_messages` were handled, nothing came for `idle` seconds, `stop`, or
+        stream sequence `until_seq` was acknowledged (or had been before)."""
         stop = stop or asyncio.Event()
         info = await ensure_consumer(self.js, self.stream, self.spec)
+        floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+        self.stats.last_seq = floor
+        if until_seq is not None and floor >= until_seq:
+            return self.stats
         recovery = self._recovery(info)
         sub = await self.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.stream)
         last_activity = healthy_since = time.monotonic()
@@ -245,6 +273,8 @@ class ConsumerLoop:
                 if messages:
                     last_activity = time.monotonic()
                 recovery = await self._dispatch(messages, recovery, max_messages)
+                if until_seq is not None and self.stats.last_seq >= until_seq:
+                    break
                 if idle is not None and not messages and recovery is None \
                         and time.monotonic() - last_activity >= idle:  # fmt: skip
                     break
@@ -286,6 +316,9 @@ class ConsumerLoop:
 
     async def _handle_all(self, items: list[tuple[Msg, Delivery]],
                           max_messages: int | None) -> None:  # fmt: skip
+        if self.batch_handler is not None:
+            await self._handle_batch(items, max_messages)
+            return
         for index, (msg, delivery) in enumerate(items):
             if self._reached(max_messages):
                 await _nak_all(msg for msg, _ in items[index:])
@@ -304,6 +337,35 @@ class ConsumerLoop:
             self.stats.redelivered += delivery.delivered > 1
             self.stats.last_position = delivery.envelope.position
         await msg.ack()
+        self.stats.last_seq = max(self.stats.last_seq, delivery.stream_seq)
+
+    async def _handle_batch(self, items: list[tuple[Msg, Delivery]],
+                            max_messages: int | None) -> None:  # fmt: skip
+        room = len(items) if max_messages is None else max_messages - self.stats.handled
+        taken, rest = items[:room], items[room:]
+        start = self.spec.from_position
+        wanted = [d for _, d in taken if start is None or d.envelope.position >= start]
+        self.stats.skipped += len(taken) - len(wanted)
+        try:
+            result = self.batch_handler(wanted) if self.batch_handler and wanted else None
+            if inspect.isawaitable(result):
+                await result
+        except BatchStoppedError as stopped:
+            done = {d.stream_seq for d in wanted[: stopped.handled]}
+            self._count(wanted[: stopped.handled])
+            await _ack_all(msg for msg, d in taken if d.stream_seq in done)
+            raise stopped.cause from None
+        self._count(wanted)
+        await _ack_all(msg for msg, _ in taken)
+        await _nak_all(msg for msg, _ in rest)
+        if taken:
+            self.stats.last_seq = max(self.stats.last_seq, taken[-1][1].stream_seq)
+
+    def _count(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            self.stats.handled += 1
+            self.stats.redelivered += delivery.delivered > 1
+            self.stats.last_position = delivery.envelope.position
 
     async def _outage(self, healthy_since: float, failure: BaseException) -> float:
         limit = self.max_outage
@@ -324,6 +386,11 @@ class ConsumerLoop:
             await sub.unsubscribe()  # never drain() after a fetch timeout: it hangs
 
 
+async def _ack_all(messages: Any) -> None:
+    for msg in messages:
+        await msg.ack()
+
+
 async def _nak_all(messages: Any) -> None:
     """Hand messages back at once, so that the next consumer needs no ack wait."""
     for msg in messages:
@@ -337,18 +404,26 @@ async def consume(
     settings: Settings, spec: ConsumerSpec, handler: Handler, *,
     max_messages: int | None = None, idle: float | None = None,
     stop: asyncio.Event | None = None, max_outage: float | None = None,
-    report: Callable[[str], None] | None = None,
+    report: Callable[[str], None] | None = None, batch_handler: BatchHandler | None = None,
+    once: bool = False,
 ) -> ConsumeStats:  # fmt: skip
-    """Connect, bind the durable, and feed `handler` until done. For CLI and projectors."""
+    """Connect, bind the durable, and feed `handler` until done. For CLI and projectors.
+
+    With `batch_handler`, each fetched batch goes to it at once (and `handler` is unused).
+    With `once`, it returns when the stream's last message at the start was acknowledged
+    (for the whole stream's subjects; a narrower filter may never reach it).
+    """
     spec.check()
     client = await connect(settings, name=f"homeledger-consumer:{spec.durable}",
                            reconnect_forever=True, on_event=report)  # fmt: skip
     try:
         js = client.jetstream(timeout=5)
         loop = ConsumerLoop(client, js, settings.stream, spec, handler, max_outage=max_outage,
-                            nats_url=settings.nats_url)  # fmt: skip
+                            nats_url=settings.nats_url, batch_handler=batch_handler)  # fmt: skip
         try:
-            return await loop.run(max_messages=max_messages, idle=idle, stop=stop)
+            until = int((await js.stream_info(settings.stream)).state.last_seq) if once else None
+            return await loop.run(max_messages=max_messages, idle=idle, stop=stop,
+                                  until_seq=until)  # fmt: skip
         except nats.js.errors.NotFoundError:
             raise NatsUnavailableError(
                 f"stream {settings.stream} does not exist on NATS at "

@@ -18,14 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
-from adapters.store import LedgerStore
+from adapters.settings import store_location
+from adapters.store import LedgerStore, StoreUnavailableError
 from cli.context import Context, pass_context
 from cli.errors import FINDING, Failure, InputError
 from cli.inspect import parse_time
+from cli.messaging import stream_checks
 from cli.render import emit_object, emit_rows, table
 from projections.as_of import PointInTime, UnknownInitiativeError
 from projections.audit_trail import AUDIT_COLUMNS
@@ -36,6 +38,7 @@ from projections.postings import TRIAL_COLUMNS
 from projections.report import REPORT_COLUMNS, report_lines, year_report
 from projections.runner import DEFAULT_CHECKPOINT_EVERY, DEFAULT_PAGE, ProjectionRunner
 from projections.state import PROJECTIONS
+from projections.stream import StreamLog, is_consumer_db
 from projections.verify import verify as run_verify
 
 AUDIT_TABLE_COLUMNS = ("position", "recorded_at", "effective_date", "type", "actor",
@@ -61,11 +64,27 @@ def _env_int(name: str, default: int) -> int:
     return int(value)
 
 
-def open_projections(ctx: Context, *, page: int | None = None) -> Projections:
-    """The store's projections, closed with the command."""
-    store = ctx.store()
-    db = ProjectionDB(store.location)
+def open_projections(ctx: Context, *, page: int | None = None,
+                     consumer_ok: bool = False) -> Projections:  # fmt: skip
+    """The store's projections, closed with the command.
+
+    With `consumer_ok`, --store may also be a consumer-side store (`project --from-nats`):
+    its read models are read the same way, with the envelopes it applied standing in for
+    the store's events (it has no others, so nothing to catch up with).
+    """
+    location = store_location(ctx.settings.store)
+    path = location.env.get("SQLITE_DBNAME", "")
+    missing = location.kind == "sqlite" and (path == ":memory:" or not Path(path).exists())
+    store = ctx.store() if missing else None  # says clearly that there is no store
+    db = ProjectionDB(location)
     click.get_current_context().call_on_close(db.close)
+    if store is None and is_consumer_db(db):
+        if not consumer_ok:
+            raise InputError(f"{location.display} is a consumer-side store built by 'project "
+                             "--from-nats': it has no events; give the ledger's --store")
+        log = cast(LedgerStore, StreamLog(db))  # reads like the store for these two
+        return Projections(log, db, ProjectionRunner(log, db), PointInTime(log, db))
+    store = store or ctx.store()
     runner = ProjectionRunner(
         store, db, page=page or _env_int(PAGE_ENV, DEFAULT_PAGE),
         checkpoint_every=_env_int(CHECKPOINT_ENV, DEFAULT_CHECKPOINT_EVERY),
@@ -75,7 +94,7 @@ def open_projections(ctx: Context, *, page: int | None = None) -> Projections:
 
 def current(ctx: Context) -> Projections:
     """The projections, caught up with every fact recorded so far."""
-    projections = open_projections(ctx)
+    projections = open_projections(ctx, consumer_ok=True)
     projections.runner.catch_up()
     return projections
 
@@ -269,14 +288,24 @@ def _progress(total: int, wanted: bool) -> Iterator[Callable[[int], None]]:
 
 
 @click.command("verify")
+@click.option("--against-nats", is_flag=True,
+              help="Also check the published stream (--nats, --stream): every stored event "
+                   "once, in order, identical; nothing beyond the store's head; the same "
+                   "balances built from the stream.")  # fmt: skip
 @pass_context
-def verify(ctx: Context) -> None:
+def verify(ctx: Context, against_nats: bool) -> None:
     """Check the hash chain, seals, projections, double entry and pledges.
 
-    Exit 1 when any check finds a problem, naming the first bad position.
+    Exit 1 when any check finds a problem, naming the first bad position; with
+    --against-nats exit 4 when the stream cannot be read.
     """
     projections = open_projections(ctx)
+    _check_readable(projections.store)
     result = run_verify(projections.store, projections.db, projections.runner)
+    if against_nats:
+        result.checks.extend(
+            stream_checks(ctx.settings, projections.store, projections.db, result.head)
+        )
     if ctx.fmt in ("json", "jsonl"):
         emit_object(result.to_dict(), ctx.fmt)
     else:
@@ -289,6 +318,23 @@ def verify(ctx: Context) -> None:
         at = f"; first bad position {where}" if where is not None else ""
         failed = ", ".join(c.name for c in result.checks if not c.ok)
         raise Failure(FINDING, f"verify found problems ({failed}){at}")
+
+
+def _check_readable(store: LedgerStore) -> None:
+    """Exit 4, not a wall of findings, when neither the first nor the newest stored fact
+    can be read: the cipher key is missing or wrong (a tampered fact is one among many)."""
+    head = store.max_position()
+    first = next(iter(store.notifications(1, head, page=1)), None)
+    last = next(iter(store.notifications(head, head)), None) if head else None
+    ends = [n for n in (first, last) if n is not None]
+    failures: list[StoreUnavailableError] = []
+    for notification in ends:
+        try:
+            store.decode_body(notification)
+        except StoreUnavailableError as exc:
+            failures.append(exc)
+    if ends and len(failures) == len(ends):
+        raise failures[0]
 
 
 def register(group: click.Group) -> None:

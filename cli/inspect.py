@@ -11,10 +11,12 @@ from typing import Any
 
 import click
 
-from adapters.envelope import Envelope
+from adapters.envelope import Envelope, envelope_from_body
 from adapters.schema import all_schemas, event_schema
+from adapters.stream_reader import StreamRecord, follow_stream
 from cli.context import Context, pass_context
 from cli.errors import InputError
+from cli.messaging import nats_failures, run_until_signal
 from cli.render import emit_envelopes, emit_object, emit_rows
 from domain.events import EVENT_CLASSES
 
@@ -128,15 +130,29 @@ def stats(ctx: Context) -> None:
         emit_object(result, ctx.fmt)
 
 
+def nats_configured() -> bool:
+    """Whether --nats or HOMELEDGER_NATS_URL was given (not just the default)."""
+    root = click.get_current_context().find_root()
+    source = root.get_parameter_source("nats_url")
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
 @events.command("tail")
 @click.option("--interval", type=float, default=0.5, show_default=True,
               help="Seconds between polls of the store.")  # fmt: skip
 @pass_context
 def tail(ctx: Context, interval: float) -> None:
-    """Follow new events as they are recorded (Ctrl-C to stop)."""
+    """Follow new events as they are recorded (Ctrl-C to stop).
+
+    From NATS (new messages on the stream) when --nats or HOMELEDGER_NATS_URL is
+    given, else by polling the store.
+    """
+    fmt = "jsonl" if ctx.fmt == "json" else ctx.fmt
+    if nats_configured():
+        _tail_nats(ctx, fmt)
+        return
     store = ctx.store()
     position = store.max_position()
-    fmt = "jsonl" if ctx.fmt == "json" else ctx.fmt
     try:
         while True:
             batch = list(store.envelopes(position + 1))
@@ -147,6 +163,16 @@ def tail(ctx: Context, interval: float) -> None:
                 time.sleep(interval)
     except KeyboardInterrupt:
         return
+
+
+def _tail_nats(ctx: Context, fmt: str) -> None:
+    def show(records: list[StreamRecord]) -> None:
+        for record in records:
+            body = json.loads(record.data)
+            emit_envelopes([envelope_from_body(body, int(body["position"]))], fmt)
+
+    with nats_failures():
+        run_until_signal(lambda stop: follow_stream(ctx.settings, show, stop))
 
 
 @click.command("schema")

@@ -1,8 +1,10 @@
-"""Messaging commands: `relay` (store -> JetStream) and `subscribe` (a durable consumer).
+"""Messaging commands: `relay` (store -> JetStream), `subscribe` (a durable consumer) and
+`project --from-nats` (read models from the stream, into the consumer's own store).
 
-`project --from-nats` and `demo` build on the same pieces: `consume_events` runs the
-durable consumer loop with any handler, and `nats_failures` maps NATS errors to exit
-codes.
+`demo` and `verify --against-nats` build on the same pieces: `run_projector` is what
+`project` runs, `stream_checks` reads the stream as the store's witness, `consume_events`
+runs the durable consumer loop with any handler, and `nats_failures` maps NATS errors to
+exit codes.
 """
 
 from __future__ import annotations
@@ -47,9 +49,23 @@ from adapters.relay import (
     Relay,
     RelayOptions,
 )
+from adapters.settings import Settings, store_location
+from adapters.store import LedgerStore
+from adapters.stream_reader import walk_stream
 from cli.context import Context, pass_context
-from cli.errors import InputError, Unreachable
+from cli.errors import FINDING, Failure, InputError, Unreachable
 from cli.render import emit_object, summary
+from projections.db import ProjectionDB
+from projections.stream import (
+    NotAConsumerStoreError,
+    ProjectStats,
+    StreamHead,
+    StreamIntegrityError,
+    StreamProjector,
+    project_stream,
+)
+from projections.stream_check import StreamWitness
+from projections.verify import Check
 
 PROGRESS_FROM = 2000  # backlog size from which a TTY gets a progress bar
 ONCE_MAX_OUTAGE = 120.0
@@ -252,7 +268,91 @@ def subscribe(ctx: Context, durable: str, subject: str, from_position: int | Non
         printer.finish()
 
 
+# project
+
+
+def open_consumer_store(settings: Settings) -> ProjectionDB:
+    """The consumer's own database (created if it is an SQLite file that is not there)."""
+    db = ProjectionDB(store_location(settings.store))
+    click.get_current_context().call_on_close(db.close)
+    return db
+
+
+def run_projector(settings: Settings, db: ProjectionDB, spec: ConsumerSpec, *, once: bool,
+                  max_outage: float | None = None) -> ProjectStats:  # fmt: skip
+    """`project --from-nats`: the stream into the consumer store; exit 1 on a bad stream."""
+    projector = StreamProjector(db, settings.stream)
+    try:
+        with nats_failures():
+            stats: ProjectStats = run_until_signal(
+                lambda stop: project_stream(settings, projector, spec, once=once, stop=stop,
+                                            max_outage=max_outage, report=report)
+            )  # fmt: skip
+    except StreamIntegrityError as exc:
+        raise Failure(FINDING, f"refused to project: {exc}") from None
+    except NotAConsumerStoreError as exc:
+        raise InputError(str(exc)) from None
+    return stats
+
+
+@click.command("project")
+@click.option("--from-nats", is_flag=True, help="Build from the NATS stream (the only source).")
+@click.option("--durable", required=True, help="Durable consumer name: resumes where it acked.")
+@click.option("--once", is_flag=True, help="Apply what the stream holds now, then exit.")
+@click.option("--ack-wait", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Seconds before an unacknowledged event is delivered again.")
+@click.option("--batch", type=click.IntRange(1, 1000), default=200, show_default=True,
+              help="Events fetched and committed per transaction.")
+@click.option("--max-outage", type=click.FloatRange(min=0),
+              help="Exit 4 after this many seconds without NATS "
+                   f"(default: {ONCE_MAX_OUTAGE:g} with --once, never otherwise).")
+@pass_context
+def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: float,
+            batch: int, max_outage: float | None) -> None:  # fmt: skip
+    """Build balances, audit trails, portfolio and postings from the stream alone.
+
+    They go to the database of the global --store, which must not hold a ledger's
+    events; read them there with `balances`, `audit`, `portfolio`, `trial-balance` and
+    `report`. Each batch is committed with the position reached, then acknowledged;
+    redelivered events change nothing, and an event that does not continue the hash
+    chain is refused (exit 1).
+    """
+    if not from_nats:
+        raise InputError("project builds from NATS only: give --from-nats")
+    spec = ConsumerSpec(durable=durable, ack_wait=ack_wait, batch=batch,
+                        max_ack_pending=max(batch * 2, 100))  # fmt: skip
+    spec.check()
+    db = open_consumer_store(ctx.settings)
+    outage = max_outage if max_outage is not None else (ONCE_MAX_OUTAGE if once else None)
+    stats = run_projector(ctx.settings, db, spec, once=once, max_outage=outage)
+    head = stats.head or StreamHead(ctx.settings.stream)
+    result = {"stream": ctx.settings.stream, "durable": durable, "applied": stats.applied,
+              "redelivered_unchanged": stats.duplicates, "events": head.events,
+              "position": head.position, "stream_seq": head.stream_seq,
+              "head_hash": head.hash}  # fmt: skip
+    if ctx.fmt == "table":
+        click.echo(f"projected {stats.applied} events from {ctx.settings.stream} "
+                   f"({stats.duplicates} redelivered, unchanged); the consumer store holds "
+                   f"{head.events} events up to position {head.position} "
+                   f"(stream sequence {head.stream_seq})")  # fmt: skip
+    else:
+        emit_object(result, ctx.fmt)
+
+
+# verify --against-nats
+
+
+def stream_checks(settings: Settings, store: LedgerStore, db: ProjectionDB,
+                  head: int) -> list[Check]:  # fmt: skip
+    """The stream as a witness of the store (exit 4 when NATS cannot be read)."""
+    witness = StreamWitness(store, db, head)
+    with nats_failures():
+        asyncio.run(walk_stream(settings, witness.feed))
+    return witness.finish()
+
+
 def register(group: click.Group) -> None:
     """Adds the messaging commands to the CLI."""
     group.add_command(relay)
     group.add_command(subscribe)
+    group.add_command(project)

@@ -297,7 +297,9 @@ class Verifier:
         tracked = self.tracked[name]
         check = self.checks["projections"]
         if tracked != head:
-            check.find(min(tracked, head) + 1 if tracked < head else head,
+            # Behind: the first fact it lacks; ahead (newest facts removed): the first it
+            # applied that the store no longer holds.
+            check.find(min(tracked, head) + 1,
                        f"{name} is at position {tracked}, the store at {head}")  # fmt: skip
             return
         cls = type(model)

@@ -1,0 +1,140 @@
+"""Reading the whole stream once, in stream order, leaving nothing behind.
+
+For `verify --against-nats` (and anyone who needs every message once): an ephemeral
+pull consumer without acknowledgements, in memory, deleted when done (and expiring
+by itself 30 s after a crash). `walk_stream` reads up to the stream's last message at the
+start; `follow_stream` hands on what is published from now on (`events tail`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import nats.errors
+import nats.js.errors
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from adapters.publisher import (
+    NATS_FAILURES,
+    STREAM_SUBJECTS,
+    NatsUnavailableError,
+    connect,
+    display_servers,
+    explain,
+)
+from adapters.settings import Settings
+
+BATCH = 1000
+FETCH_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    seq: int
+    subject: str
+    data: bytes
+
+
+Visitor = Callable[[list[StreamRecord]], Awaitable[None] | None]
+
+
+async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH) -> int:
+    """Hand every message of the stream to `visit`, in batches; the last sequence read."""
+    client = await connect(settings, name="homeledger-reader")
+    try:
+        js = client.jetstream(timeout=FETCH_TIMEOUT)
+        try:
+            last = int((await js.stream_info(settings.stream)).state.last_seq)
+        except nats.js.errors.NotFoundError:
+            raise NatsUnavailableError(
+                f"stream {settings.stream} does not exist on NATS at "
+                f"{display_servers(settings.nats_url)}"
+            ) from None
+        if last == 0:
+            return 0
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
+            inactive_threshold=30.0, mem_storage=True, filter_subject=STREAM_SUBJECTS,
+        )  # fmt: skip
+        sub = await js.pull_subscribe(STREAM_SUBJECTS, stream=settings.stream, config=config)
+        try:
+            return await _read(sub, last, visit, batch)
+        finally:
+            await _remove(js, sub, settings.stream)
+    except NATS_FAILURES as failure:
+        raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
+    finally:
+        await client.close()
+
+
+async def _read(sub: nats.js.JetStreamContext.PullSubscription, last: int, visit: Visitor,
+                batch: int) -> int:  # fmt: skip
+    seq = 0
+    while seq < last:
+        try:
+            messages = await sub.fetch(batch, timeout=FETCH_TIMEOUT)
+        except nats.errors.TimeoutError:
+            raise NatsUnavailableError(
+                f"the stream stopped delivering at sequence {seq} of {last}"
+            ) from None
+        records = [StreamRecord(m.metadata.sequence.stream, m.subject, m.data) for m in messages]
+        if records:
+            seq = records[-1].seq
+            result = visit(records)
+            if inspect.isawaitable(result):
+                await result
+    return seq
+
+
+async def _remove(js: nats.js.JetStreamContext,
+                  sub: nats.js.JetStreamContext.PullSubscription, stream: str) -> None:  # fmt: skip
+    with contextlib.suppress(*NATS_FAILURES):
+        name = (await sub.consumer_info()).name
+        await sub.unsubscribe()  # never drain() after a fetch: it can hang
+        await js.delete_consumer(stream, name)
+
+
+async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
+                        *, fetch_timeout: float = 1.0) -> int:  # fmt: skip
+    """Hand new messages (published from now on) to `visit` until `stop`; how many.
+
+    An ephemeral consumer without acknowledgements, deleted when done.
+    """
+    client = await connect(settings, name="homeledger-tail", reconnect_forever=True)
+    seen = 0
+    try:
+        js = client.jetstream(timeout=FETCH_TIMEOUT)
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.NEW,
+            inactive_threshold=30.0, mem_storage=True, filter_subject=STREAM_SUBJECTS,
+        )  # fmt: skip
+        try:
+            sub = await js.pull_subscribe(STREAM_SUBJECTS, stream=settings.stream, config=config)
+        except nats.js.errors.NotFoundError:
+            raise NatsUnavailableError(
+                f"stream {settings.stream} does not exist on NATS at "
+                f"{display_servers(settings.nats_url)}: run 'homeledger relay' first"
+            ) from None
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await sub.fetch(BATCH, timeout=fetch_timeout)
+                except nats.errors.TimeoutError:
+                    continue
+                records = [StreamRecord(m.metadata.sequence.stream, m.subject, m.data)
+                           for m in messages]  # fmt: skip
+                seen += len(records)
+                result = visit(records)
+                if inspect.isawaitable(result):
+                    await result
+        finally:
+            await _remove(js, sub, settings.stream)
+    except NATS_FAILURES as failure:
+        raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
+    finally:
+        await client.close()
+    return seen

@@ -1,0 +1,167 @@
+"""`verify --against-nats`: the published stream as a witness of the store.
+
+    stream-copy         every stored event is in the stream exactly once, in store order,
+                        with an identical envelope (so the same hash)
+    stream-head         the stream holds no event beyond the store's head: events there
+                        were published and then removed from the store (truncation,
+                        which the database alone cannot see)
+    stream-projections  the read models built from the stream alone (up to the store's
+                        head) equal the store's projections
+
+The stream is compared with the store in one pass, batch by batch, in lockstep: the
+memory it needs does not grow with the ledger (apart from one event id per event).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.envelope import envelope_from_body
+from adapters.store import LedgerStore
+from adapters.stream_reader import StreamRecord
+from projections.as_of import PointInTime
+from projections.db import ProjectionDB
+from projections.model import Model
+from projections.state import MODEL_CLASSES
+from projections.verify import Check
+
+STREAM_CHECKS = ("stream-copy", "stream-head", "stream-projections")
+
+
+class StreamWitness:
+    """Feed it the stream's messages in order; `finish()` returns the three checks."""
+
+    def __init__(self, store: LedgerStore, db: ProjectionDB, head: int) -> None:
+        self.store, self.db, self.head = store, db, head
+        self.checks = {name: Check(name) for name in STREAM_CHECKS}
+        self.stored: Iterator[_Stored] = _stored(store, head)
+        self.pending: _Stored | None = self._next_stored()
+        self.seen: set[str] = set()
+        self.matched = self.messages = self.beyond = 0
+        self.built: dict[str, Model] = {name: cls() for name, cls in MODEL_CLASSES.items()}
+
+    def _next_stored(self) -> _Stored | None:
+        return next(self.stored, None)
+
+    def feed(self, records: list[StreamRecord]) -> None:
+        for record in records:
+            self._one(record)
+        for model in self.built.values():
+            model.take_rows()  # only the state is compared: drop the rows
+
+    def _one(self, record: StreamRecord) -> None:
+        self.messages += 1
+        copy = self.checks["stream-copy"]
+        payload = _payload(record.data)
+        position, event_id = payload.get("position"), payload.get("event_id")
+        if not isinstance(position, int) or not isinstance(event_id, str):
+            copy.find(None, f"stream sequence {record.seq} is not a homeledger envelope")
+            return
+        if position > self.head:
+            self._beyond(record, position, event_id)
+            return
+        # Stored events before this one that the stream skipped.
+        while self.pending is not None and self.pending.position < position:
+            copy.find(self.pending.position, "stored event missing from the stream")
+            self.pending = self._next_stored()
+        if event_id in self.seen:
+            copy.find(position, f"published twice (again at stream sequence {record.seq})")
+            return
+        self.seen.add(event_id)
+        stored = self.pending
+        if stored is None or stored.position != position:
+            copy.find(position, f"stream sequence {record.seq} holds an event the store does "
+                      "not have at that position (or out of order)")  # fmt: skip
+            return
+        self.pending = self._next_stored()
+        if stored.envelope is None:
+            copy.find(position, "the stored event cannot be read")
+        elif stored.envelope != payload:
+            copy.find(position, _difference(stored.envelope, payload, record.seq))
+        else:
+            self.matched += 1
+        self._build(payload, position)
+
+    def _beyond(self, record: StreamRecord, position: int, event_id: str) -> None:
+        self.beyond += 1
+        if event_id in self.seen:
+            self.checks["stream-copy"].find(position, "published twice")
+            return
+        self.seen.add(event_id)
+        self.checks["stream-head"].find(
+            position, f"stream sequence {record.seq} holds position {position}, beyond the "
+            f"store's head {self.head}: the store lost events it had published",
+        )  # fmt: skip
+
+    def _build(self, payload: dict[str, Any], position: int) -> None:
+        try:
+            envelope = envelope_from_body(payload, position)
+        except Exception as exc:  # noqa: BLE001 - an unreadable message is a finding
+            self.checks["stream-projections"].find(
+                position, f"the stream's event cannot be read ({type(exc).__name__})"
+            )
+            return
+        for model in self.built.values():
+            model.apply(envelope)
+
+    def finish(self) -> list[Check]:
+        copy = self.checks["stream-copy"]
+        while self.pending is not None:
+            copy.find(self.pending.position, "stored event missing from the stream")
+            self.pending = self._next_stored()
+        self._compare_projections()
+        copy.summary = (f"{self.matched} stored events in the stream once each, in store "
+                        f"order, envelopes identical")  # fmt: skip
+        self.checks["stream-head"].summary = (
+            f"{self.messages} stream messages, none beyond the store's head {self.head}"
+        )
+        self.checks["stream-projections"].summary = (
+            f"{len(self.built)} projections built from the stream equal the store's at "
+            f"position {self.head}"
+        )
+        return list(self.checks.values())
+
+    def _compare_projections(self) -> None:
+        reader = PointInTime(self.store, self.db)
+        check = self.checks["stream-projections"]
+        for name, model in self.built.items():
+            model.position = self.head
+            try:
+                stored = reader.model(name, self.head)
+            except Exception as exc:  # noqa: BLE001 - unreadable projections are a finding
+                check.find(None, f"the store's {name} cannot be read ({type(exc).__name__})")
+                continue
+            if stored.state_rows() != model.state_rows():
+                check.find(None, f"{name} built from the stream differs from the store's")
+
+
+@dataclass(frozen=True)
+class _Stored:
+    position: int
+    envelope: dict[str, Any] | None  # None: the stored event cannot be read
+
+
+def _stored(store: LedgerStore, head: int) -> Iterator[_Stored]:
+    for notification in store.notifications(1, head):
+        try:
+            envelope: dict[str, Any] | None = store.decode(notification).to_dict()
+        except Exception:  # noqa: BLE001 - reported as a finding at its position
+            envelope = None
+        yield _Stored(notification.id, envelope)
+
+
+def _payload(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _difference(stored: dict[str, Any], published: dict[str, Any], seq: int) -> str:
+    fields = sorted(k for k in set(stored) | set(published) if stored.get(k) != published.get(k))
+    what = "hash differs" if "hash" in fields else "envelope differs"
+    return f"stream sequence {seq}: {what} from the stored event ({', '.join(fields)})"

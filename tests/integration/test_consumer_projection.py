@@ -1,0 +1,459 @@
+"""Consumer-side projections (`project --from-nats`), `verify --against-nats` and the
+NATS `events tail`, against real nats-server processes and real stores.
+
+(That every published payload validates against `homeledger schema` is tested in
+test_nats.py, on SQLite and PostgreSQL.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import selectors
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import nats
+import psycopg
+import pytest
+
+from adapters.application import LedgerApplication
+from adapters.envelope import chain_hash
+from adapters.nats_server import NatsServer
+from adapters.settings import store_location
+from cli import reference_case
+from domain.commands import AcquireUnits
+from tests.nats_helpers import (
+    cli_env,
+    invoke,
+    record_bulk,
+    running_server,
+    spawn_cli,
+    store_envelopes,
+)
+
+pytestmark = pytest.mark.nats
+
+LATER = date(2022, 6, 1)
+READS = [
+    ("balances", "--by", "year"),
+    ("balances", "--by", "initiative"),
+    ("balances", "--by", "country"),
+    ("balances", "--by", "initiative", "--as-of-position", "60"),
+    ("trial-balance",),
+    ("portfolio", "--on", "2021-12-31"),
+    ("audit", "gw-bissau-village"),
+    ("audit", "nl-siblings-together", "--as-of-position", "80"),
+    ("report", "--year", "2021"),
+]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    with running_server(tmp_path / "nats") as nats_server:
+        yield nats_server
+
+
+@pytest.fixture
+def ledger(make_app: Callable[..., LedgerApplication], store_url: str) -> LedgerApplication:
+    """The reference case, sealed."""
+    app = make_app(store_url, actor="ops@example.org")
+    for command in reference_case.commands():
+        app.execute(command)
+    app.seal()
+    return app
+
+
+@pytest.fixture
+def consumer_url(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The consumer's own database, of the same kind as the ledger's."""
+    if store_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'consumer.db'}"
+    return str(request.getfixturevalue("pg_url"))  # another fresh database
+
+
+@pytest.fixture
+def env(server: NatsServer, store_url: str) -> dict[str, str]:
+    return cli_env(store_url, server.url)
+
+
+def ok(args: list[str], env: dict[str, str]) -> str:
+    result = invoke(args, env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def project(env: dict[str, str], consumer: str, durable: str = "c1",
+            *extra: str) -> dict[str, Any]:  # fmt: skip
+    out = ok(["--store", consumer, "--format", "json", "project", "--from-nats",
+              "--durable", durable, "--once", *extra], env)  # fmt: skip
+    return dict(json.loads(out))
+
+
+def read(env: dict[str, str], store: str, args: tuple[str, ...]) -> Any:
+    return json.loads(ok(["--store", store, "--format", "json", *args], env))
+
+
+def tables(url: str) -> set[str]:
+    location = store_location(url)
+    if location.kind == "sqlite":
+        with closing(sqlite3.connect(location.env["SQLITE_DBNAME"])) as db, db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {r[0] for r in rows}
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT table_name FROM information_schema.tables "
+                             "WHERE table_schema = 'public'").fetchall()  # fmt: skip
+        return {r[0] for r in found}
+
+
+def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every consumer-side table, sorted: what a redelivery must not change."""
+    names = sorted(t for t in tables(url) if t.startswith(("hl_proj_", "hl_stream_")))
+    location = store_location(url)
+    if location.kind == "sqlite":
+        with closing(sqlite3.connect(location.env["SQLITE_DBNAME"])) as db, db:
+            return {n: sorted(db.execute(f"SELECT * FROM {n}").fetchall()) for n in names}
+    with psycopg.connect(url) as conn:
+        return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in names}
+
+
+async def publish_raw(url: str, subject: str, payload: dict[str, Any], msg_id: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().publish(subject, json.dumps(payload).encode(),
+                                     headers={"Nats-Msg-Id": msg_id})  # fmt: skip
+    finally:
+        await nc.close()
+
+
+# Consumer-side projections.
+
+
+def test_projections_built_from_the_stream_alone_equal_the_stores(
+    ledger: LedgerApplication, env: dict[str, str], store_url: str, consumer_url: str
+) -> None:
+    ok(["relay", "--once"], env)
+    summary = project(env, consumer_url)
+    head = ledger.store.max_position()
+    assert summary["applied"] == head == summary["position"] == summary["events"]
+    assert summary["head_hash"] == store_envelopes(ledger)[-1].hash
+    # Built without the ledger's events.
+    assert not {"stored_events", "homeledger_events"} & tables(consumer_url)
+    for args in READS:
+        assert read(env, consumer_url, args) == read(env, store_url, args), args
+    figures = read(env, consumer_url, ("balances",))
+    assert [row["year"] for row in figures] == [2021, 2022]
+    assert figures[0]["pledged"] == "11240000.00"
+
+
+def test_redelivered_and_republished_events_change_nothing(
+    ledger: LedgerApplication, server: NatsServer, env: dict[str, str], consumer_url: str
+) -> None:
+    ok(["relay", "--once"], env)
+    project(env, consumer_url, "first")
+    before = dump(consumer_url)
+    # A second durable delivers every event again.
+    again = project(env, consumer_url, "second")
+    count = len(before["hl_stream_events"])
+    assert (again["applied"], again["redelivered_unchanged"]) == (0, count)
+    # The same envelopes published once more (new Msg-Ids, so JetStream keeps them).
+    for envelope in store_envelopes(ledger)[-3:]:
+        asyncio.run(publish_raw(server.url, f"homeledger.events.{envelope.type}.{envelope.scope}",
+                                envelope.to_dict(), f"again-{envelope.event_id}"))  # fmt: skip
+    third = project(env, consumer_url, "first")
+    assert (third["applied"], third["redelivered_unchanged"]) == (0, 3)
+    assert dump(consumer_url) == before
+
+
+def test_new_events_are_applied_where_the_consumer_left_off(
+    ledger: LedgerApplication, env: dict[str, str], store_url: str, consumer_url: str
+) -> None:
+    ok(["relay", "--once"], env)
+    project(env, consumer_url)
+    ledger.execute(AcquireUnits(country="SE", units=500, on=LATER))
+    ledger.seal()
+    ok(["relay", "--once"], env)
+    assert project(env, consumer_url)["applied"] == 2
+    for args in READS[:3]:
+        assert read(env, consumer_url, args) == read(env, store_url, args), args
+
+
+def test_a_following_projector_applies_live_events_and_stops_on_sigterm(
+    make_app: Callable[..., LedgerApplication], server: NatsServer, sqlite_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    app = make_app(sqlite_url)
+    for command in reference_case.commands()[:20]:
+        app.execute(command)
+    env = cli_env(sqlite_url, server.url)
+    ok(["relay", "--once"], env)
+    consumer = f"sqlite:///{tmp_path / 'live.db'}"
+    follower = spawn_cli(["--store", consumer, "project", "--from-nats", "--durable", "live"],
+                         env, out=subprocess.PIPE)  # fmt: skip
+    try:
+        app.execute(AcquireUnits(country="FI", units=7, on=LATER))
+        ok(["relay", "--once"], env)
+        head = app.store.max_position()
+        for _ in range(100):  # it cannot say when it applied: look until it has
+            if consumer_position(consumer) == head:
+                break
+            time.sleep(0.1)
+        assert consumer_position(consumer) == head
+        follower.send_signal(signal.SIGTERM)
+        out, err = follower.communicate(timeout=20)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+    assert follower.returncode == 0, err
+    assert f"up to position {head}" in out
+
+
+def consumer_position(url: str) -> int | None:
+    path = store_location(url).env["SQLITE_DBNAME"]
+    if not Path(path).exists():
+        return None
+    with closing(sqlite3.connect(path)) as db:
+        try:
+            row = db.execute("SELECT position FROM hl_stream_head").fetchone()
+        except sqlite3.OperationalError:  # not created yet
+            return None
+    return int(row[0]) if row else None
+
+
+def forged(last: dict[str, Any], how: str) -> dict[str, Any]:
+    """An event after `last` that breaks the chain in one way."""
+    event = {**last, "event_id": str(uuid.uuid4()), "position": last["position"] + 1,
+             "aggregate_version": last["aggregate_version"] + 1, "prev_hash": last["hash"]}
+    if how == "prev-hash":  # an event went missing before it
+        event["prev_hash"] = "f" * 64
+    elif how == "version-gap":
+        event["aggregate_version"] += 1
+    elif how == "unknown-type":
+        event["type"] = "FundsStolen"
+    event["hash"] = chain_hash(event)
+    if how == "content":  # edited after it was hashed
+        event["data"] = {**event["data"], "digest": "0" * 64}
+    return event
+
+
+@pytest.mark.parametrize("how", ["prev-hash", "version-gap", "content", "unknown-type"])
+def test_a_stream_that_does_not_continue_the_chain_is_refused(
+    ledger: LedgerApplication, server: NatsServer, env: dict[str, str], consumer_url: str,
+    how: str,
+) -> None:  # fmt: skip
+    ok(["relay", "--once"], env)
+    project(env, consumer_url)
+    before = dump(consumer_url)
+    last = store_envelopes(ledger)[-1].to_dict()
+    event = forged(last, how)
+    asyncio.run(publish_raw(server.url, "homeledger.events.LedgerSealed.partnership", event,
+                            event["event_id"]))  # fmt: skip
+    for _ in range(2):  # refused, and left unacknowledged: refused again
+        result = invoke(["--store", consumer_url, "project", "--from-nats", "--durable", "c1",
+                         "--once", "--ack-wait", "1"], env)  # fmt: skip
+        assert result.exit_code == 1, result.output
+        assert f"position {event['position']}" in result.output or how == "unknown-type"
+        assert "refused to project" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert dump(consumer_url) == before
+
+
+def test_the_ledgers_own_store_is_refused_as_a_consumer_store(
+    ledger: LedgerApplication, env: dict[str, str], store_url: str
+) -> None:
+    ok(["relay", "--once"], env)
+    result = invoke(["--store", store_url, "project", "--from-nats", "--durable", "c1",
+                     "--once"], env)  # fmt: skip
+    assert result.exit_code == 2
+    assert "holds a ledger's events" in result.output
+    assert not any(t.startswith("hl_stream_") for t in tables(store_url))
+
+
+@pytest.mark.slow
+def test_a_projector_killed_mid_stream_ends_equal_to_a_clean_build(
+    make_app: Callable[..., LedgerApplication], server: NatsServer, sqlite_url: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    app = make_app(sqlite_url)
+    for command in reference_case.commands():
+        app.execute(command)
+    record_bulk(app, 3000)
+    env = cli_env(sqlite_url, server.url)
+    ok(["relay", "--once"], env)
+    killed, clean = f"sqlite:///{tmp_path / 'killed.db'}", f"sqlite:///{tmp_path / 'clean.db'}"
+    args = ["--store", killed, "project", "--from-nats", "--durable", "k", "--batch", "10",
+            "--ack-wait", "1"]  # fmt: skip
+    rng = random.Random(4)
+    kills = 0
+    for _ in range(3):
+        process = spawn_cli(args, env)
+        time.sleep(rng.uniform(0.6, 1.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.communicate(timeout=30)
+    assert kills >= 2, "the projector finished before it could be killed"
+    applied = len(dump(killed)["hl_stream_events"])
+    assert 0 < applied < app.store.max_position(), "not killed mid-stream"
+    final = project(env, killed, "k", "--ack-wait", "1")  # the same ack wait as before
+    assert final["position"] == app.store.max_position()
+    project(env, clean, "clean")
+    assert dump(killed) == dump(clean)
+
+
+# verify --against-nats
+
+
+def verify_json(env: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    result = invoke(["--format", "json", "verify", "--against-nats"], env)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_verify_against_nats_passes_on_a_relayed_store(
+    ledger: LedgerApplication, env: dict[str, str]
+) -> None:
+    ok(["relay", "--once"], env)
+    code, report = verify_json(env)
+    assert code == 0, report
+    checks = {c["check"]: c for c in report["checks"]}
+    assert {"stream-copy", "stream-head", "stream-projections"} <= set(checks)
+    assert all(c["ok"] for c in checks.values())
+
+
+def one(row: tuple[Any, ...] | None) -> Any:
+    assert row is not None
+    return row[0]
+
+
+def delete_newest(url: str, count: int) -> int:
+    """Remove the newest stored events straight from the database; the new head."""
+    location = store_location(url)
+    if location.kind == "sqlite":
+        with closing(sqlite3.connect(location.env["SQLITE_DBNAME"])) as db, db:
+            head = db.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
+            db.execute("DELETE FROM stored_events WHERE rowid > ?", (head - count,))
+        return int(head - count)
+    with psycopg.connect(url) as conn:
+        head = one(conn.execute("SELECT MAX(notification_id) FROM homeledger_events").fetchone())
+        conn.execute("DELETE FROM homeledger_events WHERE notification_id > %s", (head - count,))
+    return int(head - count)
+
+
+def edit_event(url: str, position: int, old: bytes, new: bytes) -> None:
+    """Change bytes of one stored event (no cipher: the state is its JSON)."""
+    location = store_location(url)
+    if location.kind == "sqlite":
+        with closing(sqlite3.connect(location.env["SQLITE_DBNAME"])) as db, db:
+            state = db.execute("SELECT state FROM stored_events WHERE rowid = ?",
+                                 (position,)).fetchone()[0]  # fmt: skip
+            assert old in state
+            db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
+                         (state.replace(old, new), position))  # fmt: skip
+        return
+    with psycopg.connect(url) as conn:
+        state = bytes(one(conn.execute("SELECT state FROM homeledger_events "
+                                       "WHERE notification_id = %s", (position,)).fetchone()))
+        assert old in state
+        conn.execute("UPDATE homeledger_events SET state = %s WHERE notification_id = %s",
+                     (state.replace(old, new), position))  # fmt: skip
+
+
+def test_verify_against_nats_sees_the_newest_events_deleted_from_the_store(
+    ledger: LedgerApplication, env: dict[str, str], store_url: str
+) -> None:
+    ok(["relay", "--once"], env)
+    ok(["balances"], env)  # the store's projections have seen every event
+    ledger.store.close()
+    head = delete_newest(store_url, 3)
+    assert invoke(["verify"], env).exit_code == 1  # the projections are ahead of the store
+    code, report = verify_json(env)
+    assert code == 1
+    assert report["first_bad_position"] == head + 1
+    checks = {c["check"]: c for c in report["checks"]}
+    assert checks["hash-chain"]["ok"]  # the chain alone cannot see it
+    assert checks["stream-head"]["first_bad_position"] == head + 1
+    assert checks["stream-head"]["findings"] == 3
+    table = invoke(["verify", "--against-nats"], env)
+    assert f"first bad position {head + 1}" in table.output
+
+
+def test_verify_against_nats_sees_the_newest_events_deleted_before_any_projection(
+    ledger: LedgerApplication, env: dict[str, str], store_url: str
+) -> None:
+    ok(["relay", "--once"], env)
+    ledger.store.close()
+    head = delete_newest(store_url, 2)
+    assert invoke(["verify"], env).exit_code == 0  # the database alone cannot tell
+    code, report = verify_json(env)
+    assert code == 1
+    assert report["first_bad_position"] == head + 1
+    failed = [c["check"] for c in report["checks"] if not c["ok"]]
+    assert failed == ["stream-head"]
+
+
+def test_verify_against_nats_names_an_edited_event(
+    ledger: LedgerApplication, env: dict[str, str], store_url: str
+) -> None:
+    ok(["relay", "--once"], env)
+    target = next(e for e in store_envelopes(ledger) if e.type == "FundsAllocated")
+    amount = target.data["amount"].encode()
+    ledger.store.close()
+    edit_event(store_url, target.position, b'"amount":"' + amount, b'"amount":"9' + amount)
+    code, report = verify_json(env)
+    assert code == 1
+    assert report["first_bad_position"] == target.position
+    checks = {c["check"]: c for c in report["checks"]}
+    assert checks["stream-copy"]["first_bad_position"] == target.position
+    assert "hash differs" not in checks["stream-copy"]["detail"]  # the content, not the hash
+    assert checks["stream-head"]["ok"]
+
+
+def test_verify_against_nats_unreachable_is_exit_4_in_one_line(
+    ledger: LedgerApplication, store_url: str
+) -> None:
+    env = cli_env(store_url, "nats://127.0.0.1:1")
+    result = invoke(["verify", "--against-nats"], env)
+    assert result.exit_code == 4
+    assert result.output.count("\n") == 1 and "unreachable" in result.output
+
+
+# events tail
+
+
+def test_events_tail_follows_new_events_from_nats(
+    ledger: LedgerApplication, env: dict[str, str]
+) -> None:
+    ok(["relay", "--once"], env)
+    head = ledger.store.max_position()
+    tail = spawn_cli(["--format", "jsonl", "events", "tail"], env, out=subprocess.PIPE)
+    try:
+        assert tail.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(tail.stdout, selectors.EVENT_READ)
+            for _ in range(20):  # tail cannot say when it is listening: publish until it shows
+                ledger.execute(AcquireUnits(country="NO", units=3, on=LATER))
+                ok(["relay", "--once"], env)
+                if selector.select(timeout=1):
+                    break
+            else:
+                pytest.fail("tail printed nothing while 20 events were relayed")
+        followed = json.loads(tail.stdout.readline())
+        assert followed["type"] == "UnitsAcquired"
+        assert followed["position"] > head  # only new events, never the backlog
+        tail.send_signal(signal.SIGTERM)
+        _, stderr = tail.communicate(timeout=20)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 0, stderr
