@@ -26,6 +26,7 @@ from adapters.store import (
 )
 from domain.commands import Command, SealLedger
 from domain.errors import CommandIdReusedError, ConcurrencyError, DomainError
+from domain.events import DomainEvent
 
 MAX_ATTEMPTS = 50
 Clock = Callable[[], datetime]
@@ -49,6 +50,8 @@ class _Planned:
     command: Command
     command_id: str
     bodies: list[dict[str, object]]
+    fingerprint: str  # computed once: it is a JSON dump and a hash per command
+    facts: list[DomainEvent]  # the decided facts, one per body: never re-validated
 
 
 class LedgerApplication:
@@ -144,7 +147,10 @@ class LedgerApplication:
         answers: list[Envelope] = []
         for slot in slots:
             if isinstance(slot, _Planned):
-                answers += [envelope_from_body(body, next(remaining)) for body in slot.bodies]
+                answers += [
+                    envelope_from_body(body, next(remaining), fact)
+                    for body, fact in zip(slot.bodies, slot.facts, strict=True)
+                ]
             else:
                 answers += slot
         return answers
@@ -170,21 +176,22 @@ class LedgerApplication:
                     self._check_same(command, seen[command.command_id])
                     continue  # the same command twice in one batch is recorded once
                 answered = self._answer_repeat(command) if precheck else None
+                if answered is None:
+                    try:
+                        facts = ledger.decide(command, now.date())
+                    except DomainError:
+                        answered = self._answer_repeat(command)
+                        if answered is None:
+                            raise
                 if answered is not None:
-                    slots.append(answered)
-                    continue
-                try:
-                    facts = ledger.decide(command, now.date())
-                except DomainError:
-                    answered = self._answer_repeat(command)
-                    if answered is None:
-                        raise
+                    # A repeat answers once per batch, like a new command given twice.
+                    seen[str(command.command_id)] = command.fingerprint()
                     slots.append(answered)
                     continue
             except DomainError as error:
                 raise BatchError(index, error) from None
             command_id = command.command_id or str(uuid4())
-            seen[command_id] = command.fingerprint()
+            fingerprint = seen[command_id] = command.fingerprint()
             bodies = []
             for fact in facts:
                 version += 1
@@ -196,7 +203,7 @@ class LedgerApplication:
                 ledger.apply(fact)
                 last_hash = str(body["hash"])
                 bodies.append(body)
-            slots.append(_Planned(command, command_id, bodies))
+            slots.append(_Planned(command, command_id, bodies, fingerprint, list(facts)))
         if ledger is not head.ledger:
             head.ledger = ledger
         head.version, head.last_hash = version, last_hash
@@ -223,7 +230,7 @@ class LedgerApplication:
         return [
             Receipt(
                 p.command_id,
-                p.command.fingerprint(),
+                p.fingerprint,
                 int(p.bodies[0]["aggregate_version"]),  # type: ignore[call-overload]
                 int(p.bodies[-1]["aggregate_version"]),  # type: ignore[call-overload]
             )

@@ -65,8 +65,13 @@ def check_link(link: ChainLink, expected_version: int, prev_hash: str, topic: st
     body = link.body
     if not body or any(name not in body for name in (*HASHED_FIELDS, "hash")):
         return "stored event cannot be read or lacks fields"
-    if link.version != expected_version or body["aggregate_version"] != expected_version:
-        return f"version {link.version} where {expected_version} was expected"
+    if len(body) != len(HASHED_FIELDS) + 1:  # a field outside the hash would go unseen
+        return "stored event has fields its hash does not cover"
+    if link.version != expected_version:
+        return f"stored version {link.version} where {expected_version} was expected"
+    if body["aggregate_version"] != expected_version:
+        return (f"the event's aggregate_version is {body['aggregate_version']} where "
+                f"{expected_version} was expected (stored version {link.version})")  # fmt: skip
     if body["aggregate_id"] != str(LEDGER_ID):
         return "belongs to another aggregate"
     if topic != topic_for(str(body["type"])):

@@ -85,6 +85,24 @@ class ConsumerSpec:
                 f"--subject {self.subject[:80]!r} is outside the stream: it must start with "
                 f"{SUBJECT_PREFIX}. (e.g. {SUBJECT_PREFIX}.*.gw-bissau-village)"
             )
+        problem = subject_filter_problem(self.subject)
+        if problem:
+            raise ConfigError(f"--subject {self.subject[:80]!r} is not a valid filter: {problem}")
+
+
+def subject_filter_problem(subject: str) -> str | None:
+    """Why `subject` is not a NATS subject filter, or None when it is one."""
+    tokens = subject.split(".")
+    for index, part in enumerate(tokens):
+        if not part:
+            return "empty token (two dots, or a dot at an end)"
+        if any(char.isspace() or not char.isprintable() for char in part):
+            return "no spaces or control characters"
+        if ">" in part and (part != ">" or index != len(tokens) - 1):
+            return "'>' only as the whole last token"
+        if "*" in part and part != "*":
+            return "'*' only as a whole token"
+    return None
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,14 @@ ENVELOPE_FIELDS = (
 HASHED_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in ("position", "scope", "hash"))
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def canonical_json(value: Any) -> bytes:
     """One byte form for one value: sorted keys, no spaces, ASCII only."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def chain_hash(body: dict[str, Any]) -> str:
@@ -43,7 +48,10 @@ def chain_hash(body: dict[str, Any]) -> str:
 
 def format_time(moment: datetime) -> str:
     """UTC ISO 8601 with microseconds and a Z, the one time format on every wire."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    if utc.year < 1000:  # isoformat pads the year to four digits, strftime does not
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # strftime is slower
 
 
 def parse_time(text: str) -> datetime:
@@ -98,14 +106,27 @@ class Envelope:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The published JSON envelope, fields in SPEC order."""
-        body = self.body()
-        body["position"] = self.position
-        body["scope"] = self.scope
-        return {name: body[name] for name in ENVELOPE_FIELDS}
+        """The published JSON envelope, fields in SPEC order (ENVELOPE_FIELDS)."""
+        return {
+            "event_id": self.event_id,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "position": self.position,
+            "scope": self.scope,
+            "aggregate_id": self.aggregate_id,
+            "aggregate_version": self.aggregate_version,
+            "effective_date": self.effective_date.isoformat(),
+            "recorded_at": format_time(self.recorded_at),
+            "actor": self.actor,
+            "command_id": self.command_id,
+            "correlation_id": self.correlation_id,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        return _COMPACT.encode(self.to_dict()).encode()
 
 
 def new_body(
@@ -138,12 +159,29 @@ def new_body(
     return body
 
 
-def envelope_from_body(body: dict[str, Any], position: int) -> Envelope:
-    """Rebuild an envelope from its stored body; the fact is upcast to the current schema."""
-    fact = event_from_data(body["type"], body["schema_version"], body["data"])
+_FIELD_ORDER: dict[type[DomainEvent], tuple[str, ...]] = {}
+
+
+def _field_order(cls: type[DomainEvent]) -> tuple[str, ...]:
+    order = _FIELD_ORDER.get(cls)
+    if order is None:
+        order = _FIELD_ORDER[cls] = tuple(cls.model_fields)
+    return order
+
+
+def envelope_from_body(
+    body: dict[str, Any], position: int, fact: DomainEvent | None = None
+) -> Envelope:
+    """Rebuild an envelope from its stored body; the fact is upcast to the current schema.
+
+    `fact`, when given, is the fact this body holds (already validated: the one just
+    decided, or one read back by the store), so it is not validated again.
+    """
+    if fact is None:
+        fact = event_from_data(body["type"], body["schema_version"], body["data"])
     data = body["data"]
     if body["schema_version"] == fact.SCHEMA_VERSION:  # the model's field order, as recorded
-        data = {**{k: data[k] for k in type(fact).model_fields if k in data}, **data}
+        data = {**{k: data[k] for k in _field_order(type(fact)) if k in data}, **data}
     return Envelope(
         event_id=body["event_id"],
         type=body["type"],

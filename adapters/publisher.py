@@ -11,6 +11,7 @@ headers, and the envelope's JSON as payload.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -63,9 +64,12 @@ class StreamConfigError(Exception):
 # Messages.
 
 
+_NOT_IN_TOKEN = re.compile(r"[.*> \t\r\n]")
+
+
 def subject_for(event_type: str, scope: str) -> str:
     for token in (event_type, scope):
-        if not token or any(c in token for c in ".*> \t\r\n"):
+        if not token or _NOT_IN_TOKEN.search(token):
             raise ValueError(f"{token!r} is not a valid NATS subject token")
     return f"{SUBJECT_PREFIX}.{event_type}.{scope}"
 

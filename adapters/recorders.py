@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -37,7 +38,16 @@ def _receipt_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int, int]]:
     return [(r.command_id, r.fingerprint, r.first_version, r.last_version) for r in receipts]
 
 
+# Every stored fact has the one ledger id: parse its text once, not once per row read.
+_uuid = lru_cache(maxsize=64)(UUID)
+
+
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+    def convert_originator_id(self, originator_id: str) -> UUID | str:
+        if self.datastore.originator_id_type == "uuid":
+            return _uuid(originator_id)
+        return originator_id
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),

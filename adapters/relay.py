@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from nats.js.api import PubAck
 from adapters.envelope import Envelope
 from adapters.publisher import (
     EXPECTED_LAST_SEQUENCE,
+    MSG_ID,
     NATS_FAILURES,
     POSITION,
     NatsUnavailableError,
@@ -56,7 +58,7 @@ from adapters.store import LedgerStore
 
 DEFAULT_WINDOW = 1000
 DEFAULT_ACK_TIMEOUT = 5.0
-DEFAULT_POLL_INTERVAL = 0.02
+DEFAULT_POLL_INTERVAL = 0.01  # idle cost: one max-position query per 10 ms; latency p50 -5 ms
 T = TypeVar("T")
 
 
@@ -67,6 +69,10 @@ def relay_name(stream: str) -> str:
 
 class WindowFailedError(Exception):
     """A window was not acknowledged as expected: its outcome is unknown, retry it."""
+
+
+class StreamDisagreesError(Exception):
+    """The stream's last message is not the store's event at its position (a finding)."""
 
 
 RETRYABLE: tuple[type[BaseException], ...] = (WindowFailedError, *NATS_FAILURES)
@@ -269,6 +275,8 @@ class Relay:
         last_seq = int(info.state.last_seq or 0)
         position = await self._tail_position(js, last_seq) if info.state.messages else None
         checkpoint = self.stats.checkpoint
+        if position is not None:
+            await self._check_tail(js, last_seq, position)
         if position is not None and position > checkpoint:
             self._advance_checkpoint(position)  # acknowledged before the last crash
         elif position is not None and position < checkpoint:
@@ -280,6 +288,32 @@ class Relay:
                         "event from position 1")
             self.stats.checkpoint = 0
         return _StreamTail(last_seq, position)
+
+    async def _check_tail(self, js: JetStreamContext, last_seq: int, position: int) -> None:
+        """The stream's last message must be the store's event at that position.
+
+        Otherwise the stream and the store disagree (an older copy of the store, or a
+        stream holding another ledger): resuming would skip or mix facts, so refuse.
+        """
+        message = await js.get_msg(self.spec.name, seq=last_seq)
+        try:
+            body = json.loads(message.data or b"")
+            published = (str(body["event_id"]), str(body["hash"]))
+        except (ValueError, TypeError, KeyError):
+            published = (str((message.headers or {}).get(MSG_ID)), "")
+        stored = next(iter(self._read(position, 1)), None)
+        if stored is None or stored.position != position:
+            raise StreamDisagreesError(
+                f"stream {self.spec.name} and the store disagree at position {position}: "
+                "the stream holds it but the store does not (the store ends at "
+                f"{self.store.max_position()}); refusing to publish"
+            )
+        if (stored.event_id, stored.hash) != published:
+            raise StreamDisagreesError(
+                f"stream {self.spec.name} and the store disagree at position {position}: "
+                f"the stream holds event {published[0]}, the store {stored.event_id}; "
+                "refusing to publish"
+            )
 
     async def _tail_position(self, js: JetStreamContext, last_seq: int) -> int | None:
         try:
@@ -338,4 +372,5 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-__all__ = ["NoProgress", "Progress", "Relay", "RelayOptions", "RelayStats", "relay_name"]
+__all__ = ["NoProgress", "Progress", "Relay", "RelayOptions", "RelayStats",
+           "StreamDisagreesError", "relay_name"]

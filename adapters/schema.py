@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.events import EVENT_CLASSES, DomainEvent
+from domain.events import EVENT_CLASSES, DomainEvent, event_versions
 from domain.money import AMOUNT_PATTERN
 
 _HASH = r"^[0-9a-f]{64}$"
@@ -41,21 +41,40 @@ class EnvelopeMeta(BaseModel):
 
 
 def event_schema(cls: type[DomainEvent]) -> dict[str, Any]:
-    """The envelope schema for one event type, its `data` being that type's model."""
+    """The envelope schema for one event type, its `data` being that type's model.
+
+    Stored facts are published as recorded (the hash covers them), so the schema accepts
+    every schema version the type ever had: one `oneOf` branch per older version, each
+    pairing its `schema_version` with that version's `data` model.
+    """
     schema = EnvelopeMeta.model_json_schema()
-    data = cls.model_json_schema(mode="serialization")
     schema["title"] = cls.TYPE
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"urn:homeledger:event:{cls.TYPE}:v{cls.SCHEMA_VERSION}"
     properties = schema["properties"]
     properties["type"] = {"const": cls.TYPE, "title": "Type"}
-    properties["schema_version"] = {"const": cls.SCHEMA_VERSION, "title": "Schema Version"}
-    if "$defs" in data:
-        schema["$defs"] = data.pop("$defs")
-    # Fields may be added, never renamed or removed: consumers must accept new ones.
-    data.pop("additionalProperties", None)
+    defs: dict[str, Any] = {}
+    branches = []
+    for version, model in event_versions(cls.TYPE).items():
+        prefix = "" if version == cls.SCHEMA_VERSION else f"v{version}."
+        data = model.model_json_schema(mode="serialization",
+                                       ref_template=f"#/$defs/{prefix}{{model}}")  # fmt: skip
+        defs.update({prefix + name: value for name, value in data.pop("$defs", {}).items()})
+        # Fields may be added, never renamed or removed: consumers must accept new ones.
+        data.pop("additionalProperties", None)
+        branches.append({"properties": {
+            "schema_version": {"const": version, "title": "Schema Version"}, "data": data,
+        }})  # fmt: skip
+    if defs:
+        schema["$defs"] = defs
     schema.pop("additionalProperties", None)
-    properties["data"] = data
+    if len(branches) == 1:
+        properties.update(branches[0]["properties"])
+    else:
+        properties["schema_version"] = {"enum": [b["properties"]["schema_version"]["const"]
+                                                 for b in branches], "title": "Schema Version"}
+        properties["data"] = {"type": "object"}
+        schema["oneOf"] = branches
     schema["required"] = sorted(EnvelopeMeta.model_fields)
     return schema
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -76,7 +77,11 @@ class LedgerStore:
             path = location.env["SQLITE_DBNAME"]
             if path != ":memory:" and not Path(path).exists():
                 raise StoreUnavailableError(f"store {location.display} does not exist")
+            if path != ":memory:":
+                _require_sqlite_ledger(path, location.display)
         env = dict(location.env)
+        if not create:  # a reader never creates tables (PostgreSQL: see _prepare_postgres)
+            env["CREATE_TABLE"] = "no"
         if cipher_key:
             env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
             env["CIPHER_KEY"] = cipher_key
@@ -88,12 +93,16 @@ class LedgerStore:
             raise ConfigError(
                 "HOMELEDGER_CIPHER_KEY is not a base64 AES key of 16, 24 or 32 bytes"
             ) from None
+        except (PersistenceError, OSError, sqlite3.DatabaseError) as exc:
+            raise StoreUnavailableError(
+                f"cannot open store {location.display}: {_postgres_reason(location, exc)}"
+            ) from None
         try:
             self.recorder = cast(LedgerRecorder, self.factory.application_recorder())
             self.snapshots = self.factory.aggregate_recorder("snapshots")
             if isinstance(self.recorder, LedgerPostgresRecorder):
                 self._prepare_postgres(self.recorder, create)
-        except (PersistenceError, OSError) as exc:
+        except (PersistenceError, OSError, sqlite3.DatabaseError) as exc:
             raise StoreUnavailableError(
                 f"cannot open store {location.display}: {_postgres_reason(location, exc)}"
             ) from None
@@ -139,7 +148,8 @@ class LedgerStore:
 
     def decode_body(self, stored: StoredEvent) -> dict[str, Any]:
         try:
-            return cast(dict[str, Any], json.loads(self._open_bytes(stored.state)))
+            # Canonical JSON is ASCII: decoding it first spares json its encoding sniffing.
+            return cast(dict[str, Any], json.loads(self._open_bytes(stored.state).decode()))
         except (ValueError, TypeError, KeyError, zlib.error) as exc:
             raise StoreUnavailableError(
                 f"cannot read stored event version {stored.originator_version}: "
@@ -258,8 +268,23 @@ class LedgerStore:
     def _guard(self, read: Any) -> Any:
         try:
             return read()
-        except PersistenceError as exc:
+        except (PersistenceError, sqlite3.DatabaseError) as exc:
             raise StoreUnavailableError(f"store read failed: {_first_line(exc)}") from None
+
+
+def _require_sqlite_ledger(path: str, display: str) -> None:
+    """Refuse an SQLite file that holds no homeledger events, without changing it."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        ) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
+            ).fetchone()
+    except sqlite3.Error as exc:
+        raise StoreUnavailableError(f"cannot open store {display}: {_first_line(exc)}") from None
+    if found is None:
+        raise StoreUnavailableError(f"no homeledger store at {display}")
 
 
 def _postgres_reason(location: StoreLocation, exc: BaseException) -> str:

@@ -212,7 +212,7 @@ def measure(url: str, samples: int, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     rebuilt = runner.rebuild()
     rebuild = time.perf_counter() - started
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     reader = PointInTime(store, db)
     rnd = random.Random(seed)
     positions = sorted(rnd.randint(1, head) for _ in range(samples))
@@ -231,6 +231,18 @@ def measure(url: str, samples: int, seed: int) -> dict[str, Any]:
         "as_of_positions": positions, "as_of_seconds_median": sorted(timings)[len(timings) // 2],
         "as_of_seconds_max": max(timings), "as_of_cli_seconds_max": max(cli),
     }  # fmt: skip
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (VmHWM). Linux's ru_maxrss survives exec, so
+    a child started by a large parent would report the parent's peak instead."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _cli_as_of(url: str, position: int) -> float:

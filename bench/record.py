@@ -102,6 +102,7 @@ def baseline_env(store_url: str) -> dict[str, str]:
     env = dict(store_location(store_url).env)
     env.pop("APPLICATION_RECORDER_TOPIC")
     env["IS_SNAPSHOTTING_ENABLED"] = "no"
+    env["CREATE_TABLE"] = "y"  # homeledger creates its own tables serially; the library its own
     return env
 
 

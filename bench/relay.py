@@ -13,7 +13,7 @@ the same run:
   envelope decoding, no checkpoint), into a second stream;
 - latency: on a fresh store and a second server, three processes: an appender at a
   steady rate (ticks of 20 ms, one transaction of 20 events per tick at 1,000/s),
-  the relay following the store (`homeledger relay`, polling every 20 ms), and a
+  the relay following the store (`homeledger relay`, polling every 10 ms), and a
   durable pull consumer in this process; latency is receipt time minus the event's
   `recorded_at` (taken when its transaction was decided). The first second is warm-up.
 
@@ -104,14 +104,18 @@ async def measure_raw(app: LedgerApplication, url: str, window: int) -> dict[str
             "msgs_per_s": len(messages) / seconds}  # fmt: skip
 
 
+def per_tick(rate: int) -> int:
+    return max(1, round(rate * TICK))
+
+
 def append_steadily(store_url: str, rate: int, seconds: float) -> None:
     """The appender process: `rate` events per second, one transaction per tick."""
     app = build_application(Settings(store=store_url, actor="bench"))
-    per_tick = max(1, round(rate * TICK))
+    events = per_tick(rate)
     start, tick, appended = time.perf_counter(), 0, app.store.max_position()
     while time.perf_counter() - start < seconds:
-        app.execute_batch([acquisition(appended + i) for i in range(per_tick)])
-        appended += per_tick
+        app.execute_batch([acquisition(appended + i) for i in range(events)])
+        appended += events
         tick += 1
         delay = start + tick * TICK - time.perf_counter()
         if delay > 0:
@@ -119,7 +123,8 @@ def append_steadily(store_url: str, rate: int, seconds: float) -> None:
     app.store.close()
 
 
-def measure_latency(folder: Path, rate: int, seconds: float) -> dict[str, Any]:
+def measure_latency(folder: Path, rate: int, seconds: float,
+                    relay_args: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
     """A fresh store and server: appender, relay and this consumer in three processes."""
     store_url = f"sqlite:///{folder / 'latency.db'}"
     app = build_application(Settings(store=store_url, actor="bench"))
@@ -130,14 +135,15 @@ def measure_latency(folder: Path, rate: int, seconds: float) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
         env.update(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=server.url)
         python = [sys.executable, "-c"]
-        relay = subprocess.Popen([*python, "from cli.main import main; main()", "relay"],
+        relay = subprocess.Popen([*python, "from cli.main import main; main()", "relay",
+                                  *relay_args],
                                  env=env, stdout=subprocess.DEVNULL)  # fmt: skip
         appender = subprocess.Popen(
             [*python, f"from bench.relay import append_steadily as a; "
                       f"a({store_url!r}, {rate}, {seconds})"], env=env,
         )  # fmt: skip
         try:
-            latencies = asyncio.run(receive(settings, time.time() + 1.0))
+            latencies = asyncio.run(receive(settings, time.time() + 1.0, per_tick(rate)))
         finally:
             appender.wait(seconds + 60)
             relay.send_signal(signal.SIGTERM)
@@ -152,7 +158,7 @@ def measure_latency(folder: Path, rate: int, seconds: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def receive(settings: Settings, warmup_until: float) -> list[float]:
+async def receive(settings: Settings, warmup_until: float, batch: int = 200) -> list[float]:
     """Receipt time minus recorded_at for each event after the warm-up, until quiet."""
     latencies: list[float] = []
 
@@ -162,7 +168,9 @@ async def receive(settings: Settings, warmup_until: float) -> list[float]:
         if recorded >= warmup_until:
             latencies.append(received - recorded)
 
-    spec = ConsumerSpec(durable="bench-latency", batch=200, fetch_timeout=0.5)
+    # One tick of events per fetch: nats-py's fetch, once the stream was empty, waits for a
+    # full batch (or the timeout), so a larger batch would hold events back by design.
+    spec = ConsumerSpec(durable="bench-latency", batch=batch, fetch_timeout=0.5)
     while True:  # the relay creates the stream: wait for it
         try:
             await consume(settings, spec, handle, idle=3.0)

@@ -96,6 +96,10 @@ def current(ctx: Context) -> Projections:
     """The projections, caught up with every fact recorded so far."""
     projections = open_projections(ctx, consumer_ok=True)
     projections.runner.catch_up()
+    ahead = projections.runner.ahead_of_store()
+    if ahead is not None:  # answering would show figures of facts the store lost
+        raise Failure(FINDING, f"projections are at position {ahead[0]} but the store ends "
+                      f"at {ahead[1]}: facts were removed; run verify")  # fmt: skip
     return projections
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import click
+import psycopg
 from pydantic import ValidationError
 
 from adapters.application import BatchError
@@ -13,7 +16,7 @@ from domain.errors import DomainError
 from domain.events import UnknownEventTypeError
 from domain.money import AmountError
 
-OK, FINDING, BAD_INPUT, REFUSED, UNREACHABLE = 0, 1, 2, 3, 4
+OK, FINDING, BAD_INPUT, REFUSED, UNREACHABLE, INTERNAL = 0, 1, 2, 3, 4, 5
 
 
 class InputError(click.ClickException):
@@ -42,7 +45,8 @@ def describe_validation(error: ValidationError, flags: bool = True) -> str:
     loc = ".".join(str(part) for part in first["loc"])
     name = loc
     if flags and loc:  # positional ids are arguments, everything else is a flag
-        name = "ID" if loc == "id" else f"--{loc.replace('_', '-')}"
+        flag = "nats" if loc == "nats_url" else loc.replace("_", "-")  # --nats sets nats_url
+        name = "ID" if loc == "id" else f"--{flag}"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         return f"unknown field {loc!r}"
@@ -70,4 +74,12 @@ def classify(exc: BaseException, *, flags: bool = True) -> tuple[int, str]:
         return UNREACHABLE, f"store unavailable: {exc}"
     if isinstance(exc, click.ClickException):
         return exc.exit_code, exc.format_message()
-    return UNREACHABLE if isinstance(exc, OSError) else 1, f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError | sqlite3.DatabaseError | psycopg.Error):
+        return UNREACHABLE, f"store or NATS unavailable: {_first_line(exc)}"
+    # A failure nobody foresaw is a bug, not a verification finding (exit 1).
+    return INTERNAL, f"internal error: {type(exc).__name__}: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -48,6 +48,7 @@ from adapters.relay import (
     Progress,
     Relay,
     RelayOptions,
+    StreamDisagreesError,
 )
 from adapters.settings import Settings, store_location
 from adapters.store import LedgerStore
@@ -88,6 +89,8 @@ def nats_failures() -> Iterator[None]:
         raise Unreachable(str(exc)) from None
     except (StreamConfigError, ConsumerConfigError) as exc:
         raise InputError(str(exc)) from None
+    except StreamDisagreesError as exc:
+        raise Failure(FINDING, str(exc)) from None
 
 
 def run_until_signal(main: Callable[[asyncio.Event], Any]) -> Any:
@@ -257,15 +260,24 @@ def subscribe(ctx: Context, durable: str, subject: str, from_position: int | Non
                         ack_wait=ack_wait, batch=batch,
                         max_ack_pending=max(batch * 2, 100))  # fmt: skip
     printer = EventPrinter(ctx.fmt)
+    started = False
+
+    def begin() -> None:  # the header only once the consumer is set up
+        nonlocal started
+        if not started:
+            printer.start()
+            started = True
 
     def handle(delivery: Delivery) -> None:
+        begin()
         printer.event(delivery.envelope)
 
-    printer.start()
     try:
         consume_events(ctx, spec, handle, max_messages=max_messages, idle=idle)
+        begin()
     finally:
-        printer.finish()
+        if started:
+            printer.finish()
 
 
 # project

@@ -205,6 +205,23 @@ EVENT_CLASSES: dict[str, type[DomainEvent]] = {
     )
 }
 
+# Every schema version of every type's `data` ever recorded: (type, version) -> its
+# model. A version bump keeps the old model here (under its old number) next to the
+# new class, so that the published JSON Schema still accepts the stored facts of every
+# version (their envelopes are published as recorded: the hash covers them).
+EVENT_MODELS: dict[tuple[str, int], type[BaseModel]] = {
+    (cls.TYPE, cls.SCHEMA_VERSION): cls for cls in EVENT_CLASSES.values()
+}
+
+
+def event_versions(event_type: str) -> dict[int, type[BaseModel]]:
+    """Each known schema version of a type's `data` and its model, oldest first."""
+    cls = EVENT_CLASSES[event_type]
+    versions = {v: model for (t, v), model in EVENT_MODELS.items() if t == event_type}
+    versions[cls.SCHEMA_VERSION] = cls
+    return dict(sorted(versions.items()))
+
+
 # Upcasters turn the stored `data` of (type, version) into version + 1. A change of
 # meaning gets a new SCHEMA_VERSION on the class and one entry here; stored facts are
 # never rewritten, they are upcast when read.

@@ -66,6 +66,16 @@ class ProjectionRunner:
             positions = tx.tracking(names)
         return max(0, self.store.max_position() - min(positions.values(), default=0))
 
+    def ahead_of_store(self, names: Sequence[str] = PROJECTIONS) -> tuple[int, int] | None:
+        """(furthest projection position, store head) when a projection is past the head.
+
+        That happens only when facts it applied were removed from the store since.
+        """
+        with self.db.read() as tx:  # first: runners racing on can only raise the head
+            furthest = max(tx.tracking(names).values(), default=0)
+        head = self.store.max_position()
+        return (furthest, head) if furthest > head else None
+
     def catch_up(self, names: Sequence[str] = PROJECTIONS, progress: Progress | None = None,
                  stop: int | None = None) -> int:  # fmt: skip
         """Process every fact up to the head (or `stop`); the number of facts processed."""

@@ -1,0 +1,109 @@
+"""Schema versions (review item 4): a version bump upcasts stored facts on read, keeps
+their hash chain, records new facts at the new version, and the published JSON Schema
+accepts every version's envelopes as recorded.
+
+The bump is simulated as a real one would be made: MilestoneReached gets schema
+version 2 with a new field, its v1 model stays registered, and an upcaster v1 -> v2
+fills the new field.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from datetime import date
+from typing import Any, ClassVar
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+from pydantic import ConfigDict
+
+from adapters.application import LedgerApplication
+from adapters.schema import all_schemas, event_schema
+from domain import events as e
+from domain import ledger as ledger_module
+from domain.commands import RecordMilestone
+from projections import audit_trail
+from tests.nats_helpers import cli_env, invoke, record_story
+
+
+class MilestoneReachedV2(e.MilestoneReached):
+    """Version 2: who verified the evidence (stored v1 facts read as 'unrecorded')."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid",
+                              json_schema_serialization_defaults_required=True)  # fmt: skip
+    SCHEMA_VERSION: ClassVar[int] = 2
+    verified_by: str = "unrecorded"
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "verified_by": "unrecorded"}
+
+
+@pytest.fixture
+def bump_milestone_to_v2(monkeypatch: pytest.MonkeyPatch) -> None:
+    v1 = e.MilestoneReached
+    monkeypatch.setitem(e.EVENT_CLASSES, v1.TYPE, MilestoneReachedV2)
+    monkeypatch.setitem(e.EVENT_MODELS, (v1.TYPE, 2), MilestoneReachedV2)
+    monkeypatch.setitem(e.UPCASTERS, (v1.TYPE, 1), _v1_to_v2)
+    monkeypatch.setattr(e, "MilestoneReached", MilestoneReachedV2)
+    # What editing the class in place would give: the same handlers for the new model.
+    appliers: dict[type[e.DomainEvent], Any] = ledger_module._APPLIERS
+    v2: type[e.DomainEvent] = MilestoneReachedV2
+    monkeypatch.setitem(appliers, v2, appliers[v1])
+    monkeypatch.setattr(audit_trail, "INITIATIVE_TYPES",
+                        audit_trail.INITIATIVE_TYPES | {MilestoneReachedV2})  # fmt: skip
+
+
+def test_today_every_type_has_one_version_and_its_schema_is_unchanged() -> None:
+    for name, cls in e.EVENT_CLASSES.items():
+        assert e.event_versions(name) == {1: cls}
+        assert event_schema(cls)["properties"]["schema_version"] == {
+            "const": 1, "title": "Schema Version"}  # fmt: skip
+        assert "oneOf" not in event_schema(cls)
+
+
+def test_a_version_bump_upcasts_stored_facts_and_the_schema_accepts_both_versions(
+    make_app: Callable[..., LedgerApplication], sqlite_url: str,
+    bump_milestone_to_v2: None,
+) -> None:  # fmt: skip
+    v1_app = make_app(sqlite_url)
+    v1: type[e.DomainEvent] = e.EVENT_MODELS[("MilestoneReached", 1)]  # type: ignore[assignment]
+    with pytest.MonkeyPatch.context() as undo:  # record the story at version 1
+        undo.setitem(e.EVENT_CLASSES, "MilestoneReached", v1)
+        undo.setattr(e, "MilestoneReached", v1)
+        record_story(v1_app)
+    stored_v1 = [env for env in v1_app.store.envelopes() if env.type == "MilestoneReached"]
+    assert [env.schema_version for env in stored_v1] == [1]
+
+    app = make_app(sqlite_url)  # the code after the bump
+    [old] = [env for env in app.store.envelopes() if env.type == "MilestoneReached"]
+    assert old.schema_version == 1 and "verified_by" not in old.data  # as recorded
+    assert isinstance(old.fact, MilestoneReachedV2) and old.fact.verified_by == "unrecorded"
+    assert old.hash == stored_v1[0].hash
+    assert app.head().ledger is not None  # the ledger state loads through the upcaster
+
+    [new] = app.execute(
+        RecordMilestone(
+            initiative="gw-bissau-village", name="crisis shelter opened", on=date(2022, 9, 1)
+        )
+    )
+    assert new.schema_version == 2 and new.data["verified_by"] == "unrecorded"
+
+    env = cli_env(sqlite_url, "nats://127.0.0.1:1")
+    verified = invoke(["verify"], env)
+    assert verified.exit_code == 0, verified.output  # hash chain and projections intact
+    trail = invoke(["--format", "json", "audit", "gw-bissau-village"], env)
+    assert trail.exit_code == 0, trail.output
+    assert trail.stdout.count("MilestoneReached") == 2
+
+    schema = all_schemas()["MilestoneReached"]
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate(old.to_dict())
+    validator.validate(new.to_dict())
+    claiming_v2 = copy.deepcopy(old.to_dict())
+    claiming_v2["schema_version"] = 2
+    assert not validator.is_valid(claiming_v2)
+    unknown = copy.deepcopy(new.to_dict())
+    unknown["schema_version"] = 3
+    assert not validator.is_valid(unknown)
