@@ -116,6 +116,11 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         super()._insert_stored_events(curs, stored_events, **kwargs)
         rows = _receipt_rows(kwargs)
         if rows:
+            # Sync first: in pipeline mode a conflict on the events insert could otherwise
+            # be read while the receipts are being sent, and surface as PipelineAborted
+            # (a store failure) instead of itself (a version conflict, to be retried).
+            with curs.connection.pipeline() as pipeline:
+                pipeline.sync()
             insert = SQL("INSERT INTO {}.{} VALUES (%s,%s,%s,%s)").format(*self.receipts)
             with curs.connection.cursor() as receipts:
                 receipts.executemany(insert, rows)
