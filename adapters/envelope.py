@@ -182,7 +182,11 @@ def envelope_from_body(
     data = body["data"]
     if body["schema_version"] == fact.SCHEMA_VERSION:  # the model's field order, as recorded
         data = {**{k: data[k] for k in _field_order(type(fact)) if k in data}, **data}
-    return Envelope(
+    # The same frozen Envelope its __init__ would build (it has no __post_init__), filled
+    # in one step: a frozen dataclass's __init__ sets each of its 15 fields through
+    # object.__setattr__, a quarter of the cost of reading a fact back.
+    envelope = _new_object(Envelope)
+    envelope.__dict__.update(
         event_id=body["event_id"],
         type=body["type"],
         schema_version=body["schema_version"],
@@ -199,3 +203,7 @@ def envelope_from_body(
         hash=body["hash"],
         fact=fact,
     )
+    return envelope
+
+
+_new_object = object.__new__

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, ClassVar, Self
 
 from adapters.envelope import Envelope
 from domain import events as e
 from domain.events import DomainEvent
-from domain.money import ZERO
 from projections.model import (
     Model,
     Row,
     Rows,
     Table,
-    from_cents,
     money,
     normalise,
     time_text,
@@ -60,16 +57,19 @@ INITIATIVE_TYPES: frozenset[type[DomainEvent]] = frozenset({
 
 @dataclass
 class TrailHead:
-    """Where an initiative's trail stands: rows so far and the running totals."""
+    """Where an initiative's trail stands: rows so far and the running totals in cents.
+
+    Every amount on the ledger has at most two decimals, so sums in cents are exact.
+    """
 
     seq: int = 0
-    allocated: Decimal = ZERO
-    released: Decimal = ZERO
-    disbursed: Decimal = ZERO
+    allocated: int = 0
+    released: int = 0
+    disbursed: int = 0
 
     @property
-    def balance(self) -> Decimal:
-        """Allocated, not released and not yet disbursed."""
+    def balance(self) -> int:
+        """Allocated, not released and not yet disbursed (cents)."""
         return self.allocated - self.released - self.disbursed
 
 
@@ -88,25 +88,32 @@ class AuditModel(Model):
         return {kind: self._touched for kind in INITIATIVE_TYPES}
 
     def _touched(self, env: Envelope, ev: Any) -> None:
-        head = self.heads.setdefault(ev.initiative, TrailHead())
-        change = _change(ev)
-        if isinstance(ev, e.FundsAllocated):
-            head.allocated += ev.amount
-        elif isinstance(ev, e.AllocationReleased):
-            head.released += ev.amount
-        elif isinstance(ev, e.FundsDisbursed):
-            head.disbursed += ev.amount
-        head.seq += 1
+        heads = self.heads
+        head = heads.get(ev.initiative)
+        if head is None:
+            head = heads[ev.initiative] = TrailHead()
         fields = ev.__dict__  # plain lookups: pydantic's __getattr__ is slow for a miss
         amount = fields.get("amount")
+        cents = None if amount is None else to_cents(amount)
+        # The signed effect of the fact on the initiative's balance, in cents.
+        change: int | None = None
+        kind = type(ev)  # the handlers are keyed by exact type
+        if cents is not None:
+            if kind is e.FundsAllocated:
+                head.allocated += cents
+                change = cents
+            elif kind is e.AllocationReleased:
+                head.released += cents
+                change = -cents
+            elif kind is e.FundsDisbursed:
+                head.disbursed += cents
+                change = -cents
+        head.seq += 1
         row = (
             ev.initiative, head.seq, env.position, time_text(env.recorded_at),
             env.effective_date.isoformat(), env.type, env.event_id, env.actor, env.command_id,
-            env.correlation_id, fields.get("allocation_id"), fields.get("year"),
-            None if amount is None else to_cents(amount),
-            None if change is None else to_cents(change),
-            to_cents(head.allocated), to_cents(head.released), to_cents(head.disbursed),
-            to_cents(head.balance), _detail(ev), env.hash,
+            env.correlation_id, fields.get("allocation_id"), fields.get("year"), cents, change,
+            head.allocated, head.released, head.disbursed, head.balance, _detail(ev), env.hash,
         )  # fmt: skip
         self._append(AUDIT.name, row)
         if self.trails is not None:
@@ -115,7 +122,7 @@ class AuditModel(Model):
     def state_rows(self) -> Rows:
         return {
             "heads": [
-                (key, h.seq, to_cents(h.allocated), to_cents(h.released), to_cents(h.disbursed))
+                (key, h.seq, h.allocated, h.released, h.disbursed)
                 for key, h in sorted(self.heads.items())
             ]
         }
@@ -125,9 +132,7 @@ class AuditModel(Model):
         model = cls()
         model.position = position
         for key, seq, allocated, released, disbursed in normalise(rows.get("heads", [])):
-            model.heads[key] = TrailHead(
-                seq, from_cents(allocated), from_cents(released), from_cents(disbursed)
-            )
+            model.heads[key] = TrailHead(int(seq), int(allocated), int(released), int(disbursed))
         return model
 
     def trail(self, initiative: str) -> list[dict[str, Any]]:
@@ -137,24 +142,14 @@ class AuditModel(Model):
         return [audit_record(row) for row in self.trails.get(initiative, [])]
 
 
-def _change(ev: Any) -> Decimal | None:
-    """The signed effect of a fact on the initiative's balance."""
-    if isinstance(ev, e.FundsAllocated):
-        return Decimal(ev.amount)
-    if isinstance(ev, e.AllocationReleased | e.FundsDisbursed):
-        return -ev.amount
-    return None
-
-
 def _detail(ev: Any) -> str:
-    if isinstance(ev, e.InitiativeRegistered):
+    kind = type(ev)  # exact types, as the handlers are keyed (isinstance goes via ABCMeta)
+    if kind is e.InitiativeRegistered:
         return f"{ev.name} ({ev.country}, {ev.programme})"
-    if isinstance(ev, e.AllocationReleased):
-        return ev.reason
-    if isinstance(ev, e.MilestoneReached):
-        return ev.milestone + (f" [evidence: {ev.evidence}]" if ev.evidence else "")
-    if isinstance(ev, e.InitiativeClosed):
-        return ev.reason
+    if kind is e.AllocationReleased or kind is e.InitiativeClosed:
+        return ev.reason  # type: ignore[no-any-return]
+    if kind is e.MilestoneReached:
+        return ev.milestone + (f" [evidence: {ev.evidence}]" if ev.evidence else "")  # type: ignore[no-any-return]
     return ""
 
 

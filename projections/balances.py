@@ -110,19 +110,29 @@ class BalancesModel(Model):
 
     def _year(self, year: int) -> YearTotals:
         self._touch(YEARS.name, year)
-        return self.years.setdefault(year, YearTotals())
+        totals = self.years.get(year)  # setdefault would build a YearTotals every call
+        if totals is None:
+            totals = self.years[year] = YearTotals()
+        return totals
 
     def _initiative(self, initiative: str) -> InitiativeTotals:
         self._touch(INITIATIVES.name, initiative)
         # A fact about an initiative never registered cannot be recorded; a store
         # edited by hand might hold one, and the balances still add up.
-        return self.initiatives.setdefault(
-            initiative, InitiativeTotals(name=initiative, country="", programme="")
-        )
+        totals = self.initiatives.get(initiative)
+        if totals is None:
+            totals = self.initiatives[initiative] = InitiativeTotals(
+                name=initiative, country="", programme=""
+            )
+        return totals
 
     def _grant(self, initiative: str, year: int) -> Grant:
-        self._touch(GRANTS.name, (initiative, year))
-        return self.grants.setdefault((initiative, year), Grant())
+        key = (initiative, year)
+        self._touch(GRANTS.name, key)
+        grant = self.grants.get(key)
+        if grant is None:
+            grant = self.grants[key] = Grant()
+        return grant
 
     def _pledged(self, env: Envelope, ev: e.DonationPledged) -> None:
         book = self._year(ev.year)

@@ -31,7 +31,10 @@ from projections.state import MODEL_CLASSES
 
 # Bump when a table or a model's meaning changes: stored projections of another
 # format are dropped and rebuilt from the events on first use.
-PROJECTION_FORMAT = "1"
+# 2: on SQLite a log table keyed by position alone keys its rows by it (INTEGER
+#    PRIMARY KEY, the rowid: no second B-tree), and the postings (keyed by position
+#    and line) are a WITHOUT ROWID table.
+PROJECTION_FORMAT = "2"
 META = Table("hl_proj_meta", (("key", "TEXT"), ("value", "TEXT")), ("key",))
 TRACKING = Table("hl_proj_tracking", (("projection", "TEXT"), ("position", "INT")),
                  ("projection",))  # fmt: skip
@@ -259,6 +262,10 @@ class ProjectionDB:
             )
         self._ready = True
 
+    def forget_schema(self) -> None:
+        """Check the tables again at the next `ensure_schema` (an index may be missing)."""
+        self._ready = False
+
     def _stored_format(self, tx: Tx) -> str | None:
         if META.name not in self._existing(tx):
             return None
@@ -276,17 +283,45 @@ class ProjectionDB:
         return [str(row[0]) for row in tx.query(sql)]
 
     def _create(self, tx: Tx, table: Table) -> None:
-        types = _PG_TYPES if self.kind == "postgresql" else {}
-        columns = ", ".join(f"{name} {types.get(kind, kind)}" for name, kind in table.columns)
-        tx.execute(
-            f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}, "
-            f"PRIMARY KEY ({', '.join(table.key)}))"
+        tx.execute(create_table_sql(table, self.kind))
+        create_indexes(tx, table)
+
+
+def create_table_sql(table: Table, kind: str) -> str:
+    """CREATE TABLE IF NOT EXISTS for a table, in the layout of PROJECTION_FORMAT."""
+    if kind == "postgresql":
+        columns = ", ".join(f"{name} {_PG_TYPES.get(t, t)}" for name, t in table.columns)
+        return (f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}, "
+                f"PRIMARY KEY ({', '.join(table.key)}))")  # fmt: skip
+    if table.log and len(table.key) == 1 and dict(table.columns)[table.key[0]] == "INT":
+        # The position is the rowid itself: rows are stored in position order and found
+        # by it without a separate primary-key index.
+        columns = ", ".join(
+            f"{name} INTEGER PRIMARY KEY" if name == table.key[0] else f"{name} {t}"
+            for name, t in table.columns
         )
-        for index in table.indexes:
-            tx.execute(
-                f"CREATE INDEX IF NOT EXISTS {table.name}_{'_'.join(index)} "
-                f"ON {table.name} ({', '.join(index)})"
-            )
+        return f"CREATE TABLE IF NOT EXISTS {table.name} ({columns})"
+    columns = ", ".join(f"{name} {t}" for name, t in table.columns)
+    without_rowid = " WITHOUT ROWID" if table.log else ""
+    return (f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}, "
+            f"PRIMARY KEY ({', '.join(table.key)})){without_rowid}")  # fmt: skip
+
+
+def index_name(table: Table, index: tuple[str, ...]) -> str:
+    return f"{table.name}_{'_'.join(index)}"
+
+
+def create_indexes(tx: Tx, table: Table) -> None:
+    for index in table.indexes:
+        tx.execute(
+            f"CREATE INDEX IF NOT EXISTS {index_name(table, index)} "
+            f"ON {table.name} ({', '.join(index)})"
+        )
+
+
+def drop_indexes(tx: Tx, table: Table) -> None:
+    for index in table.indexes:
+        tx.execute(f"DROP INDEX IF EXISTS {index_name(table, index)}")
 
 
 def _connect_sqlite(location: StoreLocation) -> sqlite3.Connection:

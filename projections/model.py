@@ -101,10 +101,16 @@ class Model(ABC):
     # Rows out.
 
     def _append(self, table: str, row: Row) -> None:
-        self._log.setdefault(table, []).append(row)
+        rows = self._log.get(table)  # not setdefault: it builds a new list on every call
+        if rows is None:
+            rows = self._log[table] = []
+        rows.append(row)
 
     def _touch(self, table: str, key: Any) -> None:
-        self._dirty.setdefault(table, set()).add(key)
+        keys = self._dirty.get(table)
+        if keys is None:
+            keys = self._dirty[table] = set()
+        keys.add(key)
 
     def take_rows(self) -> Rows:
         """Rows to write since the last call: new log rows, and keyed rows that changed."""

@@ -166,7 +166,9 @@ class LedgerModel(Model):
                 self._book(env.position, line, account, side, amount)
 
     def _book(self, position: int, line: int, account: str, side: str, amount: Decimal) -> None:
-        totals = self.accounts.setdefault(account, Account())
+        totals = self.accounts.get(account)
+        if totals is None:
+            totals = self.accounts[account] = Account()
         if side == "debit":
             totals.debit += amount
             self.imbalance += amount

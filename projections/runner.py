@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from adapters.envelope import Envelope
 from adapters.store import LedgerStore, StoreBusyError
-from projections.db import ConflictError, ProjectionDB, Tx
+from projections.db import ConflictError, ProjectionDB, Tx, create_indexes, drop_indexes
 from projections.model import Model, Rows
 from projections.state import MODEL_CLASSES, PROJECTIONS
 
@@ -90,12 +90,28 @@ class ProjectionRunner:
 
     def rebuild(self, names: Sequence[str] = PROJECTIONS,
                 progress: Progress | None = None) -> int:  # fmt: skip
-        """Drop the models' rows and checkpoints and rebuild them from position 0."""
+        """Drop the models' rows and checkpoints and rebuild them from position 0.
+
+        The tables' secondary indexes are dropped with the rows and built once at the
+        end, from the sorted rows, instead of row by row (a failed or crashed rebuild
+        leaves them to `ensure_schema`, which creates missing indexes).
+        """
         self.db.ensure_schema()
+        tables = [table for name in names for table in MODEL_CLASSES[name].TABLES]
         with self.db.write() as tx:
             for name in names:
                 tx.clear(MODEL_CLASSES[name])
-        return self.catch_up(names, progress)
+            for table in tables:
+                drop_indexes(tx, table)
+        try:
+            done = self.catch_up(names, progress)
+        except BaseException:
+            self.db.forget_schema()  # this process's next ensure_schema creates them
+            raise
+        with self.db.write() as tx:
+            for table in tables:
+                create_indexes(tx, table)
+        return done
 
     def _catch_up(self, names: Sequence[str], progress: Progress | None, stop: int | None) -> int:
         head = self.store.max_position() if stop is None else stop

@@ -24,7 +24,9 @@ already applied must be that very event (same id and hash).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +43,7 @@ from adapters.settings import APP_NAME, Settings
 from projections.db import ProjectionDB, Tx
 from projections.model import Model, Rows, Table
 from projections.runner import DEFAULT_CHECKPOINT_EVERY, load_model
-from projections.state import PROJECTIONS
+from projections.state import PROJECTIONS, new_model
 
 HEAD = Table(
     "hl_stream_head",
@@ -130,6 +132,16 @@ def _create(db: ProjectionDB, tx: Tx, table: Table) -> None:
                f"PRIMARY KEY ({', '.join(table.key)}))")  # fmt: skip
 
 
+def _write_ahead(db: ProjectionDB) -> None:
+    """An SQLite consumer store (a database of its own) keeps a write-ahead log and
+    syncs it at every commit: a batch is acknowledged only once its commit is on disk,
+    at the cost of one sync per batch instead of the rollback journal's several."""
+    # If another process holds the database it keeps its journal (still synced).
+    with contextlib.suppress(sqlite3.Error):
+        db.conn.execute("PRAGMA journal_mode=WAL")
+    db.conn.execute("PRAGMA synchronous=FULL")
+
+
 class StreamLog:
     """The applied envelopes, read like the store's for point-in-time replays."""
 
@@ -171,12 +183,46 @@ class StreamProjector:
                 "of its own (--store)"
             )
         self.db.ensure_schema()
+        if self.db.kind == "sqlite":
+            _write_ahead(self.db)
         with self.db.write() as tx:
             for table in (HEAD, APPLIED):
                 _create(self.db, tx, table)
+            self._rebuild_dropped(tx)
         with self.db.read() as tx:
             self._load(tx)
         return self.head
+
+    def _rebuild_dropped(self, tx: Tx) -> None:
+        """Rebuild the read models from the applied envelopes when they are all back at
+        position 0 while events were applied: `ensure_schema` dropped them because their
+        format changed. One transaction: a crash leaves them dropped, to rebuild again."""
+        rows = tx.query(f"SELECT position FROM {HEAD.name} WHERE id = 1")
+        head = int(rows[0][0]) if rows else 0
+        if head == 0 or set(tx.tracking(PROJECTIONS).values()) != {0}:
+            return
+        models = {name: new_model(name) for name in PROJECTIONS}
+        start = 1
+        while page := tx.query(
+            f"SELECT position, envelope FROM {APPLIED.name} WHERE position >= ? "
+            "AND position <= ? ORDER BY position LIMIT 1000",
+            (start, head),
+        ):
+            envelopes = [envelope_from_body(json.loads(text), int(at)) for at, text in page]
+            checkpoints: list[tuple[str, int, Rows]] = []
+            for name, model in models.items():
+                bucket = model.position // self.checkpoint_every
+                for envelope in envelopes:
+                    model.apply(envelope)
+                    if model.CHECKPOINTED and envelope.position // self.checkpoint_every > bucket:
+                        bucket = envelope.position // self.checkpoint_every
+                        checkpoints.append((name, envelope.position, model.state_rows()))
+                tx.write_rows(type(model), model.take_rows())
+            for name, position, state in checkpoints:
+                tx.save_checkpoint(name, position, state)
+            start = envelopes[-1].position + 1
+        for name, model in models.items():
+            tx.set_tracking(name, model.position)
 
     def _load(self, tx: Tx) -> None:
         rows = tx.query(f"SELECT * FROM {HEAD.name} WHERE id = 1")
@@ -200,10 +246,13 @@ class StreamProjector:
         """Validate and apply in one transaction; raises after committing a valid prefix."""
         result = BatchResult()
         failure: StreamIntegrityError | None = None
+        # The models in memory are those of the last batch committed, unless a batch
+        # failed to commit since (then they hold its uncommitted changes).
+        stale = self._stale
         self._stale, before = True, self.head
         with self.db.write() as tx:
-            if self._moved(tx):
-                self._load(tx)  # another process applied events meanwhile
+            if self._moved(tx) or stale:  # _moved first: on PostgreSQL it locks the head
+                self._load(tx)  # another process applied events meanwhile, or a failure
                 self._stale, before = True, self.head
             page = _Page()
             for index, delivery in enumerate(deliveries):
@@ -219,8 +268,6 @@ class StreamProjector:
         return result
 
     def _moved(self, tx: Tx) -> bool:
-        if self._stale:
-            return True
         lock = " FOR UPDATE" if self.db.kind == "postgresql" else ""
         rows = tx.query(f"SELECT stream_seq, position FROM {HEAD.name} WHERE id = 1{lock}")
         stored = (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)

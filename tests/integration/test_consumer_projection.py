@@ -291,7 +291,9 @@ def test_a_projector_killed_mid_stream_ends_equal_to_a_clean_build(
     env = cli_env(sqlite_url, server.url)
     ok(["relay", "--once"], env)
     killed, clean = f"sqlite:///{tmp_path / 'killed.db'}", f"sqlite:///{tmp_path / 'clean.db'}"
-    args = ["--store", killed, "project", "--from-nats", "--durable", "k", "--batch", "10",
+    # Batches of 2 (a commit each) keep the projector busy for longer than the three
+    # runs below last, so that at least two of them are killed mid-stream.
+    args = ["--store", killed, "project", "--from-nats", "--durable", "k", "--batch", "2",
             "--ack-wait", "1"]  # fmt: skip
     rng = random.Random(4)
     kills = 0
