@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,7 +171,16 @@ async def read_stream_async(url: str, stream: str, **connect: Any) -> list[Strea
 
 
 def read_stream(url: str, stream: str = "HOMELEDGER", **connect: Any) -> list[StreamMessage]:
-    return asyncio.run(read_stream_async(url, stream, **connect))
+    """Read the whole stream; a cluster that has just lost its leader may need a second try
+    (creating the reading consumer or a fetch can time out while the new leader settles)."""
+    for attempt in range(3):
+        try:
+            return asyncio.run(read_stream_async(url, stream, **connect))
+        except (nats.errors.TimeoutError, TimeoutError):
+            if attempt == 2:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 async def stream_count_async(url: str, stream: str = "HOMELEDGER") -> int:
