@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import queue
 import random
 import re
 import sqlite3
@@ -46,6 +45,7 @@ from adapters.bootstrap import build_application
 from adapters.settings import Settings
 from cli.main import cli
 from domain import commands as c
+from tests.workers import gather
 
 pytestmark = pytest.mark.slow
 
@@ -189,25 +189,7 @@ def soak(url: str, workers: int, seconds: float) -> list[Outcome]:
         context.Process(target=soak_worker, args=(url, w, seconds, seed, barrier, results))
         for w in range(workers)
     ]
-    for process in processes:
-        process.start()
-    reported: dict[int, list[Outcome]] = {}
-    try:
-        for _ in processes:
-            worker, outcomes = results.get(timeout=seconds + 240)
-            reported[worker] = outcomes
-    except queue.Empty:
-        pytest.fail(f"only {len(reported)} of {workers} workers reported in time")
-    finally:
-        for process in processes:
-            process.join(timeout=60)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        results.close()
-        results.join_thread()
-    assert [p.exitcode for p in processes] == [0] * workers
-    assert sorted(reported) == list(range(workers))
+    reported = gather(processes, results, timeout=seconds + 240)
     return [o for w in sorted(reported) for o in reported[w]]
 
 

@@ -14,7 +14,6 @@ of their own.
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import threading
 from decimal import Decimal
 from typing import Any
@@ -30,6 +29,7 @@ from adapters.store import StoreUnavailableError
 from cli import reference_case
 from domain import commands as c
 from domain.errors import DomainError
+from tests.workers import gather
 
 pytestmark = pytest.mark.slow
 
@@ -136,24 +136,7 @@ def race(url: str, workers: int, shared: bool) -> dict[int, list[Outcome]]:
         context.Process(target=allocate, args=(url, worker, shared, opening, barrier, results))
         for worker in range(workers)
     ]
-    for process in processes:
-        process.start()
-    outcomes: dict[int, list[Outcome]] = {}
-    try:
-        for _ in processes:
-            worker, reported = results.get(timeout=120)
-            outcomes[worker] = reported
-    except queue.Empty:
-        pytest.fail(f"only {len(outcomes)} of {workers} workers reported within 120 s")
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        results.close()
-        results.join_thread()
-    assert [p.exitcode for p in processes] == [0] * workers
+    outcomes: dict[int, list[Outcome]] = gather(processes, results, timeout=120)
     return outcomes
 
 

@@ -1,0 +1,36 @@
+"""Racing worker processes for the concurrency tests: start them, collect what each
+reports, and make sure none is left running."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import pytest
+
+
+def gather(processes: Sequence[BaseProcess], results: Any, timeout: float) -> dict[int, Any]:
+    """Start the processes; each puts one `(worker, outcomes)` on `results`."""
+    for process in processes:
+        process.start()
+    reported: dict[int, Any] = {}
+    try:
+        for _ in processes:
+            worker, outcomes = results.get(timeout=timeout)
+            reported[worker] = outcomes
+    except queue.Empty:
+        pytest.fail(f"only {len(reported)} of {len(processes)} workers reported within "
+                    f"{timeout:g} s")  # fmt: skip
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        results.close()
+        results.join_thread()
+    assert [p.exitcode for p in processes] == [0] * len(processes)
+    assert sorted(reported) == list(range(len(processes)))
+    return reported
