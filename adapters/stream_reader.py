@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import nats.errors
 import nats.js.errors
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from adapters.publisher import (
@@ -39,6 +40,7 @@ class StreamRecord:
     data: bytes
 
 
+PullSubscription = nats.js.JetStreamContext.PullSubscription
 Visitor = Callable[[list[StreamRecord]], Awaitable[None] | None]
 
 
@@ -56,11 +58,7 @@ async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH)
             ) from None
         if last == 0:
             return 0
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL,
-            inactive_threshold=30.0, mem_storage=True, filter_subject=STREAM_SUBJECTS,
-        )  # fmt: skip
-        sub = await js.pull_subscribe(STREAM_SUBJECTS, stream=settings.stream, config=config)
+        sub = await _ephemeral(js, settings.stream, DeliverPolicy.ALL)
         try:
             return await _read(sub, last, visit, batch)
         finally:
@@ -71,7 +69,7 @@ async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH)
         await client.close()
 
 
-async def _read(sub: nats.js.JetStreamContext.PullSubscription, last: int, visit: Visitor,
+async def _read(sub: PullSubscription, last: int, visit: Visitor,
                 batch: int) -> int:  # fmt: skip
     seq = 0
     while seq < last:
@@ -81,17 +79,32 @@ async def _read(sub: nats.js.JetStreamContext.PullSubscription, last: int, visit
             raise NatsUnavailableError(
                 f"the stream stopped delivering at sequence {seq} of {last}"
             ) from None
-        records = [StreamRecord(m.metadata.sequence.stream, m.subject, m.data) for m in messages]
-        if records:
-            seq = records[-1].seq
-            result = visit(records)
-            if inspect.isawaitable(result):
-                await result
+        if messages:
+            seq = messages[-1].metadata.sequence.stream
+            await _hand_over(messages, visit)
     return seq
 
 
+async def _ephemeral(js: nats.js.JetStreamContext, stream: str,
+                     deliver: DeliverPolicy) -> PullSubscription:  # fmt: skip
+    """A pull consumer of the whole stream without acknowledgements, held in memory and
+    removed by the server if it is left behind; `_remove` deletes it when done."""
+    config = ConsumerConfig(
+        ack_policy=AckPolicy.NONE, deliver_policy=deliver,
+        inactive_threshold=30.0, mem_storage=True, filter_subject=STREAM_SUBJECTS,
+    )  # fmt: skip
+    return await js.pull_subscribe(STREAM_SUBJECTS, stream=stream, config=config)
+
+
+async def _hand_over(messages: list[Msg], visit: Visitor) -> None:
+    result = visit([StreamRecord(m.metadata.sequence.stream, m.subject, m.data)
+                    for m in messages])  # fmt: skip
+    if inspect.isawaitable(result):
+        await result
+
+
 async def _remove(js: nats.js.JetStreamContext,
-                  sub: nats.js.JetStreamContext.PullSubscription, stream: str) -> None:  # fmt: skip
+                  sub: PullSubscription, stream: str) -> None:  # fmt: skip
     with contextlib.suppress(*NATS_FAILURES):
         name = (await sub.consumer_info()).name
         await sub.unsubscribe()  # never drain() after a fetch: it can hang
@@ -108,12 +121,8 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
     seen = 0
     try:
         js = client.jetstream(timeout=FETCH_TIMEOUT)
-        config = ConsumerConfig(
-            ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.NEW,
-            inactive_threshold=30.0, mem_storage=True, filter_subject=STREAM_SUBJECTS,
-        )  # fmt: skip
         try:
-            sub = await js.pull_subscribe(STREAM_SUBJECTS, stream=settings.stream, config=config)
+            sub = await _ephemeral(js, settings.stream, DeliverPolicy.NEW)
         except nats.js.errors.NotFoundError:
             raise NatsUnavailableError(
                 f"stream {settings.stream} does not exist on NATS at "
@@ -125,12 +134,8 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
                     messages = await sub.fetch(BATCH, timeout=fetch_timeout)
                 except nats.errors.TimeoutError:
                     continue
-                records = [StreamRecord(m.metadata.sequence.stream, m.subject, m.data)
-                           for m in messages]  # fmt: skip
-                seen += len(records)
-                result = visit(records)
-                if inspect.isawaitable(result):
-                    await result
+                seen += len(messages)
+                await _hand_over(messages, visit)
         finally:
             await _remove(js, sub, settings.stream)
     except NATS_FAILURES as failure:

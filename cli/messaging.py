@@ -72,6 +72,13 @@ PROGRESS_FROM = 2000  # backlog size from which a TTY gets a progress bar
 ONCE_MAX_OUTAGE = 120.0
 
 
+def _outage(max_outage: float | None, once: bool) -> float | None:
+    """Seconds without progress before exit 4: as given, else a bound only for --once."""
+    if max_outage is not None:
+        return max_outage
+    return ONCE_MAX_OUTAGE if once else None
+
+
 def report(line: str) -> None:
     click.echo(f"homeledger: {line}", err=True)
 
@@ -156,7 +163,7 @@ def relay(ctx: Context, once: bool, window: int, ack_timeout: float, poll_interv
     """Publish stored events to JetStream in store order, exactly once."""
     options = RelayOptions(
         window=window, ack_timeout=ack_timeout, poll_interval=poll_interval,
-        max_outage=max_outage if max_outage is not None else (ONCE_MAX_OUTAGE if once else None),
+        max_outage=_outage(max_outage, once),
         stream=StreamSpec(ctx.settings.stream, duplicate_window, replicas),
     )  # fmt: skip
     progress: Progress = BarProgress() if sys.stderr.isatty() else NoProgress()
@@ -335,7 +342,7 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
                         max_ack_pending=max(batch * 2, 100))  # fmt: skip
     spec.check()
     db = open_consumer_store(ctx.settings)
-    outage = max_outage if max_outage is not None else (ONCE_MAX_OUTAGE if once else None)
+    outage = _outage(max_outage, once)
     stats = run_projector(ctx.settings, db, spec, once=once, max_outage=outage)
     head = stats.head or StreamHead(ctx.settings.stream)
     result = {"stream": ctx.settings.stream, "durable": durable, "applied": stats.applied,

@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, settings
 
 from adapters.application import LedgerApplication
 from adapters.bootstrap import build_application
+from adapters.nats_server import NatsServer
 from adapters.settings import Settings
+from tests.nats_helpers import running_server
 
 settings.register_profile(
     "dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -127,3 +129,10 @@ def make_app() -> Iterator[Callable[..., LedgerApplication]]:
     yield make
     for app in apps:
         app.store.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server with JetStream from the bundled binary, on a free loopback port."""
+    with running_server(tmp_path / "nats") as started:
+        yield started

@@ -1,10 +1,12 @@
-"""Racing worker processes for the concurrency tests: start them, collect what each
-reports, and make sure none is left running."""
+"""Processes in tests: racing workers (start them, collect what each reports) and CLI
+processes; none is ever left running."""
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -34,3 +36,15 @@ def gather(processes: Sequence[BaseProcess], results: Any, timeout: float) -> di
     assert [p.exitcode for p in processes] == [0] * len(processes)
     assert sorted(reported) == list(range(len(processes)))
     return reported
+
+
+@contextmanager
+def reaped(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The process, killed and reaped on the way out if it is still running (a failed
+    assertion never leaves a CLI or server process behind)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers import reaped
+
 SCRIPT = Path(sysconfig.get_path("scripts")) / "homeledger"
 ACTOR = "ops@example.org"
 UNREACHABLE_PG = "postgresql://user:s3cret@127.0.0.1:1/x"
@@ -149,7 +151,7 @@ def test_tail_follows_new_events_until_ctrl_c(sqlite_url: str, tmp_path: Path) -
         cwd=tmp_path, env=process_env({"HOMELEDGER_ACTOR": ACTOR}),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    try:
+    with reaped(tail):
         assert tail.stdout is not None
         with selectors.DefaultSelector() as selector:
             selector.register(tail.stdout, selectors.EVENT_READ)
@@ -166,9 +168,5 @@ def test_tail_follows_new_events_until_ctrl_c(sqlite_url: str, tmp_path: Path) -
         assert followed["type"] == "UnitsAcquired" and followed["position"] >= 2
         tail.send_signal(signal.SIGINT)
         _, stderr = tail.communicate(timeout=20)
-    finally:
-        if tail.poll() is None:
-            tail.kill()
-            tail.wait()
     assert tail.returncode == 0, stderr
     assert "Traceback" not in stderr

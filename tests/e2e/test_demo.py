@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.workers import reaped
+
 pytestmark = pytest.mark.nats
 
 CLI = [sys.executable, "-c", "from cli.main import main; main()"]
@@ -74,16 +76,12 @@ def test_sigterm_stops_the_demos_server(tmp_path: Path) -> None:
     process = subprocess.Popen([*CLI, "demo", "--dir", str(tmp_path / "d")], env=clean_env(),
                                cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
+    with reaped(process):
         assert process.stderr is not None
         line = process.stderr.readline()  # the server is up: the demo is running
         pid = server_pid(line)
         process.send_signal(signal.SIGTERM)
         _, rest = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode in (0, 130), rest  # finished first, or interrupted
     assert "Traceback" not in rest
     assert not alive(pid), "SIGTERM left the demo's nats-server running"

@@ -182,16 +182,21 @@ def test_tampering_is_found_at_the_first_bad_position(
     assert table.exit_code == 1 and f"position {first_bad}:" in table.output
 
 
+def rechain_from(ledger: RawEvents, start: int, edited: dict[str, Any]) -> None:
+    """Store `edited` at `start` and re-hash every event after it, as a careful forger would."""
+    prev = ledger.body(start - 1)["hash"]
+    for position in range(start, LAST + 1):
+        body = edited if position == start else ledger.body(position)
+        body["prev_hash"] = prev
+        body["hash"] = prev = chain_hash(body)
+        ledger.set_body(position, body)
+
+
 def test_a_consistent_rewrite_is_caught_by_the_seal(store_url: str, ledger: RawEvents) -> None:
     """Re-hashing the whole chain after an edit hides it from the chain, not from the seal."""
     body = ledger.body(FIRST_ALLOCATION)
     body["data"]["amount"] = "60000.00"
-    prev = ledger.body(FIRST_ALLOCATION - 1)["hash"]
-    for position in range(FIRST_ALLOCATION, LAST + 1):
-        body = body if position == FIRST_ALLOCATION else ledger.body(position)
-        body["prev_hash"] = prev
-        body["hash"] = prev = chain_hash(body)
-        ledger.set_body(position, body)
+    rechain_from(ledger, FIRST_ALLOCATION, body)
     result, report = verify(store_url)
     assert result.exit_code == 1
     checks = {c["check"]: c for c in report["checks"]}
@@ -232,12 +237,7 @@ def test_a_pledge_that_does_not_follow_from_the_portfolio_is_found(
     body = ledger.body(pledge)
     assert body["type"] == "DonationPledged"
     body["data"]["amount"] = body["data"]["delta"] = "178400.00"
-    prev = ledger.body(pledge - 1)["hash"]
-    for position in range(pledge, LAST + 1):
-        body = body if position == pledge else ledger.body(position)
-        body["prev_hash"] = prev
-        body["hash"] = prev = chain_hash(body)
-        ledger.set_body(position, body)
+    rechain_from(ledger, pledge, body)
     result, report = verify(store_url)
     assert result.exit_code == 1
     checks = {c["check"]: c for c in report["checks"]}

@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from datetime import date
 from pathlib import Path
@@ -36,10 +36,10 @@ from tests.nats_helpers import (
     cli_env,
     invoke,
     record_bulk,
-    running_server,
     spawn_cli,
     store_envelopes,
 )
+from tests.workers import reaped
 
 pytestmark = pytest.mark.nats
 
@@ -55,12 +55,6 @@ READS = [
     ("audit", "nl-siblings-together", "--as-of-position", "80"),
     ("report", "--year", "2021"),
 ]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    with running_server(tmp_path / "nats") as nats_server:
-        yield nats_server
 
 
 @pytest.fixture
@@ -199,7 +193,7 @@ def test_a_following_projector_applies_live_events_and_stops_on_sigterm(
     consumer = f"sqlite:///{tmp_path / 'live.db'}"
     follower = spawn_cli(["--store", consumer, "project", "--from-nats", "--durable", "live"],
                          env, out=subprocess.PIPE)  # fmt: skip
-    try:
+    with reaped(follower):
         app.execute(AcquireUnits(country="FI", units=7, on=LATER))
         ok(["relay", "--once"], env)
         head = app.store.max_position()
@@ -210,10 +204,6 @@ def test_a_following_projector_applies_live_events_and_stops_on_sigterm(
         assert consumer_position(consumer) == head
         follower.send_signal(signal.SIGTERM)
         out, err = follower.communicate(timeout=20)
-    finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.communicate()
     assert follower.returncode == 0, err
     assert f"up to position {head}" in out
 
@@ -438,7 +428,7 @@ def test_events_tail_follows_new_events_from_nats(
     ok(["relay", "--once"], env)
     head = ledger.store.max_position()
     tail = spawn_cli(["--format", "jsonl", "events", "tail"], env, out=subprocess.PIPE)
-    try:
+    with reaped(tail):
         assert tail.stdout is not None
         with selectors.DefaultSelector() as selector:
             selector.register(tail.stdout, selectors.EVENT_READ)
@@ -454,8 +444,4 @@ def test_events_tail_follows_new_events_from_nats(
         assert followed["position"] > head  # only new events, never the backlog
         tail.send_signal(signal.SIGTERM)
         _, stderr = tail.communicate(timeout=20)
-    finally:
-        if tail.poll() is None:
-            tail.kill()
-            tail.wait()
     assert tail.returncode == 0, stderr

@@ -7,7 +7,7 @@ import json
 import signal
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
@@ -45,12 +45,6 @@ from tests.nats_helpers import (
 )
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    with running_server(tmp_path / "nats") as started:
-        yield started
 
 
 @pytest.fixture

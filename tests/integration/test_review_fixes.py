@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -18,13 +18,7 @@ from adapters.nats_server import NatsServer
 from adapters.publisher import StreamSpec, ensure_stream, message_for
 from adapters.relay import relay_name
 from domain.commands import AcquireUnits
-from tests.nats_helpers import cli_env, invoke, read_stream, record_story, running_server
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[NatsServer]:
-    with running_server(tmp_path / "nats") as started:
-        yield started
+from tests.nats_helpers import cli_env, invoke, read_stream, record_story
 
 
 @pytest.fixture
