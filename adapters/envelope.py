@@ -88,22 +88,10 @@ class Envelope:
         return self.fact.scope()
 
     def body(self) -> dict[str, Any]:
-        """The stored (and hashed) form."""
-        return {
-            "event_id": self.event_id,
-            "type": self.type,
-            "schema_version": self.schema_version,
-            "aggregate_id": self.aggregate_id,
-            "aggregate_version": self.aggregate_version,
-            "effective_date": self.effective_date.isoformat(),
-            "recorded_at": format_time(self.recorded_at),
-            "actor": self.actor,
-            "command_id": self.command_id,
-            "correlation_id": self.correlation_id,
-            "data": self.data,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-        }
+        """The stored (and hashed) form: the envelope without its position and scope."""
+        body = self.to_dict()
+        del body["position"], body["scope"]
+        return body
 
     def to_dict(self) -> dict[str, Any]:
         """The published JSON envelope, fields in SPEC order (ENVELOPE_FIELDS)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from adapters.envelope import Envelope, envelope_from_body
+from adapters.envelope import Envelope, envelope_from_body, format_time
 from adapters.schema import all_schemas, event_schema
 from adapters.stream_reader import StreamRecord, follow_stream
 from cli.context import Context, pass_context
@@ -115,8 +115,8 @@ def stats(ctx: Context) -> None:
         "events": sum(counts.values()),
         "first_position": first.position if first else None,
         "last_position": last.position if last else None,
-        "first_recorded_at": first.body()["recorded_at"] if first else None,
-        "last_recorded_at": last.body()["recorded_at"] if last else None,
+        "first_recorded_at": format_time(first.recorded_at) if first else None,
+        "last_recorded_at": format_time(last.recorded_at) if last else None,
         "version": last.aggregate_version if last else 0,
         "head_hash": last.hash if last else None,
         "by_type": {name: counts[name] for name in EVENT_CLASSES if counts[name]},

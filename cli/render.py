@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from adapters.envelope import ENVELOPE_FIELDS, Envelope
+from adapters.envelope import ENVELOPE_FIELDS, Envelope, format_time
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -103,7 +103,7 @@ def summary(envelope: Envelope) -> dict[str, Any]:
     detail = details[envelope.type]()
     return {
         "position": envelope.position,
-        "recorded_at": envelope.body()["recorded_at"],
+        "recorded_at": format_time(envelope.recorded_at),
         "effective_date": envelope.effective_date.isoformat(),
         "type": envelope.type,
         "scope": envelope.scope,
