@@ -20,6 +20,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 RECEIPTS_TABLE = "homeledger_commands"
+INSERT_CHUNK = 2000  # facts per INSERT statement: bounded messages whatever the batch
 SCHEMA_LOCK_KEY = 0x686C6564  # pg_advisory_lock key for creating homeledger's tables
 
 
@@ -36,6 +37,10 @@ class Receipt:
 def _receipt_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int, int]]:
     receipts: Sequence[Receipt] = kwargs.get("receipts", ())
     return [(r.command_id, r.fingerprint, r.first_version, r.last_version) for r in receipts]
+
+
+def _chunks(items: Sequence[StoredEvent], size: int) -> list[Sequence[StoredEvent]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # Every stored fact has the one ledger id: parse its text once, not once per row read.
@@ -106,24 +111,46 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "first_version bigint NOT NULL, last_version bigint NOT NULL)"
             ).format(*self.receipts)
         )
+        # One statement for any number of receipts (no executemany: it pipelines).
+        self.insert_receipts_statement = SQL(
+            "INSERT INTO {}.{} SELECT * FROM unnest(%s::text[], %s::text[], "
+            "%s::bigint[], %s::bigint[])"
+        ).format(*self.receipts)
 
-    def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        # After the table lock and the events (so racing writers queue on the lock, not
-        # deadlock on a receipt), inside the library's sync: a repeated command id is an
-        # IntegrityError. Own cursor: the events cursor still holds the RETURNING rows.
-        super()._insert_stored_events(curs, stored_events, **kwargs)
-        rows = _receipt_rows(kwargs)
-        if rows:
-            # Sync first: in pipeline mode a conflict on the events insert could otherwise
-            # be read while the receipts are being sent, and surface as PipelineAborted
-            # (a store failure) instead of itself (a version conflict, to be retried).
-            with curs.connection.pipeline() as pipeline:
-                pipeline.sync()
-            insert = SQL("INSERT INTO {}.{} VALUES (%s,%s,%s,%s)").format(*self.receipts)
-            with curs.connection.cursor() as receipts:
-                receipts.executemany(insert, rows)
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Insert facts and their receipts in one transaction, without pipeline mode.
+
+        The library's own path sends everything through one psycopg pipeline; with
+        tens of thousands of facts its send and receive buffers can fill each other
+        (the client waits for results the server has not been sent all of, the server
+        waits for the rest of the query: a hang, psycopg issue 685). Here each
+        statement is sent whole and answered before the next, in bounded chunks, so an
+        insert of any size completes. No library retry either: a failure is reported.
+        """
+        if not stored_events:
+            return []
+        positions: list[int] = []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            # The table lock first: writers queue on it (and give up after the lock
+            # timeout), so that positions are handed out in commit order.
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            for chunk in _chunks(stored_events, INSERT_CHUNK):
+                rows = [
+                    self.construct_pg_stored_event(
+                        e.originator_id, e.originator_version, e.topic, e.state
+                    )
+                    for e in chunk
+                ]
+                curs.execute(self.insert_events_statement, (rows,))
+                positions += [row["notification_id"] for row in curs.fetchall()]
+            receipts = _receipt_rows(kwargs)
+            if receipts:
+                columns = [list(column) for column in zip(*receipts, strict=True)]
+                curs.execute(self.insert_receipts_statement, columns)
+        return positions
 
     def tables_exist(self, *others: str) -> bool:
         names = [self.events_table_name, RECEIPTS_TABLE, *others]
