@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from adapters.chain import digest_up_to
-from adapters.envelope import Envelope, envelope_from_body, new_body
-from adapters.recorders import Receipt
-from adapters.store import (
+from homeledger.adapters.chain import digest_up_to
+from homeledger.adapters.envelope import Envelope, envelope_from_body, new_body
+from homeledger.adapters.recorders import Receipt
+from homeledger.adapters.store import (
     CommandIdTakenError,
     Head,
     LedgerStore,
     VersionConflictError,
 )
-from domain.commands import Command, SealLedger
-from domain.errors import CommandIdReusedError, ConcurrencyError, DomainError
-from domain.events import DomainEvent
+from homeledger.domain.commands import Command, SealLedger
+from homeledger.domain.errors import CommandIdReusedError, ConcurrencyError, DomainError
+from homeledger.domain.events import DomainEvent
 
 MAX_ATTEMPTS = 50
 Clock = Callable[[], datetime]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from adapters.application import Clock, LedgerApplication, utc_now
-from adapters.settings import Settings, store_location
-from adapters.store import LedgerStore
+from homeledger.adapters.application import Clock, LedgerApplication, utc_now
+from homeledger.adapters.settings import Settings, store_location
+from homeledger.adapters.store import LedgerStore
 
 
 def open_store(settings: Settings, *, create: bool = True) -> LedgerStore:

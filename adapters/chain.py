@@ -13,10 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from adapters.envelope import GENESIS_HASH, HASHED_FIELDS, LEDGER_ID, chain_hash, topic_for
+from homeledger.adapters.envelope import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    LEDGER_ID,
+    chain_hash,
+    topic_for,
+)
 
 if TYPE_CHECKING:
-    from adapters.store import LedgerStore
+    from homeledger.adapters.store import LedgerStore
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
-from adapters.envelope import Envelope, envelope_from_body
-from adapters.publisher import (
+from homeledger.adapters.envelope import Envelope, envelope_from_body
+from homeledger.adapters.publisher import (
     NATS_FAILURES,
     POSITION,
     STREAM_SUBJECTS,
@@ -51,7 +51,7 @@ from adapters.publisher import (
     display_servers,
     explain,
 )
-from adapters.settings import ConfigError, Settings
+from homeledger.adapters.settings import ConfigError, Settings
 
 DURABLE_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 FROM_POSITION_KEY = "homeledger_from_position"

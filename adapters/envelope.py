@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from domain.events import DomainEvent, event_data, event_from_data
+from homeledger.domain.events import DomainEvent, event_data, event_from_data
 
 GENESIS_HASH = "0" * 64
 TOPIC_PREFIX = "homeledger:"

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any
 
 LOOPBACK = "127.0.0.1"
+PORT_TAKEN = "address already in use"
+PORT_ATTEMPTS = 5
 
 
 class NatsServerError(RuntimeError):
@@ -87,13 +89,21 @@ class NatsServer:
     tls: Tls | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
+    # Ports picked here (not given) may be taken by another process between picking and
+    # binding: until the server first started, such ports are picked again.
+    _picked: set[str] = field(default_factory=set, init=False, repr=False)
+    _started_once: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.store_dir = Path(self.store_dir)
-        self.port = self.port or free_port()
-        self.monitor_port = self.monitor_port or free_port()
         if self.cluster_name and not self.cluster_port:
-            self.cluster_port = free_port()
+            self.cluster_port = free_port()  # peers' routes name it: never picked again
+        self._picked = {name for name in ("port", "monitor_port") if not getattr(self, name)}
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        for name in self._picked:
+            setattr(self, name, free_port())
 
     # Addresses.
 
@@ -126,6 +136,16 @@ class NatsServer:
     def start(self, timeout: float = 20.0) -> NatsServer:
         if self.running():
             return self
+        for _ in range(PORT_ATTEMPTS - 1):
+            try:
+                return self._start(timeout)
+            except NatsServerError as exc:
+                if self._started_once or not self._picked or PORT_TAKEN not in str(exc):
+                    raise
+                self._pick_ports()  # another process took a port we picked: pick again
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(self.config_text())
         self.config_file.chmod(0o600)  # it may hold a password or token
@@ -139,6 +159,7 @@ class NatsServer:
         except BaseException:
             self.stop()
             raise
+        self._started_once = True
         return self
 
     def wait_ready(self, timeout: float = 20.0, *, cluster: bool = False) -> None:

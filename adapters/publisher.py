@@ -26,8 +26,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 
-from adapters.envelope import Envelope
-from adapters.settings import ConfigError, Settings
+from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.settings import ConfigError, Settings
 
 SUBJECT_PREFIX = "homeledger.events"
 STREAM_SUBJECTS = f"{SUBJECT_PREFIX}.>"

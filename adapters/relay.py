@@ -39,8 +39,8 @@ from eventsourcing.persistence import (
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
-from adapters.envelope import Envelope
-from adapters.publisher import (
+from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.publisher import (
     EXPECTED_LAST_SEQUENCE,
     MSG_ID,
     NATS_FAILURES,
@@ -52,9 +52,9 @@ from adapters.publisher import (
     explain,
     message_for,
 )
-from adapters.recorders import LedgerPostgresRecorder
-from adapters.settings import Settings
-from adapters.store import LedgerStore
+from homeledger.adapters.recorders import LedgerPostgresRecorder
+from homeledger.adapters.settings import Settings
+from homeledger.adapters.store import LedgerStore
 
 DEFAULT_WINDOW = 1000
 DEFAULT_ACK_TIMEOUT = 5.0

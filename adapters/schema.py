@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.events import EVENT_CLASSES, DomainEvent, event_versions
-from domain.money import AMOUNT_PATTERN
+from homeledger.domain.events import EVENT_CLASSES, DomainEvent, event_versions
+from homeledger.domain.money import AMOUNT_PATTERN
 
 _HASH = r"^[0-9a-f]{64}$"
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

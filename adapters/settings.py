@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from adapters.envelope import LEDGER_ID
+from homeledger.adapters.envelope import LEDGER_ID
 
 DEFAULT_STORE = "sqlite:///homeledger.db"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -162,7 +162,7 @@ def _sqlite_location(url: str) -> StoreLocation:
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "10",
-        "APPLICATION_RECORDER_TOPIC": "adapters.recorders:LedgerSQLiteRecorder",
+        "APPLICATION_RECORDER_TOPIC": "homeledger.adapters.recorders:LedgerSQLiteRecorder",
     }
     return StoreLocation("sqlite", env, url)
 
@@ -207,7 +207,7 @@ def _postgres_location(url: str) -> StoreLocation:
         # Off on purpose: with it on, notification-log readers skip events under
         # concurrent writers (eventsourcing 9.5.6).
         "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
-        "APPLICATION_RECORDER_TOPIC": "adapters.recorders:LedgerPostgresRecorder",
+        "APPLICATION_RECORDER_TOPIC": "homeledger.adapters.recorders:LedgerPostgresRecorder",
         # The store creates the tables itself, once and serially (see LedgerStore).
         "CREATE_TABLE": "no",
     }

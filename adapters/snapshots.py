@@ -11,8 +11,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from domain.ledger import Allocation, Initiative, Ledger, Partnership, YearBook
-from domain.portfolio import Portfolio
+from homeledger.domain.ledger import Allocation, Initiative, Ledger, Partnership, YearBook
+from homeledger.domain.portfolio import Portfolio
 
 SNAPSHOT_FORMAT = 1
 

@@ -26,7 +26,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import Environment
 
-from adapters.envelope import (
+from homeledger.adapters.envelope import (
     GENESIS_HASH,
     LEDGER_ID,
     TOPIC_PREFIX,
@@ -35,10 +35,10 @@ from adapters.envelope import (
     envelope_from_body,
     topic_for,
 )
-from adapters.recorders import LedgerPostgresRecorder, LedgerRecorder, Receipt
-from adapters.settings import APP_NAME, ConfigError, StoreLocation
-from adapters.snapshots import ledger_from_dict, ledger_to_dict
-from domain.ledger import Ledger
+from homeledger.adapters.recorders import LedgerPostgresRecorder, LedgerRecorder, Receipt
+from homeledger.adapters.settings import APP_NAME, ConfigError, StoreLocation
+from homeledger.adapters.snapshots import ledger_from_dict, ledger_to_dict
+from homeledger.domain.ledger import Ledger
 
 SNAPSHOT_TOPIC = TOPIC_PREFIX + "snapshot"
 PAGE = 1000

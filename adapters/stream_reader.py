@@ -19,7 +19,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from adapters.publisher import (
+from homeledger.adapters.publisher import (
     NATS_FAILURES,
     STREAM_SUBJECTS,
     NatsUnavailableError,
@@ -27,7 +27,7 @@ from adapters.publisher import (
     display_servers,
     explain,
 )
-from adapters.settings import Settings
+from homeledger.adapters.settings import Settings
 
 BATCH = 1000
 FETCH_TIMEOUT = 5.0

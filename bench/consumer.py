@@ -8,10 +8,10 @@ from pathlib import Path
 
 import nats
 
-from adapters.bootstrap import open_store
-from adapters.nats_server import NatsServer
-from adapters.relay import Relay, RelayOptions
-from adapters.settings import Settings
+from homeledger.adapters.bootstrap import open_store
+from homeledger.adapters.nats_server import NatsServer
+from homeledger.adapters.relay import Relay, RelayOptions
+from homeledger.adapters.settings import Settings
 
 BATCH = 200  # the batch `homeledger project --from-nats` fetches and commits by default
 

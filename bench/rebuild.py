@@ -32,11 +32,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import open_store
-from adapters.settings import Settings
-from domain import commands as c
-from domain.portfolio import Portfolio, compute_pledge
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import open_store
+from homeledger.adapters.settings import Settings
+from homeledger.domain import commands as c
+from homeledger.domain.portfolio import Portfolio, compute_pledge
 
 RESULTS = Path(__file__).parent / "results" / "rebuild.json"
 BATCH = 1000
@@ -195,9 +195,9 @@ def fill(url: str, events: int, seed: int = 7, batch: int = BATCH) -> float:
 
 
 def measure(url: str, samples: int, seed: int) -> dict[str, Any]:
-    from projections.as_of import PointInTime
-    from projections.db import ProjectionDB
-    from projections.runner import ProjectionRunner
+    from homeledger.projections.as_of import PointInTime
+    from homeledger.projections.db import ProjectionDB
+    from homeledger.projections.runner import ProjectionRunner
 
     store = open_store(Settings(store=url), create=False)
     head = store.max_position()
@@ -248,7 +248,7 @@ def peak_rss_mb() -> float:
 def _cli_as_of(url: str, position: int) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", "from cli.main import main; main()", "--store", url,
+        [sys.executable, "-c", "from homeledger.cli.main import main; main()", "--store", url,
          "--format", "json", "balances", "--as-of-position", str(position)],
         check=True, capture_output=True, env={**os.environ, "PYTHONPATH": _root()},
     )  # fmt: skip

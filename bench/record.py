@@ -40,10 +40,10 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from adapters.bootstrap import build_application
-from adapters.settings import Settings, redact_url, store_location
-from adapters.store import StoreUnavailableError
-from domain import commands as c
+from homeledger.adapters.bootstrap import build_application
+from homeledger.adapters.settings import Settings, redact_url, store_location
+from homeledger.adapters.store import StoreUnavailableError
+from homeledger.domain import commands as c
 
 RESULTS = Path(__file__).parent / "results" / "record.json"
 DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -41,15 +41,15 @@ from typing import Any
 import nats
 from nats.js.api import StreamConfig
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import build_application
-from adapters.consumer import ConsumerSpec, Delivery, consume
-from adapters.envelope import parse_time
-from adapters.nats_server import NatsServer
-from adapters.publisher import NatsUnavailableError, message_for
-from adapters.relay import Relay, RelayOptions
-from adapters.settings import Settings
-from domain import commands as c
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import build_application
+from homeledger.adapters.consumer import ConsumerSpec, Delivery, consume
+from homeledger.adapters.envelope import parse_time
+from homeledger.adapters.nats_server import NatsServer
+from homeledger.adapters.publisher import NatsUnavailableError, message_for
+from homeledger.adapters.relay import Relay, RelayOptions
+from homeledger.adapters.settings import Settings
+from homeledger.domain import commands as c
 
 RESULTS = Path(__file__).parent / "results" / "relay.json"
 COUNTRIES = ("SE", "DE", "NL", "DK", "NO", "PL", "CZ", "GB", "FI", "AT", "IS")
@@ -135,7 +135,7 @@ def measure_latency(folder: Path, rate: int, seconds: float,
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
         env.update(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=server.url)
         python = [sys.executable, "-c"]
-        relay = subprocess.Popen([*python, "from cli.main import main; main()", "relay",
+        relay = subprocess.Popen([*python, "from homeledger.cli.main import main; main()", "relay",
                                   *relay_args],
                                  env=env, stdout=subprocess.DEVNULL)  # fmt: skip
         appender = subprocess.Popen(

@@ -218,7 +218,7 @@ def cli(url: str, *args: str, env: dict[str, str] | None = None,
         check: bool = True) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     """`homeledger --store URL ARGS...` as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-c", "from cli.main import main; main()", "--store", url,
+        [sys.executable, "-c", "from homeledger.cli.main import main; main()", "--store", url,
          "--actor", "bench", *args],
         check=check, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
@@ -341,8 +341,8 @@ def relay_template(run: Run, events: int) -> Path:
     """A store of `events` facts, built once per run and copied for each repeat."""
     path = run.folder / f"relay-template-{events}.db"
     if not path.exists():
-        from adapters.bootstrap import build_application
-        from adapters.settings import Settings
+        from homeledger.adapters.bootstrap import build_application
+        from homeledger.adapters.settings import Settings
 
         app = build_application(Settings(store=f"sqlite:///{path}", actor="bench"))
         relay_bench.build_store(app, events)
@@ -361,9 +361,9 @@ def relay_copy(run: Run, events: int) -> Iterator[str]:
 
 
 def measure_relay(run: Run) -> None:
-    from adapters.bootstrap import build_application
-    from adapters.nats_server import NatsServer
-    from adapters.settings import Settings
+    from homeledger.adapters.bootstrap import build_application
+    from homeledger.adapters.nats_server import NatsServer
+    from homeledger.adapters.settings import Settings
 
     events, window = run.sizes.relay, run.sizes.window
     run.log(f"relay: {events:,} events, windows of {window} x {run.repeat}")
@@ -404,7 +404,7 @@ def measure_latency(run: Run) -> None:
 def consumer_available() -> bool:
     """Whether `homeledger project --from-nats` exists in this tree."""
     done = subprocess.run(
-        [sys.executable, "-c", "from cli.main import main; main()", "project", "--help"],
+        [sys.executable, "-c", "from homeledger.cli.main import main; main()", "project", "--help"],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     return done.returncode == 0 and "--from-nats" in done.stdout

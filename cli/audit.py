@@ -22,24 +22,24 @@ from typing import Any, cast
 
 import click
 
-from adapters.settings import store_location
-from adapters.store import LedgerStore, StoreUnavailableError
-from cli.context import Context, pass_context
-from cli.errors import FINDING, Failure, InputError
-from cli.inspect import parse_time
-from cli.messaging import stream_checks
-from cli.render import emit_object, emit_rows, table
-from projections.as_of import PointInTime, UnknownInitiativeError
-from projections.audit_trail import AUDIT_COLUMNS
-from projections.balances import BY_CHOICES, columns_for
-from projections.db import ProjectionDB
-from projections.portfolio import PORTFOLIO_COLUMNS
-from projections.postings import TRIAL_COLUMNS
-from projections.report import REPORT_COLUMNS, report_lines, year_report
-from projections.runner import DEFAULT_CHECKPOINT_EVERY, DEFAULT_PAGE, ProjectionRunner
-from projections.state import PROJECTIONS
-from projections.stream import StreamLog, is_consumer_db
-from projections.verify import verify as run_verify
+from homeledger.adapters.settings import store_location
+from homeledger.adapters.store import LedgerStore, StoreUnavailableError
+from homeledger.cli.context import Context, pass_context
+from homeledger.cli.errors import FINDING, Failure, InputError
+from homeledger.cli.inspect import parse_time
+from homeledger.cli.messaging import stream_checks
+from homeledger.cli.render import emit_object, emit_rows, table
+from homeledger.projections.as_of import PointInTime, UnknownInitiativeError
+from homeledger.projections.audit_trail import AUDIT_COLUMNS
+from homeledger.projections.balances import BY_CHOICES, columns_for
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.portfolio import PORTFOLIO_COLUMNS
+from homeledger.projections.postings import TRIAL_COLUMNS
+from homeledger.projections.report import REPORT_COLUMNS, report_lines, year_report
+from homeledger.projections.runner import DEFAULT_CHECKPOINT_EVERY, DEFAULT_PAGE, ProjectionRunner
+from homeledger.projections.state import PROJECTIONS
+from homeledger.projections.stream import StreamLog, is_consumer_db
+from homeledger.projections.verify import verify as run_verify
 
 AUDIT_TABLE_COLUMNS = ("position", "recorded_at", "effective_date", "type", "actor",
                        "allocation_id", "year", "change", "balance", "detail")  # fmt: skip

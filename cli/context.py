@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import build_application, open_store
-from adapters.settings import Settings
-from adapters.store import LedgerStore
-from domain.commands import Command
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import build_application, open_store
+from homeledger.adapters.settings import Settings
+from homeledger.adapters.store import LedgerStore
+from homeledger.domain.commands import Command
 
 C = TypeVar("C", bound=Command)
 

@@ -23,25 +23,30 @@ from typing import Any, cast
 
 import click
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import build_application
-from adapters.consumer import ConsumerSpec
-from adapters.nats_server import NatsServer, NatsServerError
-from adapters.relay import Relay, RelayOptions
-from adapters.settings import Settings, store_location
-from adapters.store import LedgerStore
-from cli import reference_case
-from cli.context import Context, pass_context
-from cli.errors import BAD_INPUT, FINDING, UNREACHABLE, Failure
-from cli.messaging import nats_failures, stream_checks
-from cli.render import emit_object, emit_rows
-from projections.as_of import PointInTime
-from projections.balances import BalancesModel
-from projections.db import ProjectionDB
-from projections.runner import ProjectionRunner
-from projections.stream import StreamIntegrityError, StreamLog, StreamProjector, project_stream
-from projections.verify import Check
-from projections.verify import verify as run_verify
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import build_application
+from homeledger.adapters.consumer import ConsumerSpec
+from homeledger.adapters.nats_server import NatsServer, NatsServerError
+from homeledger.adapters.relay import Relay, RelayOptions
+from homeledger.adapters.settings import Settings, store_location
+from homeledger.adapters.store import LedgerStore
+from homeledger.cli import reference_case
+from homeledger.cli.context import Context, pass_context
+from homeledger.cli.errors import BAD_INPUT, FINDING, UNREACHABLE, Failure
+from homeledger.cli.messaging import nats_failures, stream_checks
+from homeledger.cli.render import emit_object, emit_rows
+from homeledger.projections.as_of import PointInTime
+from homeledger.projections.balances import BalancesModel
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.runner import ProjectionRunner
+from homeledger.projections.stream import (
+    StreamIntegrityError,
+    StreamLog,
+    StreamProjector,
+    project_stream,
+)
+from homeledger.projections.verify import Check
+from homeledger.projections.verify import verify as run_verify
 
 YEAR_FIGURES = ("pledged", "received", "outstanding", "allocated", "released", "unallocated")
 COUNTRY_FIGURES = ("allocated", "released", "disbursed")

@@ -8,13 +8,13 @@ import click
 import psycopg
 from pydantic import ValidationError
 
-from adapters.application import BatchError
-from adapters.settings import ConfigError
-from adapters.store import StoreBusyError, StoreUnavailableError
-from domain.commands import UnknownCommandError
-from domain.errors import DomainError
-from domain.events import UnknownEventTypeError
-from domain.money import AmountError
+from homeledger.adapters.application import BatchError
+from homeledger.adapters.settings import ConfigError
+from homeledger.adapters.store import StoreBusyError, StoreUnavailableError
+from homeledger.domain.commands import UnknownCommandError
+from homeledger.domain.errors import DomainError
+from homeledger.domain.events import UnknownEventTypeError
+from homeledger.domain.money import AmountError
 
 OK, FINDING, BAD_INPUT, REFUSED, UNREACHABLE, INTERNAL = 0, 1, 2, 3, 4, 5
 

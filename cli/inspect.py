@@ -11,14 +11,14 @@ from typing import Any
 
 import click
 
-from adapters.envelope import Envelope, envelope_from_body, format_time
-from adapters.schema import all_schemas, event_schema
-from adapters.stream_reader import StreamRecord, follow_stream
-from cli.context import Context, pass_context
-from cli.errors import InputError
-from cli.messaging import nats_failures, run_until_signal
-from cli.render import emit_envelopes, emit_object, emit_rows
-from domain.events import EVENT_CLASSES
+from homeledger.adapters.envelope import Envelope, envelope_from_body, format_time
+from homeledger.adapters.schema import all_schemas, event_schema
+from homeledger.adapters.stream_reader import StreamRecord, follow_stream
+from homeledger.cli.context import Context, pass_context
+from homeledger.cli.errors import InputError
+from homeledger.cli.messaging import nats_failures, run_until_signal
+from homeledger.cli.render import emit_envelopes, emit_object, emit_rows
+from homeledger.domain.events import EVENT_CLASSES
 
 INITIATIVE_TYPES = {"InitiativeRegistered", "FundsAllocated", "AllocationReleased",
                     "FundsDisbursed", "MilestoneReached", "InitiativeClosed"}  # fmt: skip

@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from adapters.settings import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM, Settings
-from cli import audit, demo, inspect, messaging, record
-from cli.context import Context
-from cli.errors import classify
-from cli.render import FORMATS
+from homeledger.adapters.settings import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM, Settings
+from homeledger.cli import audit, demo, inspect, messaging, record
+from homeledger.cli.context import Context
+from homeledger.cli.errors import classify
+from homeledger.cli.render import FORMATS
 
 
 class LedgerGroup(click.Group):

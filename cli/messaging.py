@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import click
 
-from adapters.consumer import (
+from homeledger.adapters.consumer import (
     ConsumerConfigError,
     ConsumerSpec,
     ConsumeStats,
@@ -31,8 +31,8 @@ from adapters.consumer import (
     UnreadableMessageError,
     consume,
 )
-from adapters.envelope import ENVELOPE_FIELDS, Envelope
-from adapters.publisher import (
+from homeledger.adapters.envelope import ENVELOPE_FIELDS, Envelope
+from homeledger.adapters.publisher import (
     DEFAULT_DUPLICATE_WINDOW,
     DEFAULT_REPLICAS,
     STREAM_SUBJECTS,
@@ -40,7 +40,7 @@ from adapters.publisher import (
     StreamConfigError,
     StreamSpec,
 )
-from adapters.relay import (
+from homeledger.adapters.relay import (
     DEFAULT_ACK_TIMEOUT,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WINDOW,
@@ -50,14 +50,14 @@ from adapters.relay import (
     RelayOptions,
     StreamDisagreesError,
 )
-from adapters.settings import Settings, store_location
-from adapters.store import LedgerStore
-from adapters.stream_reader import walk_stream
-from cli.context import Context, pass_context
-from cli.errors import FINDING, Failure, InputError, Unreachable
-from cli.render import emit_object, summary
-from projections.db import ProjectionDB
-from projections.stream import (
+from homeledger.adapters.settings import Settings, store_location
+from homeledger.adapters.store import LedgerStore
+from homeledger.adapters.stream_reader import walk_stream
+from homeledger.cli.context import Context, pass_context
+from homeledger.cli.errors import FINDING, Failure, InputError, Unreachable
+from homeledger.cli.render import emit_object, summary
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.stream import (
     NotAConsumerStoreError,
     ProjectStats,
     StreamHead,
@@ -65,8 +65,8 @@ from projections.stream import (
     StreamProjector,
     project_stream,
 )
-from projections.stream_check import StreamWitness
-from projections.verify import Check
+from homeledger.projections.stream_check import StreamWitness
+from homeledger.projections.verify import Check
 
 PROGRESS_FROM = 2000  # backlog size from which a TTY gets a progress bar
 ONCE_MAX_OUTAGE = 120.0

@@ -10,12 +10,12 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from adapters.application import BatchError
-from cli.context import Context, build, pass_context
-from cli.errors import Failure, InputError, classify, describe_validation
-from cli.render import emit_envelopes
-from domain import commands as c
-from domain.commands import Command, UnknownCommandError, parse_command
+from homeledger.adapters.application import BatchError
+from homeledger.cli.context import Context, build, pass_context
+from homeledger.cli.errors import Failure, InputError, classify, describe_validation
+from homeledger.cli.render import emit_envelopes
+from homeledger.domain import commands as c
+from homeledger.domain.commands import Command, UnknownCommandError, parse_command
 
 command_id_option = click.option(
     "--command-id", help="Idempotency key: a repeat records nothing and answers as the first."

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from domain import commands as c
+from homeledger.domain import commands as c
 
 START = "2021-07-01"
 RATE = "100.00"

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from adapters.envelope import ENVELOPE_FIELDS, Envelope, format_time
+from homeledger.adapters.envelope import ENVELOPE_FIELDS, Envelope, format_time
 
 FORMATS = ("table", "json", "jsonl", "csv")
 

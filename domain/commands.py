@@ -13,8 +13,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from domain.money import parse_amount
-from domain.values import (
+from homeledger.domain.money import parse_amount
+from homeledger.domain.values import (
     Basis,
     CountryCode,
     CurrencyCode,

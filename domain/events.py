@@ -12,8 +12,8 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.money import Money, SignedMoney
-from domain.values import (
+from homeledger.domain.money import Money, SignedMoney
+from homeledger.domain.values import (
     Basis,
     CountryCode,
     CurrencyCode,

@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import uuid4
 
-from domain import commands as c
-from domain import events as e
-from domain.errors import (
+from homeledger.domain import commands as c
+from homeledger.domain import events as e
+from homeledger.domain.errors import (
     AllocationAlreadyExistsError,
     AllocationExceedsUnallocatedError,
     AllocationNotFoundError,
@@ -41,8 +41,8 @@ from domain.errors import (
     SealError,
     YearNotPledgedError,
 )
-from domain.money import CENT, ZERO, fmt
-from domain.portfolio import Portfolio, compute_pledge
+from homeledger.domain.money import CENT, ZERO, fmt
+from homeledger.domain.portfolio import Portfolio, compute_pledge
 
 
 @dataclass(frozen=True)

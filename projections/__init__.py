@@ -5,6 +5,6 @@ portfolio, trial balance); `ProjectionRunner` keeps the stored models in the
 store's own database up to date; `PointInTime` answers as of any past position.
 """
 
-from projections.state import PROJECTIONS, ProjectionState
+from homeledger.projections.state import PROJECTIONS, ProjectionState
 
 __all__ = ["PROJECTIONS", "ProjectionState"]

@@ -16,16 +16,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, cast
 
-from adapters.envelope import format_time
-from adapters.store import LedgerStore
-from projections.audit_trail import AUDIT, AUDIT_COLUMNS, audit_record
-from projections.balances import BalancesModel
-from projections.db import ProjectionDB
-from projections.model import Model
-from projections.portfolio import PortfolioModel
-from projections.postings import LedgerModel, TrialBalance
-from projections.state import MODEL_CLASSES, PROJECTIONS
-from projections.timeline import POSITION_AT
+from homeledger.adapters.envelope import format_time
+from homeledger.adapters.store import LedgerStore
+from homeledger.projections.audit_trail import AUDIT, AUDIT_COLUMNS, audit_record
+from homeledger.projections.balances import BalancesModel
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.model import Model
+from homeledger.projections.portfolio import PortfolioModel
+from homeledger.projections.postings import LedgerModel, TrialBalance
+from homeledger.projections.state import MODEL_CLASSES, PROJECTIONS
+from homeledger.projections.timeline import POSITION_AT
 
 
 class UnknownInitiativeError(ValueError):

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from adapters.envelope import Envelope
-from domain import events as e
-from domain.events import DomainEvent
-from projections.model import (
+from homeledger.adapters.envelope import Envelope
+from homeledger.domain import events as e
+from homeledger.domain.events import DomainEvent
+from homeledger.projections.model import (
     Model,
     Row,
     Rows,

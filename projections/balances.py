@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Self
 
-from adapters.envelope import Envelope
-from domain import events as e
-from domain.events import DomainEvent
-from domain.money import ZERO, fmt
-from projections.model import Model, Row, Rows, Table, from_cents, normalise, to_cents
+from homeledger.adapters.envelope import Envelope
+from homeledger.domain import events as e
+from homeledger.domain.events import DomainEvent
+from homeledger.domain.money import ZERO, fmt
+from homeledger.projections.model import Model, Row, Rows, Table, from_cents, normalise, to_cents
 
 YEARS = Table(
     "hl_proj_balance_years",

@@ -24,10 +24,10 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 
-from adapters.settings import StoreLocation
-from adapters.store import StoreBusyError, StoreUnavailableError
-from projections.model import Model, Row, Rows, Table, normalise
-from projections.state import MODEL_CLASSES
+from homeledger.adapters.settings import StoreLocation
+from homeledger.adapters.store import StoreBusyError, StoreUnavailableError
+from homeledger.projections.model import Model, Row, Rows, Table, normalise
+from homeledger.projections.state import MODEL_CLASSES
 
 # Bump when a table or a model's meaning changes: stored projections of another
 # format are dropped and rebuilt from the events on first use.

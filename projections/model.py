@@ -20,9 +20,9 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, ClassVar, Self
 
-from adapters.envelope import Envelope, format_time
-from domain.events import DomainEvent
-from domain.money import CENT, fmt
+from homeledger.adapters.envelope import Envelope, format_time
+from homeledger.domain.events import DomainEvent
+from homeledger.domain.money import CENT, fmt
 
 Row = tuple[Any, ...]
 Rows = dict[str, list[Row]]

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, ClassVar, Self
 
-from adapters.envelope import Envelope
-from domain import events as e
-from domain.events import DomainEvent
-from domain.portfolio import Portfolio
-from projections.model import Model, Rows, Table, normalise
+from homeledger.adapters.envelope import Envelope
+from homeledger.domain import events as e
+from homeledger.domain.events import DomainEvent
+from homeledger.domain.portfolio import Portfolio
+from homeledger.projections.model import Model, Rows, Table, normalise
 
 CHANGES = Table(
     "hl_proj_portfolio",

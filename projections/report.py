@@ -11,8 +11,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from domain.money import ZERO, fmt
-from projections.as_of import PointInTime
+from homeledger.domain.money import ZERO, fmt
+from homeledger.projections.as_of import PointInTime
 
 REPORT_COLUMNS = ("section", "item", "country", "detail", "amount")
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TypeVar
 
-from adapters.envelope import Envelope
-from adapters.store import LedgerStore, StoreBusyError
-from projections.db import ConflictError, ProjectionDB, Tx, create_indexes, drop_indexes
-from projections.model import Model, Rows
-from projections.state import MODEL_CLASSES, PROJECTIONS
+from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.store import LedgerStore, StoreBusyError
+from homeledger.projections.db import ConflictError, ProjectionDB, Tx, create_indexes, drop_indexes
+from homeledger.projections.model import Model, Rows
+from homeledger.projections.state import MODEL_CLASSES, PROJECTIONS
 
 DEFAULT_PAGE = 1000
 # A checkpoint of each keyed model's state every K positions: a point-in-time read

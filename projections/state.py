@@ -17,13 +17,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from adapters.envelope import Envelope
-from projections.audit_trail import AuditModel
-from projections.balances import BalancesModel
-from projections.model import Model, Rows
-from projections.portfolio import PortfolioModel
-from projections.postings import LedgerModel, TrialBalance
-from projections.timeline import TimelineModel
+from homeledger.adapters.envelope import Envelope
+from homeledger.projections.audit_trail import AuditModel
+from homeledger.projections.balances import BalancesModel
+from homeledger.projections.model import Model, Rows
+from homeledger.projections.portfolio import PortfolioModel
+from homeledger.projections.postings import LedgerModel, TrialBalance
+from homeledger.projections.timeline import TimelineModel
 
 MODEL_CLASSES: dict[str, type[Model]] = {
     cls.NAME: cls

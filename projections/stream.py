@@ -31,19 +31,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.consumer import (
+from homeledger.adapters.consumer import (
     BatchStoppedError,
     ConsumerSpec,
     Delivery,
     UnreadableMessageError,
     consume,
 )
-from adapters.envelope import GENESIS_HASH, Envelope, chain_hash, envelope_from_body
-from adapters.settings import APP_NAME, Settings
-from projections.db import ProjectionDB, Tx
-from projections.model import Model, Rows, Table
-from projections.runner import DEFAULT_CHECKPOINT_EVERY, load_model
-from projections.state import PROJECTIONS, new_model
+from homeledger.adapters.envelope import GENESIS_HASH, Envelope, chain_hash, envelope_from_body
+from homeledger.adapters.settings import APP_NAME, Settings
+from homeledger.projections.db import ProjectionDB, Tx
+from homeledger.projections.model import Model, Rows, Table
+from homeledger.projections.runner import DEFAULT_CHECKPOINT_EVERY, load_model
+from homeledger.projections.state import PROJECTIONS, new_model
 
 HEAD = Table(
     "hl_stream_head",

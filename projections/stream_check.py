@@ -21,14 +21,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.envelope import envelope_from_body
-from adapters.store import LedgerStore
-from adapters.stream_reader import StreamRecord
-from projections.as_of import PointInTime
-from projections.db import ProjectionDB
-from projections.model import Model
-from projections.state import MODEL_CLASSES
-from projections.verify import Check
+from homeledger.adapters.envelope import envelope_from_body
+from homeledger.adapters.store import LedgerStore
+from homeledger.adapters.stream_reader import StreamRecord
+from homeledger.projections.as_of import PointInTime
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.model import Model
+from homeledger.projections.state import MODEL_CLASSES
+from homeledger.projections.verify import Check
 
 STREAM_CHECKS = ("stream-copy", "stream-head", "stream-projections")
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
-from adapters.envelope import Envelope
-from domain.events import DomainEvent
-from projections.model import Model, Rows, Table, normalise, time_text
+from homeledger.adapters.envelope import Envelope
+from homeledger.domain.events import DomainEvent
+from homeledger.projections.model import Model, Rows, Table, normalise, time_text
 
 TIMELINE = Table(
     "hl_proj_timeline",

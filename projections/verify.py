@@ -20,19 +20,19 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from adapters.chain import ChainLink, check_link, seal_digest
-from adapters.envelope import GENESIS_HASH, Envelope, envelope_from_body
-from adapters.store import LedgerStore
-from domain import events as e
-from domain.money import CENT, ZERO, fmt
-from domain.portfolio import compute_pledge
-from projections.balances import BalancesModel
-from projections.db import CHECKPOINTS, ProjectionDB, decode_state
-from projections.model import Model, Row
-from projections.portfolio import PortfolioModel
-from projections.postings import LedgerModel
-from projections.runner import ProjectionRunner, pages
-from projections.state import MODEL_CLASSES, PROJECTIONS
+from homeledger.adapters.chain import ChainLink, check_link, seal_digest
+from homeledger.adapters.envelope import GENESIS_HASH, Envelope, envelope_from_body
+from homeledger.adapters.store import LedgerStore
+from homeledger.domain import events as e
+from homeledger.domain.money import CENT, ZERO, fmt
+from homeledger.domain.portfolio import compute_pledge
+from homeledger.projections.balances import BalancesModel
+from homeledger.projections.db import CHECKPOINTS, ProjectionDB, decode_state
+from homeledger.projections.model import Model, Row
+from homeledger.projections.portfolio import PortfolioModel
+from homeledger.projections.postings import LedgerModel
+from homeledger.projections.runner import ProjectionRunner, pages
+from homeledger.projections.state import MODEL_CLASSES, PROJECTIONS
 
 PAGE = 1000
 CHECK_NAMES = ("hash-chain", "seals", "projections", "double-entry", "pledges")

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import build_application
-from adapters.nats_server import NatsServer
-from adapters.settings import Settings
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import build_application
+from homeledger.adapters.nats_server import NatsServer
+from homeledger.adapters.settings import Settings
 from tests.nats_helpers import running_server
 
 settings.register_profile(

@@ -26,12 +26,12 @@ import pytest
 from click.testing import CliRunner, Result
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from adapters.application import LedgerApplication
-from adapters.envelope import Envelope
-from adapters.nats_server import NatsServer
-from adapters.publisher import MSG_ID, STREAM_SUBJECTS
-from cli.main import cli
-from domain.commands import (
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.nats_server import NatsServer
+from homeledger.adapters.publisher import MSG_ID, STREAM_SUBJECTS
+from homeledger.cli.main import cli
+from homeledger.domain.commands import (
     AcquireUnits,
     AllocateFunds,
     CloseInitiative,
@@ -46,7 +46,7 @@ from domain.commands import (
 )
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "NO", "PL", "CZ", "GB", "FI", "AT", "IS")
-CLI = [sys.executable, "-c", "from cli.main import main; main()"]
+CLI = [sys.executable, "-c", "from homeledger.cli.main import main; main()"]
 
 
 @contextmanager

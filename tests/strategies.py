@@ -15,8 +15,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from domain import commands as c
-from domain import events as e
+from homeledger.domain import commands as c
+from homeledger.domain import events as e
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "GW")
 SLUGS = (

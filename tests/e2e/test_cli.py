@@ -23,9 +23,9 @@ from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 
-from adapters.bootstrap import open_store
-from adapters.settings import Settings
-from cli.main import cli
+from homeledger.adapters.bootstrap import open_store
+from homeledger.adapters.settings import Settings
+from homeledger.cli.main import cli
 
 ACTOR = "ops@example.org"
 UNREACHABLE_PG = "postgresql://user:s3cret@127.0.0.1:1/x"

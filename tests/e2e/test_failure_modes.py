@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import build_application
-from adapters.chain import check_link, links
-from adapters.envelope import GENESIS_HASH
-from adapters.settings import Settings
-from adapters.store import StoreUnavailableError
-from cli.main import cli
-from domain import commands as c
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import build_application
+from homeledger.adapters.chain import check_link, links
+from homeledger.adapters.envelope import GENESIS_HASH
+from homeledger.adapters.settings import Settings
+from homeledger.adapters.store import StoreUnavailableError
+from homeledger.cli.main import cli
+from homeledger.domain import commands as c
 
 pytestmark = pytest.mark.slow
 
@@ -209,7 +209,7 @@ def test_postgres_restart_mid_commands(pg_url: str) -> None:
 @pytest.mark.nats
 def test_nats_down_while_recording_and_the_relay_catches_up(tmp_path: Path) -> None:
     """Recording never needs NATS; the relay fails clearly while it is down, then catches up."""
-    from adapters.nats_server import NatsServer
+    from homeledger.adapters.nats_server import NatsServer
     from tests.nats_helpers import assert_exactly_once_in_order, cli_env, invoke, read_stream
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.bootstrap import open_store
-from adapters.settings import Settings
-from cli.main import cli
+from homeledger.adapters.bootstrap import open_store
+from homeledger.adapters.settings import Settings
+from homeledger.cli.main import cli
 
 HOSTILE_TEXT = [
     "'; DROP TABLE stored_events; --", '" OR 1=1 --', "$(rm -rf /)", "`id`", "a;b|c&d>e<f",

@@ -21,14 +21,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import open_store
-from adapters.settings import Settings
 from bench.rebuild import synthetic_commands
-from cli.main import cli
-from projections.db import ProjectionDB
-from projections.runner import ProjectionRunner
-from projections.state import PROJECTIONS
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import open_store
+from homeledger.adapters.settings import Settings
+from homeledger.cli.main import cli
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.runner import ProjectionRunner
+from homeledger.projections.state import PROJECTIONS
 from tests.integration.test_projections import dump
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def homeledger(url: str, *args: str, stderr: int = subprocess.DEVNULL) -> subpro
     env = {**os.environ, "PYTHONPATH": ROOT, "HOMELEDGER_PROJECTION_PAGE": "5",
            "HOMELEDGER_CHECKPOINT_EVERY": "40"}  # fmt: skip
     return subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import main; main()", "--store", url, *args],
+        [sys.executable, "-m", "homeledger.cli", "--store", url, *args],
         env=env, stdout=subprocess.DEVNULL, stderr=stderr,
     )  # fmt: skip
 

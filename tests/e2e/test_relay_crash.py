@@ -17,8 +17,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from adapters.application import LedgerApplication
-from adapters.nats_server import cluster_url, start_cluster
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.nats_server import cluster_url, start_cluster
 from tests.nats_helpers import (
     assert_exactly_once_in_order,
     cli_env,

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from eventsourcing.cryptography import AESCipher
 
-from adapters.nats_server import Auth, free_port
+from homeledger.adapters.nats_server import Auth, free_port
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, create_pg_database, require_postgres
 from tests.nats_helpers import cli_env, run_cli, running_server
 

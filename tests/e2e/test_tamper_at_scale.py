@@ -46,16 +46,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import open_store
-from adapters.envelope import canonical_json, chain_hash
-from adapters.settings import Settings
 from bench.rebuild import synthetic_commands
-from cli.main import cli
-from projections.db import ProjectionDB
-from projections.runner import ProjectionRunner
-from projections.verify import Verifier
-from projections.verify import _body as body_of
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import open_store
+from homeledger.adapters.envelope import canonical_json, chain_hash
+from homeledger.adapters.settings import Settings
+from homeledger.cli.main import cli
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.runner import ProjectionRunner
+from homeledger.projections.verify import Verifier
+from homeledger.projections.verify import _body as body_of
 from tests.nats_helpers import cli_env, running_server, stream_count
 
 pytestmark = pytest.mark.slow

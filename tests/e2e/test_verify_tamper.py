@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from adapters.application import LedgerApplication
-from adapters.envelope import canonical_json, chain_hash
-from cli.main import cli
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.envelope import canonical_json, chain_hash
+from homeledger.cli.main import cli
 from tests.integration.test_projections import record, reference_commands
 
 MakeApp = Callable[..., LedgerApplication]

@@ -26,12 +26,12 @@ import nats
 import psycopg
 import pytest
 
-from adapters.application import LedgerApplication
-from adapters.envelope import chain_hash
-from adapters.nats_server import NatsServer
-from adapters.settings import store_location
-from cli import reference_case
-from domain.commands import AcquireUnits
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.envelope import chain_hash
+from homeledger.adapters.nats_server import NatsServer
+from homeledger.adapters.settings import store_location
+from homeledger.cli import reference_case
+from homeledger.domain.commands import AcquireUnits
 from tests.nats_helpers import (
     cli_env,
     invoke,

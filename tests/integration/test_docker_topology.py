@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adapters.nats_server import nats_server_binary
-from cli.main import cli
+from homeledger.adapters.nats_server import nats_server_binary
+from homeledger.cli.main import cli
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 COMPOSE = (DOCKER / "docker-compose.yml").read_text(encoding="utf-8")

@@ -15,10 +15,10 @@ import nats
 import pytest
 from nats.js.api import StorageType, StreamConfig
 
-from adapters.application import LedgerApplication
-from adapters.consumer import ConsumerSpec, Delivery, consume, ensure_consumer
-from adapters.nats_server import Auth, NatsServer, Tls, free_port
-from adapters.publisher import (
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.consumer import ConsumerSpec, Delivery, consume, ensure_consumer
+from homeledger.adapters.nats_server import Auth, NatsServer, Tls, free_port
+from homeledger.adapters.publisher import (
     CONTENT_TYPE,
     EVENT_TYPE,
     EXPECTED_LAST_SEQUENCE,
@@ -26,10 +26,10 @@ from adapters.publisher import (
     POSITION,
     SCHEMA_VERSION,
 )
-from adapters.relay import relay_name
-from adapters.schema import all_schemas
-from adapters.settings import Settings
-from domain.events import EVENT_CLASSES
+from homeledger.adapters.relay import relay_name
+from homeledger.adapters.schema import all_schemas
+from homeledger.adapters.settings import Settings
+from homeledger.domain.events import EVENT_CLASSES
 from tests.nats_helpers import (
     assert_exactly_once_in_order,
     cli_env,

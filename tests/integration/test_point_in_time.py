@@ -18,15 +18,15 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.bootstrap import build_application
-from adapters.envelope import Envelope
-from adapters.settings import Settings
-from cli.main import cli
-from domain import commands as c
-from projections.as_of import PointInTime, UnknownInitiativeError
-from projections.db import ProjectionDB
-from projections.runner import ProjectionRunner
-from projections.state import ProjectionState
+from homeledger.adapters.bootstrap import build_application
+from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.settings import Settings
+from homeledger.cli.main import cli
+from homeledger.domain import commands as c
+from homeledger.projections.as_of import PointInTime, UnknownInitiativeError
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.runner import ProjectionRunner
+from homeledger.projections.state import ProjectionState
 from tests.integration.test_projections import (
     fresh_store_url,
     money_histories,

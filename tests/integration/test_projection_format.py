@@ -13,14 +13,14 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from adapters.application import LedgerApplication
-from adapters.consumer import Delivery
-from adapters.settings import store_location
-from cli import reference_case
-from projections.db import ProjectionDB, all_tables
-from projections.runner import ProjectionRunner
-from projections.state import PROJECTIONS
-from projections.stream import StreamProjector
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.consumer import Delivery
+from homeledger.adapters.settings import store_location
+from homeledger.cli import reference_case
+from homeledger.projections.db import ProjectionDB, all_tables
+from homeledger.projections.runner import ProjectionRunner
+from homeledger.projections.state import PROJECTIONS
+from homeledger.projections.stream import StreamProjector
 
 STREAM = "HOMELEDGER"
 

@@ -19,18 +19,18 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import build_application, open_store
-from adapters.settings import Settings
-from adapters.store import LedgerStore
-from cli.main import cli
-from domain import commands as c
-from domain.errors import DomainError
-from projections.as_of import PointInTime
-from projections.audit_trail import AUDIT_COLUMNS
-from projections.db import ProjectionDB, all_tables
-from projections.runner import ProjectionRunner
-from projections.state import MODEL_CLASSES, PROJECTIONS, ProjectionState
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import build_application, open_store
+from homeledger.adapters.settings import Settings
+from homeledger.adapters.store import LedgerStore
+from homeledger.cli.main import cli
+from homeledger.domain import commands as c
+from homeledger.domain.errors import DomainError
+from homeledger.projections.as_of import PointInTime
+from homeledger.projections.audit_trail import AUDIT_COLUMNS
+from homeledger.projections.db import ProjectionDB, all_tables
+from homeledger.projections.runner import ProjectionRunner
+from homeledger.projections.state import MODEL_CLASSES, PROJECTIONS, ProjectionState
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, StepClock
 from tests.strategies import COUNTRIES, MILESTONES, SLUGS
 

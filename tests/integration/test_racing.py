@@ -20,15 +20,15 @@ from typing import Any
 
 import pytest
 
-from adapters.application import LedgerApplication
-from adapters.bootstrap import build_application, open_store
-from adapters.chain import check_link, links
-from adapters.envelope import GENESIS_HASH
-from adapters.settings import Settings
-from adapters.store import StoreUnavailableError
-from cli import reference_case
-from domain import commands as c
-from domain.errors import DomainError
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.bootstrap import build_application, open_store
+from homeledger.adapters.chain import check_link, links
+from homeledger.adapters.envelope import GENESIS_HASH
+from homeledger.adapters.settings import Settings
+from homeledger.adapters.store import StoreUnavailableError
+from homeledger.cli import reference_case
+from homeledger.domain import commands as c
+from homeledger.domain.errors import DomainError
 from tests.workers import gather
 
 pytestmark = pytest.mark.slow

@@ -12,12 +12,12 @@ from pathlib import Path
 import nats
 import pytest
 
-from adapters.application import LedgerApplication
-from adapters.envelope import Envelope
-from adapters.nats_server import NatsServer
-from adapters.publisher import StreamSpec, ensure_stream, message_for
-from adapters.relay import relay_name
-from domain.commands import AcquireUnits
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.nats_server import NatsServer
+from homeledger.adapters.publisher import StreamSpec, ensure_stream, message_for
+from homeledger.adapters.relay import relay_name
+from homeledger.domain.commands import AcquireUnits
 from tests.nats_helpers import cli_env, invoke, read_stream, record_story
 
 
@@ -162,7 +162,7 @@ def test_a_subject_filter_that_nats_would_refuse_is_exit_2_without_a_header(
 
 
 def test_an_unforeseen_failure_is_one_line_and_not_the_finding_code() -> None:
-    from cli.errors import FINDING, INTERNAL, classify
+    from homeledger.cli.errors import FINDING, INTERNAL, classify
 
     code, message = classify(RuntimeError("boom\nsecond line"))
     assert (code, message) == (INTERNAL, "internal error: RuntimeError: boom")

@@ -18,12 +18,12 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 from pydantic import ConfigDict
 
-from adapters.application import LedgerApplication
-from adapters.schema import all_schemas, event_schema
-from domain import events as e
-from domain import ledger as ledger_module
-from domain.commands import RecordMilestone
-from projections import audit_trail
+from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.schema import all_schemas, event_schema
+from homeledger.domain import events as e
+from homeledger.domain import ledger as ledger_module
+from homeledger.domain.commands import RecordMilestone
+from homeledger.projections import audit_trail
 from tests.nats_helpers import cli_env, invoke, record_story
 
 

@@ -17,21 +17,21 @@ from typing import Any
 
 import pytest
 
-from adapters.application import BatchError, LedgerApplication
-from adapters.bootstrap import build_application
-from adapters.chain import check_link, links
-from adapters.envelope import GENESIS_HASH, LEDGER_ID, Envelope, canonical_json
-from adapters.settings import ConfigError, Settings, store_location
-from adapters.snapshots import ledger_to_dict
-from adapters.store import LedgerStore, StoreUnavailableError
-from cli import reference_case
-from domain import commands as c
-from domain.errors import (
+from homeledger.adapters.application import BatchError, LedgerApplication
+from homeledger.adapters.bootstrap import build_application
+from homeledger.adapters.chain import check_link, links
+from homeledger.adapters.envelope import GENESIS_HASH, LEDGER_ID, Envelope, canonical_json
+from homeledger.adapters.settings import ConfigError, Settings, store_location
+from homeledger.adapters.snapshots import ledger_to_dict
+from homeledger.adapters.store import LedgerStore, StoreUnavailableError
+from homeledger.cli import reference_case
+from homeledger.domain import commands as c
+from homeledger.domain.errors import (
     AllocationExceedsUnallocatedError,
     CommandIdReusedError,
     InitiativeNotFoundError,
 )
-from domain.ledger import replay
+from homeledger.domain.ledger import replay
 from tests.conftest import StepClock
 
 MakeApp = Callable[..., LedgerApplication]

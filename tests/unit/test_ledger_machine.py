@@ -32,14 +32,14 @@ from hypothesis.stateful import (
     rule,
 )
 
-from adapters.bootstrap import build_application
-from adapters.envelope import GENESIS_HASH, Envelope, chain_hash
-from adapters.settings import Settings
-from adapters.snapshots import ledger_to_dict
-from adapters.store import Head
-from domain import commands as c
-from domain import errors as err
-from domain.errors import DomainError
+from homeledger.adapters.bootstrap import build_application
+from homeledger.adapters.envelope import GENESIS_HASH, Envelope, chain_hash
+from homeledger.adapters.settings import Settings
+from homeledger.adapters.snapshots import ledger_to_dict
+from homeledger.adapters.store import Head
+from homeledger.domain import commands as c
+from homeledger.domain import errors as err
+from homeledger.domain.errors import DomainError
 from tests import strategies as s
 from tests.conftest import StepClock
 

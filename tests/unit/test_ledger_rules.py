@@ -14,11 +14,11 @@ from decimal import Decimal
 
 import pytest
 
-from domain import commands as c
-from domain import errors
-from domain import events as e
-from domain.errors import DomainError
-from domain.ledger import Ledger, replay
+from homeledger.domain import commands as c
+from homeledger.domain import errors
+from homeledger.domain import events as e
+from homeledger.domain.errors import DomainError
+from homeledger.domain.ledger import Ledger, replay
 
 TODAY = date(2021, 9, 1)
 START = date(2021, 7, 1)

@@ -19,8 +19,8 @@ from eventsourcing.cryptography import AESCipher
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.bootstrap import open_store
-from adapters.envelope import (
+from homeledger.adapters.bootstrap import open_store
+from homeledger.adapters.envelope import (
     ENVELOPE_FIELDS,
     HASHED_FIELDS,
     LEDGER_ID,
@@ -29,19 +29,19 @@ from adapters.envelope import (
     envelope_from_body,
     new_body,
 )
-from adapters.settings import Settings
-from adapters.snapshots import SNAPSHOT_FORMAT, ledger_from_dict, ledger_to_dict
-from adapters.store import LedgerStore
-from domain import commands as c
-from domain.errors import DomainError
-from domain.events import (
+from homeledger.adapters.settings import Settings
+from homeledger.adapters.snapshots import SNAPSHOT_FORMAT, ledger_from_dict, ledger_to_dict
+from homeledger.adapters.store import LedgerStore
+from homeledger.domain import commands as c
+from homeledger.domain.errors import DomainError
+from homeledger.domain.events import (
     EVENT_CLASSES,
     DomainEvent,
     LedgerSealed,
     event_data,
     event_from_data,
 )
-from domain.ledger import Ledger, replay
+from homeledger.domain.ledger import Ledger, replay
 from tests import strategies as s
 
 WIRE_AMOUNT = re.compile(r"-?[0-9]+\.[0-9]{2}")
@@ -79,7 +79,7 @@ def test_wire_data_names_every_field_and_no_other(fact: DomainEvent) -> None:
 
 
 def test_unknown_types_and_future_versions_are_refused() -> None:
-    from domain.events import UnknownEventTypeError
+    from homeledger.domain.events import UnknownEventTypeError
 
     with pytest.raises(UnknownEventTypeError, match="unknown event type 'FundsStolen'"):
         event_from_data("FundsStolen", 1, {})

@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from domain import commands as c
-from domain.events import event_from_data
-from domain.money import MAX_AMOUNT, AmountError, fmt, parse_amount, round_cents
-from domain.values import (
+from homeledger.domain import commands as c
+from homeledger.domain.events import event_from_data
+from homeledger.domain.money import MAX_AMOUNT, AmountError, fmt, parse_amount, round_cents
+from homeledger.domain.values import (
     CountryCode,
     CurrencyCode,
     InitiativeId,

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain import commands as c
-from domain.errors import InsufficientUnitsError
-from domain.ledger import Ledger
-from domain.portfolio import Portfolio, compute_pledge, days_in_year
+from homeledger.domain import commands as c
+from homeledger.domain.errors import InsufficientUnitsError
+from homeledger.domain.ledger import Ledger
+from homeledger.domain.portfolio import Portfolio, compute_pledge, days_in_year
 from tests.strategies import COUNTRIES
 
 RATE_100 = 10_000  # EUR 100.00 in cents
