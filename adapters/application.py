@@ -1,31 +1,33 @@
 """The ledger application: use cases that record commands as facts.
 
-Each command is decided against the current ledger state, turned into hash-chained
-envelopes and appended with an optimistic-concurrency check. A conflict means
-another writer recorded first: the state is refreshed and the command decided again,
-so it is recorded only if it is still valid. A command id is recorded once; a repeat
-answers with what the first recording stored.
+Each command is decided against the current decision state, turned into hash-chained
+bodies and appended with an optimistic-concurrency check. A conflict means another
+writer recorded first: the state is refreshed and the command decided again, so it
+is recorded only if it is still valid. A command id is recorded once; a repeat
+answers with what the first recording stored (see `idempotency`).
+
+The cached decision state is never changed: a plan decides on a copy of its ledger,
+and becomes the new cached state only once its facts are stored.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from homeledger.adapters.chain import digest_up_to
 from homeledger.adapters.envelope import Envelope, envelope_from_body, new_body
-from homeledger.adapters.recorders import Receipt
+from homeledger.adapters.idempotency import Receipt, check_same
+from homeledger.adapters.seals import digest_of
 from homeledger.adapters.store import (
     CommandIdTakenError,
-    Head,
+    DecisionState,
     LedgerStore,
     VersionConflictError,
 )
 from homeledger.domain.commands import Command, SealLedger
-from homeledger.domain.errors import CommandIdReusedError, ConcurrencyError, DomainError
+from homeledger.domain.errors import ConcurrencyError, DomainError
 from homeledger.domain.events import DomainEvent
 
 MAX_ATTEMPTS = 50
@@ -46,12 +48,60 @@ class BatchError(Exception):
 
 
 @dataclass(frozen=True)
-class _Planned:
-    command: Command
+class Decided:
+    """A command decided anew: the facts it records and their stored bodies."""
+
     command_id: str
-    bodies: list[dict[str, object]]
     fingerprint: str  # computed once: it is a JSON dump and a hash per command
-    facts: list[DomainEvent]  # the decided facts, one per body: never re-validated
+    facts: list[DomainEvent]  # one per body, already validated: never validated again
+    bodies: list[dict[str, object]]
+
+    def receipt(self) -> Receipt:
+        versions = [int(str(body["aggregate_version"])) for body in self.bodies]
+        return Receipt(self.command_id, self.fingerprint, versions[0], versions[-1])
+
+
+@dataclass(frozen=True)
+class Repeated:
+    """A command recorded before under its command id: answered as then."""
+
+    envelopes: list[Envelope]
+
+
+@dataclass
+class Plan:
+    """What a batch of commands records, decided in order on a copy of the state."""
+
+    base: DecisionState
+    slots: list[Decided | Repeated] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)  # command id -> fingerprint
+
+    def __post_init__(self) -> None:
+        self.ledger = self.base.ledger.copy()
+        self.version, self.last_hash = self.base.version, self.base.last_hash
+
+    @property
+    def decided(self) -> list[Decided]:
+        return [slot for slot in self.slots if isinstance(slot, Decided)]
+
+    def bodies(self) -> list[dict[str, object]]:
+        return [body for slot in self.decided for body in slot.bodies]
+
+    def after(self) -> DecisionState:
+        """The decision state once the plan's facts are stored."""
+        return DecisionState(self.ledger, self.version, self.last_hash)
+
+    def answers(self, positions: Sequence[int]) -> list[Envelope]:
+        """Every command's envelopes in command order, repeats where they stood."""
+        remaining = iter(positions)
+        answers: list[Envelope] = []
+        for slot in self.slots:
+            if isinstance(slot, Repeated):
+                answers += slot.envelopes
+                continue
+            answers += [envelope_from_body(body, next(remaining), fact)
+                        for body, fact in zip(slot.bodies, slot.facts, strict=True)]  # fmt: skip
+        return answers
 
 
 class LedgerApplication:
@@ -63,7 +113,7 @@ class LedgerApplication:
         self.actor = actor
         self.clock = clock
         self.snapshot_every = snapshot_every
-        self._head: Head | None = None
+        self._state: DecisionState | None = None
 
     # Use cases.
 
@@ -82,36 +132,30 @@ class LedgerApplication:
         Commands already recorded under their command id are answered from the store
         and not recorded again. Raises BatchError naming the first failing command.
         """
-        correlation = correlation_id or None
-        precheck = len(commands) > 1
+        look_up_first = len(commands) > 1  # a batch is often a file run again
         for _ in range(MAX_ATTEMPTS):
-            head = self._current_head()
+            state = self.state()
             try:
-                slots = self._plan(head, commands, correlation, precheck)
+                plan = self._plan(state, commands, correlation_id or None, look_up_first)
             except BatchError:
-                if self._caught_up(head):
+                if self._refresh(state):
                     continue  # the refusal was decided on stale state: decide again
                 raise
-            planned = [slot for slot in slots if isinstance(slot, _Planned)]
-            if not planned:
-                return [e for slot in slots if isinstance(slot, list) for e in slot]
+            if not plan.decided:
+                return plan.answers([])
             try:
                 positions = self.store.append(
-                    [b for p in planned for b in p.bodies], self._receipts(planned)
+                    plan.bodies(), [slot.receipt() for slot in plan.decided]
                 )
             except VersionConflictError:
-                self._head = None  # another writer was first: decide again on fresh state
+                self._state = None  # another writer was first: decide again on fresh state
                 continue
             except CommandIdTakenError:
-                self._head = None  # a racing repeat was first: answer as it recorded
-                precheck = True
+                self._state = None  # a racing repeat was first: answer as it recorded
+                look_up_first = True
                 continue
-            except BaseException:
-                self._head = None
-                raise
-            recorded = [b for p in planned for b in p.bodies]
-            self._after_append(head, recorded)
-            return self._answers(slots, positions)
+            self._recorded(state, plan.after())
+            return plan.answers(positions)
         raise ConcurrencyError(
             f"the ledger kept changing under {MAX_ATTEMPTS} attempts; nothing was recorded"
         )
@@ -119,128 +163,86 @@ class LedgerApplication:
     def seal(self) -> list[Envelope]:
         """Record a LedgerSealed fact over everything stored up to now."""
         position = self.store.max_position()
-        digest = digest_up_to(self.store, position)
-        return self.execute(SealLedger(position=position, digest=digest))
+        bodies = (self.store.decode_body(n) for n in self.store.notifications(1, position))
+        return self.execute(SealLedger(position=position, digest=digest_of(position, bodies)))
 
-    def head(self) -> Head:
-        """The current ledger state (refreshed from the store)."""
-        self._head = None
-        return self._current_head()
+    def state(self) -> DecisionState:
+        """The cached decision state, loaded from the store when there is none."""
+        if self._state is None:
+            self._state = self.store.load_state()
+        return self._state
 
-    # Internals.
+    def refreshed_state(self) -> DecisionState:
+        """The decision state with every fact recorded so far."""
+        self._state = None
+        return self.state()
 
-    def _current_head(self) -> Head:
-        if self._head is None:
-            self._head = self.store.load_head()
-        return self._head
+    # Planning: every command decided in order, on the plan's copy of the ledger.
 
-    def _caught_up(self, head: Head) -> bool:
-        """Bring a cached state up to date; True if other writers had recorded since."""
-        version = head.version
-        self.store.fast_forward(head)
-        return head.version != version
-
-    @staticmethod
-    def _answers(slots: list[_Planned | list[Envelope]], positions: list[int]) -> list[Envelope]:
-        """Every command's envelopes in command order, repeats where they stood."""
-        remaining = iter(positions)
-        answers: list[Envelope] = []
-        for slot in slots:
-            if isinstance(slot, _Planned):
-                answers += [
-                    envelope_from_body(body, next(remaining), fact)
-                    for body, fact in zip(slot.bodies, slot.facts, strict=True)
-                ]
-            else:
-                answers += slot
-        return answers
-
-    def _plan(
-        self, head: Head, commands: Sequence[Command], correlation: str | None, precheck: bool
-    ) -> list[_Planned | list[Envelope]]:
-        """Decide every command in order on the cached state, or raise BatchError.
-
-        Each command gets a slot: the facts it will record, or the envelopes a repeat
-        answers with. A batch is decided on a copy, so a refusal leaves the cache as it
-        was; a single command's facts are applied to the cache as they are decided, and
-        the cache is dropped if they are not recorded.
-        """
-        slots: list[_Planned | list[Envelope]] = []
-        seen: dict[str, str] = {}
-        version, last_hash = head.version, head.last_hash
+    def _plan(self, state: DecisionState, commands: Sequence[Command], correlation: str | None,
+              look_up_first: bool) -> Plan:  # fmt: skip
+        plan = Plan(state)
         now = self.clock()
-        ledger = head.ledger if len(commands) == 1 else copy.deepcopy(head.ledger)
         for index, command in enumerate(commands):
             try:
-                if command.command_id and command.command_id in seen:
-                    self._check_same(command, seen[command.command_id])
-                    continue  # the same command twice in one batch is recorded once
-                answered = self._answer_repeat(command) if precheck else None
-                if answered is None:
-                    try:
-                        facts = ledger.decide(command, now.date())
-                    except DomainError:
-                        answered = self._answer_repeat(command)
-                        if answered is None:
-                            raise
-                if answered is not None:
-                    # A repeat answers once per batch, like a new command given twice.
-                    seen[str(command.command_id)] = command.fingerprint()
-                    slots.append(answered)
-                    continue
+                self._add(plan, command, now, correlation, look_up_first)
             except DomainError as error:
                 raise BatchError(index, error) from None
-            command_id = command.command_id or str(uuid4())
-            fingerprint = seen[command_id] = command.fingerprint()
-            bodies = []
-            for fact in facts:
-                version += 1
-                body = new_body(
-                    fact, event_id=uuid4(), version=version, recorded_at=now, actor=self.actor,
-                    command_id=command_id, correlation_id=correlation or command_id,
-                    prev_hash=last_hash,
-                )  # fmt: skip
-                ledger.apply(fact)
-                last_hash = str(body["hash"])
-                bodies.append(body)
-            slots.append(_Planned(command, command_id, bodies, fingerprint, list(facts)))
-        if ledger is not head.ledger:
-            head.ledger = ledger
-        head.version, head.last_hash = version, last_hash
-        return slots
+        return plan
 
-    def _answer_repeat(self, command: Command) -> list[Envelope] | None:
+    def _add(self, plan: Plan, command: Command, now: datetime, correlation: str | None,
+             look_up_first: bool) -> None:  # fmt: skip
+        command_id = command.command_id
+        if command_id and command_id in plan.seen:
+            check_same(command, plan.seen[command_id])
+            return  # the same command twice in one batch is recorded once
+        repeat = self._repeat(command) if look_up_first else None
+        if repeat is None:
+            try:
+                facts = plan.ledger.decide(command)
+            except DomainError:
+                repeat = self._repeat(command)  # refused now, perhaps recorded before
+                if repeat is None:
+                    raise
+        if repeat is not None:
+            plan.seen[str(command_id)] = command.fingerprint()
+            plan.slots.append(repeat)
+            return
+        command_id = command_id or str(uuid4())
+        fingerprint = plan.seen[command_id] = command.fingerprint()
+        bodies = [self._body(plan, fact, now, command_id, correlation) for fact in facts]
+        plan.slots.append(Decided(command_id, fingerprint, list(facts), bodies))
+
+    def _body(self, plan: Plan, fact: DomainEvent, now: datetime, command_id: str,
+              correlation: str | None) -> dict[str, object]:  # fmt: skip
+        plan.version += 1
+        body = new_body(
+            fact, event_id=uuid4(), version=plan.version, recorded_at=now, actor=self.actor,
+            command_id=command_id, correlation_id=correlation or command_id,
+            prev_hash=plan.last_hash,
+        )  # fmt: skip
+        plan.ledger.apply(fact)
+        plan.last_hash = str(body["hash"])
+        return body
+
+    def _repeat(self, command: Command) -> Repeated | None:
         if not command.command_id:
             return None
         receipt = self.store.receipt(command.command_id)
         if receipt is None:
             return None
-        self._check_same(command, receipt.fingerprint)
-        return self.store.envelopes_for(receipt)
+        check_same(command, receipt.fingerprint)
+        return Repeated(self.store.envelopes_for(receipt))
 
-    @staticmethod
-    def _check_same(command: Command, fingerprint: str) -> None:
-        if command.fingerprint() != fingerprint:
-            raise CommandIdReusedError(
-                f"command id {command.command_id!r} was already used for a different command"
-            )
+    # The cached state.
 
-    @staticmethod
-    def _receipts(planned: list[_Planned]) -> list[Receipt]:
-        return [
-            Receipt(
-                p.command_id,
-                p.fingerprint,
-                int(p.bodies[0]["aggregate_version"]),  # type: ignore[call-overload]
-                int(p.bodies[-1]["aggregate_version"]),  # type: ignore[call-overload]
-            )
-            for p in planned
-            if p.bodies
-        ]
+    def _refresh(self, state: DecisionState) -> bool:
+        """Bring the cache up to date; True if other writers had recorded since `state`."""
+        self._state = self.store.load_state(after=state)
+        return self._state.version != state.version
 
-    def _after_append(self, head: Head, recorded: list[dict[str, object]]) -> None:
-        first = int(recorded[0]["aggregate_version"])  # type: ignore[call-overload]
-        if self.snapshot_every and head.version // self.snapshot_every > (
-            first - 1
-        ) // self.snapshot_every:
-            self.store.save_snapshot(head)
+    def _recorded(self, before: DecisionState, after: DecisionState) -> None:
+        self._state = after
+        every = self.snapshot_every
+        if every and after.version // every > before.version // every:
+            self.store.save_snapshot(after)

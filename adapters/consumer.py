@@ -41,17 +41,11 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body
-from homeledger.adapters.publisher import (
-    NATS_FAILURES,
-    POSITION,
-    STREAM_SUBJECTS,
-    SUBJECT_PREFIX,
-    NatsUnavailableError,
-    connect,
-    display_servers,
-    explain,
-)
-from homeledger.adapters.settings import ConfigError, Settings
+from homeledger.adapters.errors import ConfigError, NatsUnavailableError
+from homeledger.adapters.nats_connection import NATS_FAILURES, connect, explain
+from homeledger.adapters.nats_messages import POSITION, STREAM_SUBJECTS, SUBJECT_PREFIX
+from homeledger.adapters.nats_stream import missing_stream
+from homeledger.adapters.settings import Settings
 
 DURABLE_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 FROM_POSITION_KEY = "homeledger_from_position"
@@ -113,6 +107,7 @@ class Delivery:
     subject: str
     stream_seq: int
     delivered: int  # how many times it was delivered; > 1 means a redelivery
+    payload: dict[str, Any] = field(compare=False, repr=False)  # the message as sent
 
 
 Handler = Callable[[Delivery], Awaitable[None] | None]
@@ -153,7 +148,7 @@ def decode(msg: Msg) -> Delivery:
             f"stream message {meta.sequence.stream} on {msg.subject} is not a homeledger "
             f"event ({type(exc).__name__}{': ' + why if why else ''}); left unacknowledged"
         ) from None
-    return Delivery(envelope, msg.subject, meta.sequence.stream, meta.num_delivered)
+    return Delivery(envelope, msg.subject, meta.sequence.stream, meta.num_delivered, body)
 
 
 # Creating or binding the durable.
@@ -443,10 +438,7 @@ async def consume(
             return await loop.run(max_messages=max_messages, idle=idle, stop=stop,
                                   until_seq=until)  # fmt: skip
         except nats.js.errors.NotFoundError:
-            raise NatsUnavailableError(
-                f"stream {settings.stream} does not exist on NATS at "
-                f"{display_servers(settings.nats_url)}: run 'homeledger relay' first"
-            ) from None
+            raise missing_stream(settings) from None
         except NATS_FAILURES as failure:
             raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
     finally:

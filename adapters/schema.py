@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from homeledger.domain.events import EVENT_CLASSES, DomainEvent, event_versions
+from homeledger.domain.events import EVENTS, DomainEvent
 from homeledger.domain.money import AMOUNT_PATTERN
 
 _HASH = r"^[0-9a-f]{64}$"
@@ -19,7 +19,7 @@ _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 
 class EnvelopeMeta(BaseModel):
-    """The metadata every published event carries (SPEC section 4)."""
+    """The metadata every published event carries (docs/reference.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,7 +55,7 @@ def event_schema(cls: type[DomainEvent]) -> dict[str, Any]:
     properties["type"] = {"const": cls.TYPE, "title": "Type"}
     defs: dict[str, Any] = {}
     branches = []
-    for version, model in event_versions(cls.TYPE).items():
+    for version, model in EVENTS.versions(cls.TYPE).items():
         prefix = "" if version == cls.SCHEMA_VERSION else f"v{version}."
         data = model.model_json_schema(mode="serialization",
                                        ref_template=f"#/$defs/{prefix}{{model}}")  # fmt: skip
@@ -80,7 +80,7 @@ def event_schema(cls: type[DomainEvent]) -> dict[str, Any]:
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
-    return {name: event_schema(cls) for name, cls in EVENT_CLASSES.items()}
+    return {name: event_schema(EVENTS.current(name)) for name in EVENTS.types()}
 
 
 __all__ = ["AMOUNT_PATTERN", "all_schemas", "event_schema"]

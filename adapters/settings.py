@@ -1,30 +1,37 @@
 """One settings object, read once: defaults, then environment, then explicit flags.
 
-The CLI maps each flag to its HOMELEDGER_* variable (click's envvar); everything
-else reads this object. Secrets are kept out of every printable form.
+The CLI maps each flag to its HOMELEDGER_* variable (click's envvar) and hands the
+values to `Settings.load`, which also reads the variables that have no flag, once.
+Everything else reads this object. Secrets are kept out of every printable form.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from homeledger.adapters.envelope import LEDGER_ID
+from homeledger.adapters.errors import ConfigError
 
 DEFAULT_STORE = "sqlite:///homeledger.db"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_STREAM = "HOMELEDGER"
 APP_NAME = "homeledger"
 
-
-class ConfigError(ValueError):
-    """A setting that cannot be used as given (a bad store URL, say)."""
+# Settings that have no flag: field name -> environment variable.
+ENVIRONMENT_ONLY = {
+    "cipher_key": "HOMELEDGER_CIPHER_KEY",
+    "projection_page": "HOMELEDGER_PROJECTION_PAGE",
+    "projection_snapshot_every": "HOMELEDGER_PROJECTION_SNAPSHOT_EVERY",
+    "nats_server_bin": "HOMELEDGER_NATS_SERVER_BIN",
+}
 
 
 def default_actor() -> str:
@@ -47,7 +54,28 @@ class Settings(BaseModel):
     stream: str = DEFAULT_STREAM
     actor: str = ""
     cipher_key: SecretStr | None = None
-    snapshot_every: int = 500
+    # Facts per read-model transaction when catching up.
+    projection_page: int = Field(default=1000, ge=1, le=100_000)
+    # Positions between stored snapshots of the read models (as-of reads replay fewer).
+    projection_snapshot_every: int = Field(default=5000, ge=1, le=10_000_000)
+    # Facts between snapshots of the ledger's decision state.
+    ledger_snapshot_every: int = Field(default=500, ge=0, le=10_000_000)
+    nats_server_bin: str | None = None
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Settings:
+        """Settings from the flags given (already resolved with their variables) and the
+        variables that have no flag; a value that cannot be used is a ConfigError."""
+        env = os.environ if environ is None else environ
+        values = dict(given)
+        for name, variable in ENVIRONMENT_ONLY.items():
+            text = env.get(variable, "").strip()
+            if text and name not in values:
+                values[name] = text
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
 
     @field_validator("stream")
     @classmethod
@@ -88,6 +116,20 @@ class Settings(BaseModel):
             yield name, redact_url(value) if name in ("store", "nats_url") else value
 
 
+def _describe(error: ValidationError) -> str:
+    """The first problem, named by the flag or variable that set it (never its value if
+    it is a secret)."""
+    first = error.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    where = ENVIRONMENT_ONLY.get(name) or f"--{name.replace('_', '-')}"
+    if name == "nats_url":
+        where = "--nats"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] in ("int_parsing", "int_type"):
+        message = "must be a whole number"
+    return f"{where}: {message}"
+
+
 MAX_ACTOR = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BAD_STREAM_CHAR = re.compile(r"[\s\x00-\x1f\x7f.*>/\\]")
@@ -114,11 +156,26 @@ def _nats_url_problem(url: str) -> str | None:
 
 @dataclass(frozen=True)
 class StoreLocation:
-    """Where the events live, as the eventsourcing library's environment."""
+    """Where the events live: an SQLite file, or a PostgreSQL database and schema."""
 
-    kind: str  # "sqlite" or "postgresql"
-    env: dict[str, str] = field(repr=False)  # holds the password
+    kind: Literal["sqlite", "postgresql"]
     display: str  # the URL with any password masked
+    path: str = ""  # SQLite: the file, or ":memory:"
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = field(default="", repr=False)
+    dbname: str = ""
+    schema: str = "public"
+    connect_timeout: int = 5
+
+    @property
+    def in_memory(self) -> bool:
+        return self.kind == "sqlite" and self.path == ":memory:"
+
+    def exists(self) -> bool:
+        """For SQLite, whether the file is there (a PostgreSQL database is asked)."""
+        return self.kind != "sqlite" or self.in_memory or Path(self.path).exists()
 
 
 def redact_url(url: str) -> str:
@@ -158,13 +215,7 @@ def _sqlite_location(url: str) -> StoreLocation:
         if not parent.is_dir():
             raise ConfigError(f"store folder {str(parent)!r} does not exist")
         path = str(Path(path).expanduser())
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "SQLITE_DBNAME": path,
-        "SQLITE_LOCK_TIMEOUT": "10",
-        "APPLICATION_RECORDER_TOPIC": "homeledger.adapters.recorders:LedgerSQLiteRecorder",
-    }
-    return StoreLocation("sqlite", env, url)
+    return StoreLocation("sqlite", url, path=path)
 
 
 def _postgres_location(url: str) -> StoreLocation:
@@ -192,26 +243,13 @@ def _postgres_location(url: str) -> StoreLocation:
             f"store URL {redact_url(url)!r}: connect_timeout must be a whole number of "
             f"seconds, not {timeout[:20]!r}"
         )
-    env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": dbname,
-        "POSTGRES_HOST": parts.hostname,
-        "POSTGRES_PORT": str(port),
-        "POSTGRES_USER": unquote(parts.username or "") or default_actor(),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_CONNECT_TIMEOUT": timeout,
-        "POSTGRES_LOCK_TIMEOUT": "10",
-        "POSTGRES_POOL_SIZE": "2",
-        "POSTGRES_MAX_OVERFLOW": "8",
-        "POSTGRES_SCHEMA": query.get("schema", ["public"])[0],
-        # Off on purpose: with it on, notification-log readers skip events under
-        # concurrent writers (eventsourcing 9.5.6).
-        "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
-        "APPLICATION_RECORDER_TOPIC": "homeledger.adapters.recorders:LedgerPostgresRecorder",
-        # The store creates the tables itself, once and serially (see LedgerStore).
-        "CREATE_TABLE": "no",
-    }
-    return StoreLocation("postgresql", env, redact_url(url))
+    return StoreLocation(
+        "postgresql", redact_url(url), host=parts.hostname, port=port,
+        user=unquote(parts.username or "") or default_actor(),
+        password=unquote(parts.password or ""), dbname=dbname,
+        schema=query.get("schema", ["public"])[0], connect_timeout=int(timeout),
+    )  # fmt: skip
 
 
-__all__ = ["LEDGER_ID", "ConfigError", "Settings", "StoreLocation", "store_location"]
+
+__all__ = ["ConfigError", "Settings", "StoreLocation", "store_location"]

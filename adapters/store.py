@@ -1,6 +1,8 @@
 """The event store: the eventsourcing library's recorders, our mapper, and snapshots.
 
-SQLite or PostgreSQL, chosen by the store URL; the same code runs on both.
+SQLite or PostgreSQL, chosen by the store URL; the same code runs on both. Besides
+appending and reading facts, the store loads the ledger's decision state (from the
+latest trusted snapshot and the facts after it) and keeps the relay's position table.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,35 +23,52 @@ from eventsourcing.persistence import (
     Notification,
     OperationalError,
     PersistenceError,
+    ProgrammingError,
     StoredEvent,
+    TrackingRecorder,
 )
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import Environment
 
-from homeledger.adapters.envelope import (
-    GENESIS_HASH,
-    LEDGER_ID,
-    TOPIC_PREFIX,
-    Envelope,
-    canonical_json,
-    envelope_from_body,
-    topic_for,
+from homeledger.adapters.envelope import Envelope, envelope_from_body
+from homeledger.adapters.errors import (
+    ConfigError,
+    StoreBusyError,
+    StoreUnavailableError,
+    first_line,
 )
-from homeledger.adapters.recorders import LedgerPostgresRecorder, LedgerRecorder, Receipt
-from homeledger.adapters.settings import APP_NAME, ConfigError, StoreLocation
-from homeledger.adapters.snapshots import ledger_from_dict, ledger_to_dict
+from homeledger.adapters.hash_chain import GENESIS_HASH, LEDGER_ID, ChainWalk, canonical_json
+from homeledger.adapters.idempotency import Receipt
+from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
+from homeledger.adapters.recorders import LedgerPostgresRecorder, LedgerRecorder
+from homeledger.adapters.settings import APP_NAME, StoreLocation
 from homeledger.domain.ledger import Ledger
 
+TOPIC_PREFIX = "homeledger:"
 SNAPSHOT_TOPIC = TOPIC_PREFIX + "snapshot"
 PAGE = 1000
+# The eventsourcing library's events table: on SQLite, and on PostgreSQL.
+EVENT_TABLES = ("stored_events", f"{APP_NAME}_events")
 
 
-class StoreUnavailableError(Exception):
-    """The store cannot be reached, opened or read (exit 4)."""
+def topic_for(event_type: str) -> str:
+    """The stored topic: an explicit, stable name, never a Python class path."""
+    return TOPIC_PREFIX + event_type
 
 
-class StoreBusyError(Exception):
-    """Another writer held the store past the lock timeout; retry later (exit 3)."""
+@dataclass
+class StoredChain:
+    """The hash chain walked over stored facts: `hash_chain`'s check of each body, and
+    what the store's own columns (version, topic) say against it."""
+
+    walk: ChainWalk = field(default_factory=ChainWalk)
+
+    def check(self, stored: StoredEvent, body: dict[str, Any]) -> str | None:
+        """Check one stored fact (in position order) and move past it."""
+        problem = self.walk.step(body, stored.originator_version)
+        if problem is None and stored.topic != topic_for(str(body.get("type"))):
+            return "stored topic does not match the event type"
+        return problem
 
 
 class VersionConflictError(Exception):
@@ -60,26 +79,55 @@ class CommandIdTakenError(Exception):
     """The command id was recorded by another writer first."""
 
 
-@dataclass
-class Head:
-    """The ledger state as of `version`, and the hash of the fact at that version."""
+@dataclass(frozen=True)
+class DecisionState:
+    """The ledger as of `version` (what commands are decided against), and the hash of
+    the fact at that version. Never changed: decide on `ledger.copy()`."""
 
     ledger: Ledger
     version: int = 0
     last_hash: str = GENESIS_HASH
 
 
+def library_env(location: StoreLocation) -> dict[str, str]:
+    """The eventsourcing library's settings for a location (only the store reads them)."""
+    if location.kind == "sqlite":
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": location.path,
+            "SQLITE_LOCK_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": "homeledger.adapters.recorders:LedgerSQLiteRecorder",
+        }
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": location.dbname,
+        "POSTGRES_HOST": location.host,
+        "POSTGRES_PORT": str(location.port),
+        "POSTGRES_USER": location.user,
+        "POSTGRES_PASSWORD": location.password,
+        "POSTGRES_CONNECT_TIMEOUT": str(location.connect_timeout),
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": "8",
+        "POSTGRES_SCHEMA": location.schema,
+        # Off on purpose: with it on, notification-log readers skip events under
+        # concurrent writers (eventsourcing 9.5.6).
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
+        "APPLICATION_RECORDER_TOPIC": "homeledger.adapters.recorders:LedgerPostgresRecorder",
+        # The store creates the tables itself, once and serially (see LedgerStore).
+        "CREATE_TABLE": "no",
+    }
+
+
 class LedgerStore:
     def __init__(self, location: StoreLocation, *, cipher_key: str | None = None,
                  create: bool = True) -> None:  # fmt: skip
         self.location = location
-        if location.kind == "sqlite" and not create:
-            path = location.env["SQLITE_DBNAME"]
-            if path != ":memory:" and not Path(path).exists():
+        if location.kind == "sqlite" and not create and not location.in_memory:
+            if not location.exists():
                 raise StoreUnavailableError(f"store {location.display} does not exist")
-            if path != ":memory:":
-                _require_sqlite_ledger(path, location.display)
-        env = dict(location.env)
+            _require_sqlite_ledger(location.path, location.display)
+        env = library_env(location)
         if not create:  # a reader never creates tables (PostgreSQL: see _prepare_postgres)
             env["CREATE_TABLE"] = "no"
         if cipher_key:
@@ -175,9 +223,9 @@ class LedgerStore:
                 raise StoreBusyError(
                     "the store stayed locked by another writer; nothing was recorded, retry"
                 ) from None
-            raise StoreUnavailableError(f"store write failed: {_first_line(exc)}") from None
+            raise StoreUnavailableError(f"store write failed: {first_line(exc)}") from None
         except PersistenceError as exc:
-            raise StoreUnavailableError(f"store write failed: {_first_line(exc)}") from None
+            raise StoreUnavailableError(f"store write failed: {first_line(exc)}") from None
         return list(positions or [])
 
     # Reading.
@@ -207,6 +255,18 @@ class LedgerStore:
         for notification in self.notifications(start, stop, types, page):
             yield self.decode(notification)
 
+    def chain_problems(self) -> Iterator[tuple[int, str]]:
+        """Every stored fact that breaks the hash chain: (position, why)."""
+        chain = StoredChain()
+        for notification in self.notifications():
+            try:
+                body = self.decode_body(notification)
+            except StoreUnavailableError:
+                body = {}
+            problem = chain.check(notification, body)
+            if problem is not None:
+                yield notification.id, problem
+
     def receipt(self, command_id: str) -> Receipt | None:
         return cast(Receipt | None, self._guard(lambda: self.recorder.select_receipt(command_id)))
 
@@ -218,34 +278,36 @@ class LedgerStore:
         )
         return [self.decode(row) for row in rows]
 
-    # The ledger state, from the latest snapshot and the facts after it.
+    # The decision state, from the latest snapshot and the facts after it.
 
-    def load_head(self) -> Head:
-        head = self._latest_snapshot() or Head(Ledger())
-        return self.fast_forward(head)
-
-    def fast_forward(self, head: Head) -> Head:
+    def load_state(self, after: DecisionState | None = None) -> DecisionState:
+        """The ledger as of the last stored fact: from `after` (a state already loaded)
+        or the latest trusted snapshot, and the facts recorded since."""
+        start = after or self._latest_snapshot() or DecisionState(Ledger())
+        ledger, version, last_hash = None, start.version, start.last_hash
         while True:
             rows = self._guard(
-                lambda: self.recorder.select_events(LEDGER_ID, gt=head.version, limit=PAGE)
+                lambda after=version: self.recorder.select_events(LEDGER_ID, gt=after, limit=PAGE)
             )
+            if rows and ledger is None:
+                ledger = start.ledger.copy()
             for stored in rows:
                 body = self.decode_body(stored)
-                head.ledger.apply(envelope_from_body(body, 0).fact)
-                head.version = stored.originator_version
-                head.last_hash = body["hash"]
+                ledger.apply(envelope_from_body(body, 0).fact)  # type: ignore[union-attr]
+                version, last_hash = stored.originator_version, body["hash"]
             if len(rows) < PAGE:
-                return head
+                break
+        return start if ledger is None else DecisionState(ledger, version, last_hash)
 
-    def save_snapshot(self, head: Head) -> None:
-        state = {"version": head.version, "hash": head.last_hash,
-                 "ledger": ledger_to_dict(head.ledger)}  # fmt: skip
-        snapshot = StoredEvent(LEDGER_ID, head.version, SNAPSHOT_TOPIC,
-                               self._seal_bytes(canonical_json(state)))  # fmt: skip
+    def save_snapshot(self, state: DecisionState) -> None:
+        body = {"version": state.version, "hash": state.last_hash,
+                "ledger": ledger_to_dict(state.ledger)}  # fmt: skip
+        snapshot = StoredEvent(LEDGER_ID, state.version, SNAPSHOT_TOPIC,
+                               self._seal_bytes(canonical_json(body)))  # fmt: skip
         with contextlib.suppress(IntegrityError):  # another writer took the same snapshot
             self.snapshots.insert_events([snapshot])
 
-    def _latest_snapshot(self) -> Head | None:
+    def _latest_snapshot(self) -> DecisionState | None:
         rows = self._guard(lambda: self.snapshots.select_events(LEDGER_ID, desc=True, limit=1))
         if not rows:
             return None
@@ -263,13 +325,28 @@ class LedgerStore:
         )
         if len(facts) != 1 or self.decode_body(facts[0]).get("hash") != last_hash:
             return None
-        return Head(ledger, version, last_hash)
+        return DecisionState(ledger, version, last_hash)
+
+    # The relay's position table.
+
+    def tracking_recorder(self) -> TrackingRecorder:
+        """The library's tracking table (where the relay keeps its position), created
+        if missing: on PostgreSQL serially, under the store's schema lock."""
+        recorder = self.factory.tracking_recorder()
+        try:
+            recorder.max_tracking_id("homeledger-probe")
+        except (ProgrammingError, OperationalError):
+            if isinstance(self.recorder, LedgerPostgresRecorder):
+                self.recorder.create_tables_serially(recorder)
+            else:
+                cast(Any, recorder).create_table()
+        return recorder
 
     def _guard(self, read: Any) -> Any:
         try:
             return read()
         except (PersistenceError, sqlite3.DatabaseError) as exc:
-            raise StoreUnavailableError(f"store read failed: {_first_line(exc)}") from None
+            raise StoreUnavailableError(f"store read failed: {first_line(exc)}") from None
 
 
 def _require_sqlite_ledger(path: str, display: str) -> None:
@@ -282,31 +359,24 @@ def _require_sqlite_ledger(path: str, display: str) -> None:
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
             ).fetchone()
     except sqlite3.Error as exc:
-        raise StoreUnavailableError(f"cannot open store {display}: {_first_line(exc)}") from None
+        raise StoreUnavailableError(f"cannot open store {display}: {first_line(exc)}") from None
     if found is None:
         raise StoreUnavailableError(f"no homeledger store at {display}")
 
 
 def _postgres_reason(location: StoreLocation, exc: BaseException) -> str:
     """The server's own reason when the pool only says it timed out (no password shown)."""
-    reason = _first_line(exc)
+    reason = first_line(exc)
     if location.kind != "postgresql" or "couldn't get a connection" not in reason:
         return reason
-    env = location.env
     try:
         psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"], connect_timeout=2,
+            dbname=location.dbname, host=location.host, port=location.port,
+            user=location.user, password=location.password, connect_timeout=2,
         ).close()  # fmt: skip
     except psycopg.Error as direct:
-        text = _first_line(direct)
-        if env["POSTGRES_PASSWORD"]:
-            text = text.replace(env["POSTGRES_PASSWORD"], "***")
+        text = first_line(direct)
+        if location.password:
+            text = text.replace(location.password, "***")
         return text
     return reason
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -19,14 +19,10 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from homeledger.adapters.publisher import (
-    NATS_FAILURES,
-    STREAM_SUBJECTS,
-    NatsUnavailableError,
-    connect,
-    display_servers,
-    explain,
-)
+from homeledger.adapters.errors import NatsUnavailableError
+from homeledger.adapters.nats_connection import NATS_FAILURES, connect, explain
+from homeledger.adapters.nats_messages import STREAM_SUBJECTS
+from homeledger.adapters.nats_stream import missing_stream
 from homeledger.adapters.settings import Settings
 
 BATCH = 1000
@@ -52,10 +48,7 @@ async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH)
         try:
             last = int((await js.stream_info(settings.stream)).state.last_seq)
         except nats.js.errors.NotFoundError:
-            raise NatsUnavailableError(
-                f"stream {settings.stream} does not exist on NATS at "
-                f"{display_servers(settings.nats_url)}"
-            ) from None
+            raise missing_stream(settings) from None
         if last == 0:
             return 0
         sub = await _ephemeral(js, settings.stream, DeliverPolicy.ALL)
@@ -124,10 +117,7 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
         try:
             sub = await _ephemeral(js, settings.stream, DeliverPolicy.NEW)
         except nats.js.errors.NotFoundError:
-            raise NatsUnavailableError(
-                f"stream {settings.stream} does not exist on NATS at "
-                f"{display_servers(settings.nats_url)}: run 'homeledger relay' first"
-            ) from None
+            raise missing_stream(settings) from None
         try:
             while not stop.is_set():
                 try:

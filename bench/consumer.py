@@ -8,10 +8,10 @@ from pathlib import Path
 
 import nats
 
-from homeledger.adapters.bootstrap import open_store
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.relay import Relay, RelayOptions
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import open_store
 
 BATCH = 200  # the batch `homeledger project --from-nats` fetches and commits by default
 

@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import open_store
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import open_store
 from homeledger.domain import commands as c
-from homeledger.domain.portfolio import Portfolio, compute_pledge
+from homeledger.domain.pledge import compute_pledge
+from homeledger.domain.portfolio import Portfolio
 
 RESULTS = Path(__file__).parent / "results" / "rebuild.json"
 BATCH = 1000

@@ -40,9 +40,9 @@ import psycopg
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from homeledger.adapters.bootstrap import build_application
 from homeledger.adapters.settings import Settings, redact_url, store_location
-from homeledger.adapters.store import StoreUnavailableError
+from homeledger.adapters.store import StoreUnavailableError, library_env
+from homeledger.cli.bootstrap import build_application
 from homeledger.domain import commands as c
 
 RESULTS = Path(__file__).parent / "results" / "record.json"
@@ -99,7 +99,7 @@ class Timing:
 def baseline_env(store_url: str) -> dict[str, str]:
     """The library's own settings for the store, with homeledger's connection settings
     (pool, timeouts) so that both sides connect alike, and the library's own recorder."""
-    env = dict(store_location(store_url).env)
+    env = library_env(store_location(store_url))
     env.pop("APPLICATION_RECORDER_TOPIC")
     env["IS_SNAPSHOTTING_ENABLED"] = "no"
     env["CREATE_TABLE"] = "y"  # homeledger creates its own tables serially; the library its own
@@ -164,7 +164,7 @@ def setup_commands() -> list[c.Command]:
 
 
 def run_homeledger(store_url: str, events: int, snapshot_every: int) -> tuple[Timing, Timing]:
-    settings = Settings(store=store_url, actor="bench", snapshot_every=snapshot_every)
+    settings = Settings(store=store_url, actor="bench", ledger_snapshot_every=snapshot_every)
     app = build_application(settings)
     try:
         for command in setup_commands():

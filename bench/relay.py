@@ -42,13 +42,14 @@ import nats
 from nats.js.api import StreamConfig
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import build_application
 from homeledger.adapters.consumer import ConsumerSpec, Delivery, consume
 from homeledger.adapters.envelope import parse_time
+from homeledger.adapters.errors import NatsUnavailableError
+from homeledger.adapters.nats_messages import message_for
 from homeledger.adapters.nats_server import NatsServer
-from homeledger.adapters.publisher import NatsUnavailableError, message_for
 from homeledger.adapters.relay import Relay, RelayOptions
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import build_application
 from homeledger.domain import commands as c
 
 RESULTS = Path(__file__).parent / "results" / "relay.json"

@@ -341,8 +341,8 @@ def relay_template(run: Run, events: int) -> Path:
     """A store of `events` facts, built once per run and copied for each repeat."""
     path = run.folder / f"relay-template-{events}.db"
     if not path.exists():
-        from homeledger.adapters.bootstrap import build_application
         from homeledger.adapters.settings import Settings
+        from homeledger.cli.bootstrap import build_application
 
         app = build_application(Settings(store=f"sqlite:///{path}", actor="bench"))
         relay_bench.build_store(app, events)
@@ -361,9 +361,9 @@ def relay_copy(run: Run, events: int) -> Iterator[str]:
 
 
 def measure_relay(run: Run) -> None:
-    from homeledger.adapters.bootstrap import build_application
     from homeledger.adapters.nats_server import NatsServer
     from homeledger.adapters.settings import Settings
+    from homeledger.cli.bootstrap import build_application
 
     events, window = run.sizes.relay, run.sizes.window
     run.log(f"relay: {events:,} events, windows of {window} x {run.repeat}")

@@ -7,99 +7,45 @@ time: the longest prefix of the ledger recorded at or before TIME).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import click
 
-from homeledger.adapters.settings import store_location
-from homeledger.adapters.store import LedgerStore, StoreUnavailableError
+from homeledger.adapters.errors import StoreUnavailableError
+from homeledger.adapters.store import LedgerStore
+from homeledger.cli.bootstrap import Projections
 from homeledger.cli.context import Context, pass_context
-from homeledger.cli.errors import FINDING, Failure, InputError
+from homeledger.cli.errors import FINDING, Failure, InputError, quiet_asyncio
 from homeledger.cli.inspect import parse_time
-from homeledger.cli.messaging import stream_checks
 from homeledger.cli.render import emit_object, emit_rows, table
-from homeledger.projections.as_of import PointInTime, UnknownInitiativeError
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.balances import BY_CHOICES, columns_for
-from homeledger.projections.db import ProjectionDB
+from homeledger.projections.double_entry import TRIAL_COLUMNS
 from homeledger.projections.portfolio import PORTFOLIO_COLUMNS
-from homeledger.projections.postings import TRIAL_COLUMNS
+from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.report import REPORT_COLUMNS, report_lines, year_report
-from homeledger.projections.runner import DEFAULT_CHECKPOINT_EVERY, DEFAULT_PAGE, ProjectionRunner
-from homeledger.projections.state import PROJECTIONS
-from homeledger.projections.stream import StreamLog, is_consumer_db
 from homeledger.projections.verify import verify as run_verify
+from homeledger.projections.witness import verify_against_stream
 
 AUDIT_TABLE_COLUMNS = ("position", "recorded_at", "effective_date", "type", "actor",
                        "allocation_id", "year", "change", "balance", "detail")  # fmt: skip
-PAGE_ENV = "HOMELEDGER_PROJECTION_PAGE"
-CHECKPOINT_ENV = "HOMELEDGER_CHECKPOINT_EVERY"
-
-
-@dataclass
-class Projections:
-    store: LedgerStore
-    db: ProjectionDB
-    runner: ProjectionRunner
-    reader: PointInTime
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        raise InputError(f"{name} must be a whole number of at least 1, not {value!r}")
-    return int(value)
-
-
-def open_projections(ctx: Context, *, page: int | None = None,
-                     consumer_ok: bool = False) -> Projections:  # fmt: skip
-    """The store's projections, closed with the command.
-
-    With `consumer_ok`, --store may also be a consumer-side store (`project --from-nats`):
-    its read models are read the same way, with the envelopes it applied standing in for
-    the store's events (it has no others, so nothing to catch up with).
-    """
-    location = store_location(ctx.settings.store)
-    path = location.env.get("SQLITE_DBNAME", "")
-    missing = location.kind == "sqlite" and (path == ":memory:" or not Path(path).exists())
-    store = ctx.store() if missing else None  # says clearly that there is no store
-    db = ProjectionDB(location)
-    click.get_current_context().call_on_close(db.close)
-    if store is None and is_consumer_db(db):
-        if not consumer_ok:
-            raise InputError(f"{location.display} is a consumer-side store built by 'project "
-                             "--from-nats': it has no events; give the ledger's --store")
-        log = cast(LedgerStore, StreamLog(db))  # reads like the store for these two
-        return Projections(log, db, ProjectionRunner(log, db), PointInTime(log, db))
-    store = store or ctx.store()
-    runner = ProjectionRunner(
-        store, db, page=page or _env_int(PAGE_ENV, DEFAULT_PAGE),
-        checkpoint_every=_env_int(CHECKPOINT_ENV, DEFAULT_CHECKPOINT_EVERY),
-    )  # fmt: skip
-    return Projections(store, db, runner, PointInTime(store, db))
 
 
 def current(ctx: Context) -> Projections:
-    """The projections, caught up with every fact recorded so far."""
-    projections = open_projections(ctx, consumer_ok=True)
-    projections.runner.catch_up()
-    ahead = projections.runner.ahead_of_store()
-    if ahead is not None:  # answering would show figures of facts the store lost
-        raise Failure(FINDING, f"projections are at position {ahead[0]} but the store ends "
-                      f"at {ahead[1]}: facts were removed; run verify")  # fmt: skip
+    """The read models (of the store, or of a consumer store), caught up with every fact
+    recorded so far."""
+    projections = ctx.services.projections(consumer_ok=True)
+    projections.runner.bring_up_to_date()
     return projections
 
 
@@ -162,10 +108,7 @@ def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str 
     """
     projections = current(ctx)
     position = resolve(projections, as_of_position, as_of)
-    try:
-        rows = projections.reader.audit_rows(initiative, position)
-    except UnknownInitiativeError as exc:
-        raise InputError(str(exc)) from None
+    rows = projections.reader.audit_rows(initiative, position)
     columns = AUDIT_TABLE_COLUMNS if ctx.fmt == "table" else AUDIT_COLUMNS
     emit_rows(rows, columns, ctx.fmt)
 
@@ -246,9 +189,9 @@ def render_report(data: dict[str, Any], fmt: str) -> str:
 @pass_context
 def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
     """Drop projections and rebuild them from position 0."""
-    projections = open_projections(ctx, page=page_size)
+    projections = ctx.services.projections(page=page_size)
     chosen = names or PROJECTIONS
-    total = projections.store.max_position()
+    total = projections.source.max_position()
     started = time.monotonic()
     with _progress(total, ctx.fmt == "table") as advance:
         count = projections.runner.rebuild(chosen, progress=advance)
@@ -303,13 +246,15 @@ def verify(ctx: Context, against_nats: bool) -> None:
     Exit 1 when any check finds a problem, naming the first bad position; with
     --against-nats exit 4 when the stream cannot be read.
     """
-    projections = open_projections(ctx)
-    _check_readable(projections.store)
-    result = run_verify(projections.store, projections.db, projections.runner)
+    projections = ctx.services.projections()
+    store = ctx.services.store()
+    _check_readable(store)
+    result = run_verify(store, projections.db, projections.runner)
     if against_nats:
-        result.checks.extend(
-            stream_checks(ctx.settings, projections.store, projections.db, result.head)
-        )
+        with quiet_asyncio():
+            result.checks += asyncio.run(
+                verify_against_stream(ctx.settings, store, projections.db, result.head)
+            )
     if ctx.fmt in ("json", "jsonl"):
         emit_object(result.to_dict(), ctx.fmt)
     else:

@@ -1,17 +1,15 @@
-"""What every sub-command receives: settings, output format, and lazily built services."""
+"""What every sub-command receives: settings, output format, and the services built
+from them (see `bootstrap`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
-from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import build_application, open_store
 from homeledger.adapters.settings import Settings
-from homeledger.adapters.store import LedgerStore
+from homeledger.cli.bootstrap import Services
 from homeledger.domain.commands import Command
 
 C = TypeVar("C", bound=Command)
@@ -20,32 +18,12 @@ C = TypeVar("C", bound=Command)
 @dataclass
 class Context:
     settings: Settings
+    services: Services
     fmt: str = "table"
     debug: bool = False
-    _app: LedgerApplication | None = None
-    _store: LedgerStore | None = None
-    _closers: list[Any] = field(default_factory=list)
-
-    def app(self) -> LedgerApplication:
-        """The application for recording: creates an empty store on first use."""
-        if self._app is None:
-            self._app = build_application(self.settings)
-            self._closers.append(self._app.store.close)
-        return self._app
-
-    def store(self) -> LedgerStore:
-        """The store for reading: it must already exist."""
-        if self._app is not None:
-            return self._app.store
-        if self._store is None:
-            self._store = open_store(self.settings, create=False)
-            self._closers.append(self._store.close)
-        return self._store
 
     def close(self) -> None:
-        for close in reversed(self._closers):
-            close()
-        self._closers.clear()
+        self.services.close()
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -56,4 +34,4 @@ def build(cls: type[C], **fields: Any) -> C:
     return cls.model_validate({k: v for k, v in fields.items() if v is not None})
 
 
-__all__ = ["Context", "ValidationError", "build", "pass_context"]
+__all__ = ["Context", "build", "pass_context"]

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
 import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import click
 import psycopg
 from pydantic import ValidationError
 
 from homeledger.adapters.application import BatchError
-from homeledger.adapters.settings import ConfigError
-from homeledger.adapters.store import StoreBusyError, StoreUnavailableError
+from homeledger.adapters.consumer import ConsumerConfigError, UnreadableMessageError
+from homeledger.adapters.errors import (
+    ConfigError,
+    NatsUnavailableError,
+    StoreBusyError,
+    StoreUnavailableError,
+    first_line,
+)
+from homeledger.adapters.nats_server import NatsServerError
+from homeledger.adapters.nats_stream import StreamConfigError
+from homeledger.adapters.relay import StreamDisagreesError
+from homeledger.cli.bootstrap import ConsumerStoreGivenError
 from homeledger.domain.commands import UnknownCommandError
 from homeledger.domain.errors import DomainError
 from homeledger.domain.events import UnknownEventTypeError
 from homeledger.domain.money import AmountError
+from homeledger.projections.as_of import UnknownInitiativeError
+from homeledger.projections.runner import ProjectionsAheadError
+from homeledger.projections.stream_projector import NotAConsumerStoreError, StreamIntegrityError
 
 OK, FINDING, BAD_INPUT, REFUSED, UNREACHABLE, INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -31,12 +50,6 @@ class Failure(click.ClickException):
     def __init__(self, exit_code: int, message: str) -> None:
         super().__init__(message)
         self.exit_code = exit_code  # type: ignore[misc]  # per instance: the classified code
-
-
-class Unreachable(click.ClickException):
-    """A service (store or NATS) that cannot be reached or read (exit 4)."""
-
-    exit_code = UNREACHABLE
 
 
 def describe_validation(error: ValidationError, flags: bool = True) -> str:
@@ -57,6 +70,18 @@ def describe_validation(error: ValidationError, flags: bool = True) -> str:
     return f"{name}: {message}" if name else message
 
 
+# Failures whose text is the whole message, by exit code.
+_BAD_INPUT: tuple[type[BaseException], ...] = (
+    AmountError, ConfigError, UnknownCommandError, UnknownEventTypeError,
+)  # fmt: skip
+_PLAIN: dict[int, tuple[type[BaseException], ...]] = {
+    BAD_INPUT: (StreamConfigError, ConsumerConfigError, ConsumerStoreGivenError,
+                NotAConsumerStoreError, UnknownInitiativeError),
+    FINDING: (StreamDisagreesError, ProjectionsAheadError),
+    UNREACHABLE: (NatsUnavailableError, UnreadableMessageError),
+}  # fmt: skip
+
+
 def classify(exc: BaseException, *, flags: bool = True) -> tuple[int, str]:
     """The exit code and message of a failure."""
     if isinstance(exc, BatchError):
@@ -68,18 +93,47 @@ def classify(exc: BaseException, *, flags: bool = True) -> tuple[int, str]:
         return REFUSED, f"refused [store-busy]: {exc}"
     if isinstance(exc, ValidationError):
         return BAD_INPUT, f"invalid input: {describe_validation(exc, flags)}"
-    if isinstance(exc, AmountError | ConfigError | UnknownCommandError | UnknownEventTypeError):
+    if isinstance(exc, _BAD_INPUT):
         return BAD_INPUT, f"invalid input: {exc}"
+    for code, kinds in _PLAIN.items():
+        if isinstance(exc, kinds):
+            return code, str(exc)
+    if isinstance(exc, StreamIntegrityError):
+        return FINDING, f"refused to project: {exc}"
+    if isinstance(exc, NatsServerError):
+        return UNREACHABLE, f"cannot start nats-server: {exc}"
     if isinstance(exc, StoreUnavailableError):
         return UNREACHABLE, f"store unavailable: {exc}"
     if isinstance(exc, click.ClickException):
         return exc.exit_code, exc.format_message()
     if isinstance(exc, OSError | sqlite3.DatabaseError | psycopg.Error):
-        return UNREACHABLE, f"store or NATS unavailable: {_first_line(exc)}"
+        return UNREACHABLE, f"store or NATS unavailable: {first_line(exc)}"
     # A failure nobody foresaw is a bug, not a verification finding (exit 1).
-    return INTERNAL, f"internal error: {type(exc).__name__}: {_first_line(exc)}"
+    return INTERNAL, f"internal error: {type(exc).__name__}: {first_line(exc)}"
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+@contextlib.contextmanager
+def quiet_asyncio() -> Iterator[None]:
+    """asyncio logs a warning for every TLS connection that nats-py closes: not ours."""
+    logger = logging.getLogger("asyncio")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def run_until_signal(main: Callable[[Any], Any]) -> Any:
+    """Run a coroutine factory; SIGTERM and SIGINT ask it to stop between batches."""
+
+    async def runner() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        return await main(stop)
+
+    with quiet_asyncio():
+        return asyncio.run(runner())

@@ -15,13 +15,9 @@ from homeledger.adapters.envelope import Envelope, envelope_from_body, format_ti
 from homeledger.adapters.schema import all_schemas, event_schema
 from homeledger.adapters.stream_reader import StreamRecord, follow_stream
 from homeledger.cli.context import Context, pass_context
-from homeledger.cli.errors import InputError
-from homeledger.cli.messaging import nats_failures, run_until_signal
-from homeledger.cli.render import emit_envelopes, emit_object, emit_rows
-from homeledger.domain.events import EVENT_CLASSES
-
-INITIATIVE_TYPES = {"InitiativeRegistered", "FundsAllocated", "AllocationReleased",
-                    "FundsDisbursed", "MilestoneReached", "InitiativeClosed"}  # fmt: skip
+from homeledger.cli.errors import InputError, run_until_signal
+from homeledger.cli.render import EventPrinter, emit_envelopes, emit_object, emit_rows
+from homeledger.domain.events import EVENTS, INITIATIVE_FACTS
 
 
 def parse_time(text: str, flag: str) -> datetime:
@@ -35,8 +31,8 @@ def parse_time(text: str, flag: str) -> datetime:
 
 def _check_types(types: tuple[str, ...]) -> None:
     for name in types:
-        if name not in EVENT_CLASSES:
-            known = ", ".join(sorted(EVENT_CLASSES))
+        if name not in EVENTS:
+            known = ", ".join(sorted(EVENTS.types()))
             raise InputError(f"--type: unknown event type {name!r} (known: {known})")
 
 
@@ -61,14 +57,14 @@ def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_pos
     _check_types(types)
     lower = parse_time(since, "--since") if since else None
     upper = parse_time(until, "--until") if until else None
-    store = ctx.store()
+    store = ctx.services.store()
 
     def selected() -> Iterator[Envelope]:
         count = 0
         for envelope in store.envelopes(max(from_position, 1), to_position, types):
             if limit is not None and count >= limit:
                 return
-            if initiative and (envelope.type not in INITIATIVE_TYPES
+            if initiative and (envelope.type not in INITIATIVE_FACTS
                                or envelope.scope != initiative):  # fmt: skip
                 continue
             if lower and envelope.recorded_at < lower:
@@ -86,7 +82,7 @@ def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_pos
 @pass_context
 def show(ctx: Context, ref: str) -> None:
     """Show one event by its position or event id."""
-    store = ctx.store()
+    store = ctx.services.store()
     found: Envelope | None = None
     if ref.isdigit():
         found = next(store.envelopes(int(ref), int(ref)), None)
@@ -107,7 +103,7 @@ def stats(ctx: Context) -> None:
     counts: Counter[str] = Counter()
     first: Envelope | None = None
     last: Envelope | None = None
-    for envelope in ctx.store().envelopes():
+    for envelope in ctx.services.store().envelopes():
         counts[envelope.type] += 1
         first = first or envelope
         last = envelope
@@ -119,7 +115,7 @@ def stats(ctx: Context) -> None:
         "last_recorded_at": format_time(last.recorded_at) if last else None,
         "version": last.aggregate_version if last else 0,
         "head_hash": last.hash if last else None,
-        "by_type": {name: counts[name] for name in EVENT_CLASSES if counts[name]},
+        "by_type": {name: counts[name] for name in EVENTS.types() if counts[name]},
     }
     if ctx.fmt == "table":
         rows = [{"type": k, "events": v} for k, v in result["by_type"].items()]
@@ -147,17 +143,18 @@ def tail(ctx: Context, interval: float) -> None:
     From NATS (new messages on the stream) when --nats or HOMELEDGER_NATS_URL is
     given, else by polling the store.
     """
-    fmt = "jsonl" if ctx.fmt == "json" else ctx.fmt
+    printer = EventPrinter("jsonl" if ctx.fmt == "json" else ctx.fmt)  # a stream: lines
     if nats_configured():
-        _tail_nats(ctx, fmt)
+        _tail_nats(ctx, printer)
         return
-    store = ctx.store()
+    store = ctx.services.store()
     position = store.max_position()
+    printer.start()
     try:
         while True:
             batch = list(store.envelopes(position + 1))
             for envelope in batch:
-                emit_envelopes([envelope], fmt)
+                printer.event(envelope)
                 position = envelope.position
             if not batch:
                 time.sleep(interval)
@@ -165,14 +162,14 @@ def tail(ctx: Context, interval: float) -> None:
         return
 
 
-def _tail_nats(ctx: Context, fmt: str) -> None:
+def _tail_nats(ctx: Context, printer: EventPrinter) -> None:
     def show(records: list[StreamRecord]) -> None:
         for record in records:
             body = json.loads(record.data)
-            emit_envelopes([envelope_from_body(body, int(body["position"]))], fmt)
+            printer.event(envelope_from_body(body, int(body["position"])))
 
-    with nats_failures():
-        run_until_signal(lambda stop: follow_stream(ctx.settings, show, stop))
+    printer.start()
+    run_until_signal(lambda stop: follow_stream(ctx.settings, show, stop))
 
 
 @click.command("schema")
@@ -183,9 +180,9 @@ def schema(ctx: Context, type_: str | None) -> None:
     if type_ is None:
         click.echo(json.dumps(all_schemas(), indent=2))
         return
-    if type_ not in EVENT_CLASSES:
-        raise InputError(f"unknown event type {type_!r} (known: {', '.join(EVENT_CLASSES)})")
-    click.echo(json.dumps(event_schema(EVENT_CLASSES[type_]), indent=2))
+    if type_ not in EVENTS:
+        raise InputError(f"unknown event type {type_!r} (known: {', '.join(EVENTS.types())})")
+    click.echo(json.dumps(event_schema(EVENTS.current(type_)), indent=2))
 
 
 def register(group: click.Group) -> None:

@@ -10,6 +10,7 @@ import click
 
 from homeledger.adapters.settings import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM, Settings
 from homeledger.cli import audit, demo, inspect, messaging, record
+from homeledger.cli.bootstrap import Services
 from homeledger.cli.context import Context
 from homeledger.cli.errors import classify
 from homeledger.cli.render import FORMATS
@@ -71,14 +72,12 @@ def cli(ctx: click.Context, store: str, nats_url: str, nats_user: str | None,
         nats_password: str | None, nats_token: str | None, nats_creds: str | None,
         nats_ca: str | None, stream: str, actor: str, fmt: str, debug: bool) -> None:  # fmt: skip
     """homeledger: the event-sourced ledger of a per-home giving partnership."""
-    import os
-
-    settings = Settings(
+    settings = Settings.load(
         store=store, nats_url=nats_url, nats_user=nats_user, nats_password=nats_password,
         nats_token=nats_token, nats_creds=nats_creds, nats_ca=nats_ca, stream=stream,
-        actor=actor, cipher_key=os.environ.get("HOMELEDGER_CIPHER_KEY") or None,
+        actor=actor,
     )  # fmt: skip
-    context = Context(settings=settings, fmt=fmt, debug=debug)
+    context = Context(settings=settings, services=Services(settings), fmt=fmt, debug=debug)
     ctx.obj = context
     ctx.call_on_close(context.close)
 

@@ -1,45 +1,16 @@
 """Messaging commands: `relay` (store -> JetStream), `subscribe` (a durable consumer) and
-`project --from-nats` (read models from the stream, into the consumer's own store).
-
-`demo` and `verify --against-nats` build on the same pieces: `run_projector` is what
-`project` runs, `stream_checks` reads the stream as the store's witness, `consume_events`
-runs the durable consumer loop with any handler, and `nats_failures` maps NATS errors to
-exit codes.
-"""
+`project --from-nats` (read models from the stream, into the consumer's own store)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import csv
-import io
-import json
-import logging
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from typing import Any
 
 import click
 
-from homeledger.adapters.consumer import (
-    ConsumerConfigError,
-    ConsumerSpec,
-    ConsumeStats,
-    Delivery,
-    Handler,
-    UnreadableMessageError,
-    consume,
-)
-from homeledger.adapters.envelope import ENVELOPE_FIELDS, Envelope
-from homeledger.adapters.publisher import (
-    DEFAULT_DUPLICATE_WINDOW,
-    DEFAULT_REPLICAS,
-    STREAM_SUBJECTS,
-    NatsUnavailableError,
-    StreamConfigError,
-    StreamSpec,
-)
+from homeledger.adapters.consumer import ConsumerSpec, Delivery, consume
+from homeledger.adapters.nats_messages import STREAM_SUBJECTS
+from homeledger.adapters.nats_stream import DEFAULT_DUPLICATE_WINDOW, DEFAULT_REPLICAS, StreamSpec
 from homeledger.adapters.relay import (
     DEFAULT_ACK_TIMEOUT,
     DEFAULT_POLL_INTERVAL,
@@ -48,25 +19,12 @@ from homeledger.adapters.relay import (
     Progress,
     Relay,
     RelayOptions,
-    StreamDisagreesError,
 )
-from homeledger.adapters.settings import Settings, store_location
-from homeledger.adapters.store import LedgerStore
-from homeledger.adapters.stream_reader import walk_stream
 from homeledger.cli.context import Context, pass_context
-from homeledger.cli.errors import FINDING, Failure, InputError, Unreachable
-from homeledger.cli.render import emit_object, summary
-from homeledger.projections.db import ProjectionDB
-from homeledger.projections.stream import (
-    NotAConsumerStoreError,
-    ProjectStats,
-    StreamHead,
-    StreamIntegrityError,
-    StreamProjector,
-    project_stream,
-)
-from homeledger.projections.stream_check import StreamWitness
-from homeledger.projections.verify import Check
+from homeledger.cli.errors import InputError, run_until_signal
+from homeledger.cli.render import EventPrinter, emit_object
+from homeledger.projections.consumer_store import LastApplied
+from homeledger.projections.stream_projector import StreamProjector, project_stream
 
 PROGRESS_FROM = 2000  # backlog size from which a TTY gets a progress bar
 ONCE_MAX_OUTAGE = 120.0
@@ -81,37 +39,6 @@ def _outage(max_outage: float | None, once: bool) -> float | None:
 
 def report(line: str) -> None:
     click.echo(f"homeledger: {line}", err=True)
-
-
-@contextlib.contextmanager
-def nats_failures() -> Iterator[None]:
-    """NATS and consumer failures as the CLI's classified one-line errors."""
-    # asyncio logs a warning for every TLS connection that nats-py closes.
-    logging.getLogger("asyncio").setLevel(logging.ERROR)
-    try:
-        yield
-    except NatsUnavailableError as exc:
-        raise Unreachable(str(exc)) from None
-    except UnreadableMessageError as exc:
-        raise Unreachable(str(exc)) from None
-    except (StreamConfigError, ConsumerConfigError) as exc:
-        raise InputError(str(exc)) from None
-    except StreamDisagreesError as exc:
-        raise Failure(FINDING, str(exc)) from None
-
-
-def run_until_signal(main: Callable[[asyncio.Event], Any]) -> Any:
-    """Run a coroutine factory; SIGTERM and SIGINT ask it to stop between batches."""
-
-    async def runner() -> Any:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop.set)
-        return await main(stop)
-
-    return asyncio.run(runner())
 
 
 # relay
@@ -167,81 +94,20 @@ def relay(ctx: Context, once: bool, window: int, ack_timeout: float, poll_interv
         stream=StreamSpec(ctx.settings.stream, duplicate_window, replicas),
     )  # fmt: skip
     progress: Progress = BarProgress() if sys.stderr.isatty() else NoProgress()
-    worker = Relay(ctx.store(), ctx.settings, options, report=report, progress=progress)
-    with nats_failures():
-        stats = run_until_signal(lambda stop: worker.run(once=once, stop=stop))
+    worker = Relay(ctx.services.store(), ctx.settings, options, report=report,
+                   progress=progress)  # fmt: skip
+    stats = run_until_signal(lambda stop: worker.run(once=once, stop=stop))
     result = {"stream": ctx.settings.stream, "published": stats.published,
-              "duplicates": stats.duplicates, "checkpoint": stats.checkpoint}  # fmt: skip
+              "duplicates": stats.duplicates, "position": stats.position}  # fmt: skip
     if ctx.fmt == "table":
         click.echo(f"relayed {stats.published} events to {ctx.settings.stream} "
-                   f"({stats.duplicates} already there); checkpoint at position "
-                   f"{stats.checkpoint}")  # fmt: skip
+                   f"({stats.duplicates} already there); the relay's position is "
+                   f"{stats.position}")  # fmt: skip
     else:
         emit_object(result, ctx.fmt)
 
 
 # subscribe
-
-
-class EventPrinter:
-    """Prints events one by one as they arrive, in the chosen format."""
-
-    TABLE = "{position:>9}  {recorded_at:<27}  {type:<22}  {scope:<20}  {amount:>14}  {detail}"
-
-    def __init__(self, fmt: str, out: TextIO | None = None) -> None:
-        self.fmt = fmt
-        self.out = out
-        self.count = 0
-
-    def _echo(self, text: str, nl: bool = True) -> None:
-        click.echo(text, nl=nl, file=self.out)
-
-    def start(self) -> None:
-        if self.fmt == "table":
-            self._echo(self.TABLE.format(position="POSITION", recorded_at="RECORDED AT",
-                                         type="TYPE", scope="SCOPE", amount="AMOUNT",
-                                         detail="DETAIL").rstrip())  # fmt: skip
-        elif self.fmt == "csv":
-            self._echo(",".join(ENVELOPE_FIELDS))
-        elif self.fmt == "json":
-            self._echo("[", nl=False)
-
-    def event(self, envelope: Envelope) -> None:
-        if self.fmt == "table":
-            row = {k: ("" if v is None else v) for k, v in summary(envelope).items()}
-            self._echo(self.TABLE.format(**row).rstrip())
-        elif self.fmt == "csv":
-            buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="")
-            writer.writerow([_csv_cell(v) for v in envelope.to_dict().values()])
-            self._echo(buffer.getvalue())
-        else:
-            text = json.dumps(envelope.to_dict(), separators=(",", ":"))
-            if self.fmt == "json":
-                self._echo(("," if self.count else "") + text, nl=False)
-            else:
-                self._echo(text)
-        self.count += 1
-
-    def finish(self) -> None:
-        if self.fmt == "json":
-            self._echo("]")
-
-
-def _csv_cell(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":")) if isinstance(value, dict) else str(value)
-
-
-def consume_events(ctx: Context, spec: ConsumerSpec, handler: Handler, *,
-                   max_messages: int | None = None, idle: float | None = None,
-                   max_outage: float | None = None) -> ConsumeStats:  # fmt: skip
-    """Run the durable consumer loop with `handler` (acknowledging after it returns)."""
-    with nats_failures():
-        result: ConsumeStats = run_until_signal(
-            lambda stop: consume(ctx.settings, spec, handler, max_messages=max_messages,
-                                 idle=idle, stop=stop, max_outage=max_outage, report=report)
-        )  # fmt: skip
-    return result
 
 
 @click.command("subscribe")
@@ -280,7 +146,10 @@ def subscribe(ctx: Context, durable: str, subject: str, from_position: int | Non
         printer.event(delivery.envelope)
 
     try:
-        consume_events(ctx, spec, handle, max_messages=max_messages, idle=idle)
+        run_until_signal(
+            lambda stop: consume(ctx.settings, spec, handle, max_messages=max_messages,
+                                 idle=idle, stop=stop, report=report)
+        )  # fmt: skip
         begin()
     finally:
         if started:
@@ -288,30 +157,6 @@ def subscribe(ctx: Context, durable: str, subject: str, from_position: int | Non
 
 
 # project
-
-
-def open_consumer_store(settings: Settings) -> ProjectionDB:
-    """The consumer's own database (created if it is an SQLite file that is not there)."""
-    db = ProjectionDB(store_location(settings.store))
-    click.get_current_context().call_on_close(db.close)
-    return db
-
-
-def run_projector(settings: Settings, db: ProjectionDB, spec: ConsumerSpec, *, once: bool,
-                  max_outage: float | None = None) -> ProjectStats:  # fmt: skip
-    """`project --from-nats`: the stream into the consumer store; exit 1 on a bad stream."""
-    projector = StreamProjector(db, settings.stream)
-    try:
-        with nats_failures():
-            stats: ProjectStats = run_until_signal(
-                lambda stop: project_stream(settings, projector, spec, once=once, stop=stop,
-                                            max_outage=max_outage, report=report)
-            )  # fmt: skip
-    except StreamIntegrityError as exc:
-        raise Failure(FINDING, f"refused to project: {exc}") from None
-    except NotAConsumerStoreError as exc:
-        raise InputError(str(exc)) from None
-    return stats
 
 
 @click.command("project")
@@ -341,33 +186,24 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
     spec = ConsumerSpec(durable=durable, ack_wait=ack_wait, batch=batch,
                         max_ack_pending=max(batch * 2, 100))  # fmt: skip
     spec.check()
-    db = open_consumer_store(ctx.settings)
+    projector = StreamProjector(ctx.services.projection_db(), ctx.settings.stream)
     outage = _outage(max_outage, once)
-    stats = run_projector(ctx.settings, db, spec, once=once, max_outage=outage)
-    head = stats.head or StreamHead(ctx.settings.stream)
+    stats = run_until_signal(
+        lambda stop: project_stream(ctx.settings, projector, spec, once=once, stop=stop,
+                                    max_outage=outage, report=report)
+    )  # fmt: skip
+    last = stats.last or LastApplied(ctx.settings.stream)
     result = {"stream": ctx.settings.stream, "durable": durable, "applied": stats.applied,
-              "redelivered_unchanged": stats.duplicates, "events": head.events,
-              "position": head.position, "stream_seq": head.stream_seq,
-              "head_hash": head.hash}  # fmt: skip
+              "redelivered_unchanged": stats.duplicates, "events": last.events,
+              "position": last.position, "stream_seq": last.stream_seq,
+              "head_hash": last.hash}  # fmt: skip
     if ctx.fmt == "table":
         click.echo(f"projected {stats.applied} events from {ctx.settings.stream} "
                    f"({stats.duplicates} redelivered, unchanged); the consumer store holds "
-                   f"{head.events} events up to position {head.position} "
-                   f"(stream sequence {head.stream_seq})")  # fmt: skip
+                   f"{last.events} events up to position {last.position} "
+                   f"(stream sequence {last.stream_seq})")  # fmt: skip
     else:
         emit_object(result, ctx.fmt)
-
-
-# verify --against-nats
-
-
-def stream_checks(settings: Settings, store: LedgerStore, db: ProjectionDB,
-                  head: int) -> list[Check]:  # fmt: skip
-    """The stream as a witness of the store (exit 4 when NATS cannot be read)."""
-    witness = StreamWitness(store, db, head)
-    with nats_failures():
-        asyncio.run(walk_stream(settings, witness.feed))
-    return witness.finish()
 
 
 def register(group: click.Group) -> None:

@@ -23,7 +23,7 @@ command_id_option = click.option(
 
 
 def _record(ctx: Context, command: Command) -> None:
-    emit_envelopes(ctx.app().execute(command), ctx.fmt)
+    emit_envelopes(ctx.services.application().execute(command), ctx.fmt)
 
 
 @click.command("init")
@@ -166,7 +166,7 @@ def import_(ctx: Context, file: str) -> None:
     if not commands:
         raise InputError(f"{file}: no commands to import")
     try:
-        envelopes = ctx.app().execute_batch([cmd for _, cmd in commands])
+        envelopes = ctx.services.application().execute_batch([cmd for _, cmd in commands])
     except BatchError as failure:
         code, message = classify(failure.error, flags=False)
         raise Failure(code, f"line {commands[failure.index][0]}: {message}") from None
@@ -229,7 +229,7 @@ def _no_constant(name: str) -> Any:
 @pass_context
 def seal(ctx: Context) -> None:
     """Record a LedgerSealed fact: a digest of everything stored up to now."""
-    emit_envelopes(ctx.app().seal(), ctx.fmt)
+    emit_envelopes(ctx.services.application().seal(), ctx.fmt)
 
 
 def register(group: click.Group) -> None:

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -114,12 +114,57 @@ def summary(envelope: Envelope) -> dict[str, Any]:
 
 
 def emit_envelopes(envelopes: Iterable[Envelope], fmt: str) -> None:
+    """A finished list of events: table (aligned to its widest cells), json, jsonl, csv."""
     if fmt == "table":
         emit_rows((summary(e) for e in envelopes), EVENT_COLUMNS, fmt)
-    elif fmt == "csv":
-        emit_rows((e.to_dict() for e in envelopes), ENVELOPE_FIELDS, fmt)
     else:
         emit_rows((e.to_dict() for e in envelopes), ENVELOPE_FIELDS, fmt)
+
+
+class EventPrinter:
+    """Prints events one by one as they arrive (tail, subscribe), in the chosen format:
+    a table of fixed columns (its header once), json as one array, jsonl, csv."""
+
+    TABLE = "{position:>9}  {recorded_at:<27}  {type:<22}  {scope:<20}  {amount:>14}  {detail}"
+
+    def __init__(self, fmt: str, out: TextIO | None = None) -> None:
+        self.fmt = fmt
+        self.out = out
+        self.count = 0
+
+    def _echo(self, text: str, nl: bool = True) -> None:
+        click.echo(text, nl=nl, file=self.out)
+
+    def start(self) -> None:
+        if self.fmt == "table":
+            self._echo(self.TABLE.format(position="POSITION", recorded_at="RECORDED AT",
+                                         type="TYPE", scope="SCOPE", amount="AMOUNT",
+                                         detail="DETAIL").rstrip())  # fmt: skip
+        elif self.fmt == "csv":
+            self._echo(",".join(ENVELOPE_FIELDS))
+        elif self.fmt == "json":
+            self._echo("[", nl=False)
+
+    def event(self, envelope: Envelope) -> None:
+        if self.fmt == "table":
+            row = {k: ("" if v is None else v) for k, v in summary(envelope).items()}
+            self._echo(self.TABLE.format(**row).rstrip())
+        elif self.fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="")
+            writer.writerow([_cell(v) for v in envelope.to_dict().values()])
+            self._echo(buffer.getvalue())
+        else:
+            text = json.dumps(envelope.to_dict(), separators=(",", ":"))
+            if self.fmt == "json":
+                self._echo(("," if self.count else "") + text, nl=False)
+            else:
+                self._echo(text)
+        self.count += 1
+
+    def finish(self) -> None:
+        if self.fmt == "json":
+            self._echo("]")
 
 
 def emit_object(obj: dict[str, Any], fmt: str) -> None:

@@ -1,7 +1,7 @@
 """Commands: what operators ask the ledger to record, validated before any rule runs.
 
 Field names follow the CLI flags in snake_case, so one JSON Lines import line is one
-command (SPEC section 5); the positional ids are `id`.
+command (docs/reference.md); the positional ids are `id`.
 """
 
 from __future__ import annotations

@@ -41,6 +41,12 @@ class PledgeUnchangedError(DomainError):
     rule = "pledge-adjusts"
 
 
+class PledgeMismatchError(DomainError):
+    """A recorded pledge that is not what the terms and the portfolio history give."""
+
+    rule = "pledge-computed"
+
+
 class PledgeBelowCommitmentsError(DomainError):
     rule = "pledge-covers-commitments"
 

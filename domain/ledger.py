@@ -1,17 +1,24 @@
-"""The ledger: one consistency boundary holding every rule of SPEC section 1.
+"""The ledger: one consistency boundary holding every rule of the partnership.
 
 All facts of one partnership share this boundary, so a command is decided against
 the whole state and saved with one optimistic-concurrency check: two commands
 racing for the last euro cannot both pass.
 
-`decide` turns a valid command into new facts or raises a named DomainError;
-`apply` evolves the state by one fact. Both are pure.
+Every rule is written once, as what a fact must satisfy given the ledger before it
+(`admit`). Deciding a command builds its facts and admits each; `verify` and every
+consumer of the stream admit each recorded fact the same way, so a fact that no
+valid command could have recorded is found wherever it is read. `apply` evolves the
+ledger by one admitted fact.
+
+The entities a ledger holds (years, initiatives, allocations) are immutable values,
+so `copy` is a few dictionary copies: whoever keeps a ledger as a cache decides on a
+copy of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -35,27 +42,20 @@ from homeledger.domain.errors import (
     PartnershipAlreadyEstablishedError,
     PartnershipNotEstablishedError,
     PledgeBelowCommitmentsError,
+    PledgeMismatchError,
     PledgeUnchangedError,
     ReceiptExceedsPledgeError,
     ReleaseExceedsAllocationError,
     SealError,
     YearNotPledgedError,
 )
-from homeledger.domain.money import CENT, ZERO, fmt
-from homeledger.domain.portfolio import Portfolio, compute_pledge
+from homeledger.domain.events import EVENTS
+from homeledger.domain.money import ZERO, fmt
+from homeledger.domain.pledge import Pledge, Terms, pledge_for
+from homeledger.domain.portfolio import Portfolio
 
 
 @dataclass(frozen=True)
-class Partnership:
-    donor: str
-    beneficiary: str
-    rate: Decimal
-    currency: str
-    basis: str
-    start_date: date
-
-
-@dataclass
 class Allocation:
     allocation_id: str
     initiative: str
@@ -68,7 +68,7 @@ class Allocation:
         return self.amount - self.released
 
 
-@dataclass
+@dataclass(frozen=True)
 class Initiative:
     initiative: str
     name: str
@@ -78,7 +78,7 @@ class Initiative:
     allocated: Decimal = ZERO
     released: Decimal = ZERO
     disbursed: Decimal = ZERO
-    milestones: set[str] = field(default_factory=set)
+    milestones: frozenset[str] = frozenset()
 
     @property
     def available(self) -> Decimal:
@@ -86,12 +86,11 @@ class Initiative:
         return self.allocated - self.released - self.disbursed
 
 
-@dataclass
+@dataclass(frozen=True)
 class YearBook:
     """Money of one pledge year."""
 
     pledged: Decimal = ZERO
-    unit_basis: int = 0
     received: Decimal = ZERO
     allocated: Decimal = ZERO
     released: Decimal = ZERO
@@ -106,18 +105,25 @@ class YearBook:
         return self.pledged - self.committed
 
 
-Decider = Callable[["Ledger", Any, date], list[e.DomainEvent]]
-_DECIDERS: dict[type[c.Command], Decider] = {}
-_APPLIERS: dict[type[e.DomainEvent], Callable[[Ledger, Any], None]] = {}
 C = TypeVar("C", bound=c.Command)
 E = TypeVar("E", bound=e.DomainEvent)
+_DECIDERS: dict[type[c.Command], Callable[[Ledger, Any], list[e.DomainEvent]]] = {}
+# Keyed by type name, so that a fact of any schema version of a type is treated the same.
+_RULES: dict[str, Callable[[Ledger, Any], None]] = {}
+_APPLIERS: dict[str, Callable[[Ledger, Any], None]] = {}
 
 
-def _decides(
-    command: type[C],
-) -> Callable[[Callable[[Ledger, C, date], list[e.DomainEvent]]], Any]:
-    def register(func: Callable[[Ledger, C, date], list[e.DomainEvent]]) -> Any:
+def _decides(command: type[C]) -> Callable[[Callable[[Ledger, C], list[e.DomainEvent]]], Any]:
+    def register(func: Callable[[Ledger, C], list[e.DomainEvent]]) -> Any:
         _DECIDERS[command] = func
+        return func
+
+    return register
+
+
+def _rule(event: type[E]) -> Callable[[Callable[[Ledger, E], None]], Any]:
+    def register(func: Callable[[Ledger, E], None]) -> Any:
+        _RULES[event.TYPE] = func
         return func
 
     return register
@@ -125,7 +131,7 @@ def _decides(
 
 def _applies(event: type[E]) -> Callable[[Callable[[Ledger, E], None]], Any]:
     def register(func: Callable[[Ledger, E], None]) -> Any:
-        _APPLIERS[event] = func
+        _APPLIERS[event.TYPE] = func
         return func
 
     return register
@@ -135,32 +141,58 @@ def _applies(event: type[E]) -> Callable[[Callable[[Ledger, E], None]], Any]:
 class Ledger:
     """The state every rule needs, rebuilt from the facts."""
 
-    partnership: Partnership | None = None
+    partnership: Terms | None = None
     portfolio: Portfolio = field(default_factory=Portfolio)
     years: dict[int, YearBook] = field(default_factory=dict)
     initiatives: dict[str, Initiative] = field(default_factory=dict)
     allocations: dict[str, Allocation] = field(default_factory=dict)
-    disbursed: Decimal = ZERO
     last_seal_position: int = 0
 
-    def decide(self, command: c.Command, today: date) -> list[e.DomainEvent]:
-        """The facts a command records, or a DomainError naming the broken rule."""
-        decider = _DECIDERS[type(command)]
+    def decide(self, command: c.Command) -> list[e.DomainEvent]:
+        """The facts a command records, or a DomainError naming the broken rule.
+
+        The ledger is not changed (each fact is admitted on a copy when there are more
+        than one)."""
         if not isinstance(command, c.EstablishPartnership):
             self._terms()
         if isinstance(command, c.MoneyCommand) and command.currency is not None:
             self._check_currency(command.currency)
-        return decider(self, command, today)
+        facts = _DECIDERS[type(command)](self, command)
+        ledger = self if len(facts) == 1 else self.copy()
+        for fact in facts:
+            ledger.admit(fact)
+            if ledger is not self:
+                ledger.apply(fact)
+        return facts
+
+    def admit(self, fact: e.DomainEvent) -> None:
+        """Raise the DomainError of the first rule `fact` breaks, recorded next."""
+        if not isinstance(fact, e.PartnershipEstablished):
+            self._terms()
+        _RULES[fact.TYPE](self, fact)
 
     def apply(self, event: e.DomainEvent) -> None:
-        _APPLIERS[type(event)](self, event)
+        """Evolve by one fact (admitted: appliers check nothing)."""
+        _APPLIERS[event.TYPE](self, event)
+
+    def apply_all(self, events: Iterable[e.DomainEvent]) -> Ledger:
+        for event in events:
+            self.apply(event)
+        return self
+
+    def copy(self) -> Ledger:
+        """An independent ledger in the same state (its entities are immutable values)."""
+        return Ledger(
+            self.partnership, self.portfolio.copy(), dict(self.years), dict(self.initiatives),
+            dict(self.allocations), self.last_seal_position,
+        )  # fmt: skip
 
     def year(self, year: int) -> YearBook:
         return self.years.get(year) or YearBook()
 
     # Guards shared by several rules.
 
-    def _terms(self) -> Partnership:
+    def _terms(self) -> Terms:
         if self.partnership is None:
             raise PartnershipNotEstablishedError(
                 "no partnership is established yet; run 'homeledger init' first"
@@ -194,245 +226,315 @@ class Ledger:
             raise YearNotPledgedError(f"no pledge is recorded for {year}")
         return book
 
+    def pledge(self, year: int) -> Pledge:
+        """The year's pledge as the portfolio history gives it now."""
+        return pledge_for(self._terms(), self.portfolio, year, self.year(year).pledged)
 
-# Deciders: one per command.
+
+def pledged_fact(terms: Terms, pledge: Pledge) -> e.DonationPledged:
+    """The DonationPledged fact that records a computed pledge."""
+    return EVENTS.new(
+        e.DonationPledged, year=pledge.year, basis=terms.basis, unit_basis=pledge.unit_basis,
+        rate=terms.rate, amount=pledge.amount, delta=pledge.delta, currency=terms.currency,
+    )  # fmt: skip
+
+
+# Deciders: one per command. They build the facts a command asks for; `decide` admits
+# them (the rules are the facts').
 
 
 @_decides(c.EstablishPartnership)
-def _establish(ledger: Ledger, cmd: c.EstablishPartnership, today: date) -> list[e.DomainEvent]:
+def _establish(ledger: Ledger, cmd: c.EstablishPartnership) -> list[e.DomainEvent]:
+    return [
+        EVENTS.new(
+            e.PartnershipEstablished, donor=cmd.donor, beneficiary=cmd.beneficiary,
+            rate=cmd.rate, currency=cmd.currency, basis=cmd.basis, start_date=cmd.start,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.AcquireUnits)
+def _acquire(ledger: Ledger, cmd: c.AcquireUnits) -> list[e.DomainEvent]:
+    return [
+        EVENTS.new(
+            e.UnitsAcquired, country=cmd.country, units=cmd.units, effective_date=cmd.on,
+            reference=cmd.ref,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.DisposeUnits)
+def _dispose(ledger: Ledger, cmd: c.DisposeUnits) -> list[e.DomainEvent]:
+    return [
+        EVENTS.new(
+            e.UnitsDisposed, country=cmd.country, units=cmd.units, effective_date=cmd.on,
+            reference=cmd.ref,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.PledgeDonation)
+def _pledge(ledger: Ledger, cmd: c.PledgeDonation) -> list[e.DomainEvent]:
+    _pledge_not_before_start(ledger, cmd.year)  # before computing a year that cannot be
+    return [pledged_fact(ledger._terms(), ledger.pledge(cmd.year))]
+
+
+@_decides(c.ReceiveDonation)
+def _receive(ledger: Ledger, cmd: c.ReceiveDonation) -> list[e.DomainEvent]:
+    return [
+        EVENTS.new(
+            e.DonationReceived, year=cmd.year, amount=cmd.amount,
+            currency=ledger._terms().currency, received_on=cmd.on,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.RegisterInitiative)
+def _register(ledger: Ledger, cmd: c.RegisterInitiative) -> list[e.DomainEvent]:
+    return [
+        EVENTS.new(
+            e.InitiativeRegistered, initiative=cmd.id, name=cmd.name, country=cmd.country,
+            programme=cmd.programme,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.CloseInitiative)
+def _close(ledger: Ledger, cmd: c.CloseInitiative) -> list[e.DomainEvent]:
+    return [EVENTS.new(e.InitiativeClosed, initiative=cmd.id, closed_on=cmd.on,
+                       reason=cmd.reason)]  # fmt: skip
+
+
+@_decides(c.AllocateFunds)
+def _allocate(ledger: Ledger, cmd: c.AllocateFunds) -> list[e.DomainEvent]:
+    return [
+        EVENTS.new(
+            e.FundsAllocated, allocation_id=cmd.allocation_id or str(uuid4()),
+            initiative=cmd.initiative, year=cmd.year, amount=cmd.amount,
+            currency=ledger._terms().currency,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.ReleaseAllocation)
+def _release(ledger: Ledger, cmd: c.ReleaseAllocation) -> list[e.DomainEvent]:
+    allocation = _allocation(ledger, cmd.id)
+    return [
+        EVENTS.new(
+            e.AllocationReleased, allocation_id=cmd.id, initiative=allocation.initiative,
+            year=allocation.year, amount=cmd.amount, currency=ledger._terms().currency,
+            reason=cmd.reason,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.DisburseFunds)
+def _disburse(ledger: Ledger, cmd: c.DisburseFunds) -> list[e.DomainEvent]:
+    return [
+        EVENTS.new(
+            e.FundsDisbursed, initiative=cmd.initiative, amount=cmd.amount,
+            currency=ledger._terms().currency, disbursed_on=cmd.on,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.RecordMilestone)
+def _milestone(ledger: Ledger, cmd: c.RecordMilestone) -> list[e.DomainEvent]:
+    return [
+        EVENTS.new(
+            e.MilestoneReached, initiative=cmd.initiative, milestone=cmd.name,
+            reached_on=cmd.on, evidence=cmd.evidence,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.SealLedger)
+def _seal(ledger: Ledger, cmd: c.SealLedger) -> list[e.DomainEvent]:
+    return [EVENTS.new(e.LedgerSealed, position=cmd.position, digest=cmd.digest)]
+
+
+# Rules: what each fact must satisfy, given the ledger before it.
+
+
+def _allocation(ledger: Ledger, allocation_id: str) -> Allocation:
+    allocation = ledger.allocations.get(allocation_id)
+    if allocation is None:
+        raise AllocationNotFoundError(f"allocation {allocation_id!r} does not exist")
+    return allocation
+
+
+def _pledge_not_before_start(ledger: Ledger, year: int) -> None:
+    start = ledger._terms().start_date
+    if year < start.year:
+        raise DateBeforeStartError(
+            f"pledge for {year} is before the partnership's start year {start.year}"
+        )
+
+
+@_rule(e.PartnershipEstablished)
+def _established_once(ledger: Ledger, ev: e.PartnershipEstablished) -> None:
     if ledger.partnership is not None:
         p = ledger.partnership
         raise PartnershipAlreadyEstablishedError(
             f"the partnership of {p.donor} and {p.beneficiary} was already established "
             f"on {p.start_date.isoformat()}; it is established once per ledger"
         )
-    return [
-        e.PartnershipEstablished(
-            donor=cmd.donor,
-            beneficiary=cmd.beneficiary,
-            rate=cmd.rate,
-            currency=cmd.currency,
-            basis=cmd.basis,
-            start_date=cmd.start,
-        )
-    ]
 
 
-@_decides(c.AcquireUnits)
-def _acquire(ledger: Ledger, cmd: c.AcquireUnits, today: date) -> list[e.DomainEvent]:
-    ledger._not_before_start(cmd.on, "acquisition")
-    return [
-        e.UnitsAcquired(
-            country=cmd.country, units=cmd.units, effective_date=cmd.on, reference=cmd.ref
-        )
-    ]
+@_rule(e.UnitsAcquired)
+def _acquired_after_start(ledger: Ledger, ev: e.UnitsAcquired) -> None:
+    ledger._not_before_start(ev.effective_date, "acquisition")
 
 
-@_decides(c.DisposeUnits)
-def _dispose(ledger: Ledger, cmd: c.DisposeUnits, today: date) -> list[e.DomainEvent]:
-    ledger._not_before_start(cmd.on, "disposal")
+@_rule(e.UnitsDisposed)
+def _disposed_of_held(ledger: Ledger, ev: e.UnitsDisposed) -> None:
+    ledger._not_before_start(ev.effective_date, "disposal")
     # Later disposals already recorded must stay covered too.
-    lowest = ledger.portfolio.lowest_from(cmd.country, cmd.on)
-    if cmd.units > lowest:
-        held = ledger.portfolio.held(cmd.country, cmd.on)
+    lowest = ledger.portfolio.lowest_from(ev.country, ev.effective_date)
+    if ev.units > lowest:
+        held = ledger.portfolio.held(ev.country, ev.effective_date)
         later = "" if lowest == held else f" ({lowest} after later disposals)"
         raise InsufficientUnitsError(
-            f"disposal of {cmd.units} units in {cmd.country} on {cmd.on.isoformat()} exceeds "
-            f"the {held} held then{later} by {cmd.units - lowest}"
+            f"disposal of {ev.units} units in {ev.country} on {ev.effective_date.isoformat()} "
+            f"exceeds the {held} held then{later} by {ev.units - lowest}"
         )
-    return [
-        e.UnitsDisposed(
-            country=cmd.country, units=cmd.units, effective_date=cmd.on, reference=cmd.ref
-        )
-    ]
 
 
-@_decides(c.PledgeDonation)
-def _pledge(ledger: Ledger, cmd: c.PledgeDonation, today: date) -> list[e.DomainEvent]:
-    terms = ledger._terms()
-    if cmd.year < terms.start_date.year:
-        raise DateBeforeStartError(
-            f"pledge for {cmd.year} is before the partnership's start year "
-            f"{terms.start_date.year}"
+@_rule(e.DonationPledged)
+def _pledged_as_computed(ledger: Ledger, ev: e.DonationPledged) -> None:
+    _pledge_not_before_start(ledger, ev.year)
+    terms, expected = ledger._terms(), ledger.pledge(ev.year)
+    if ev != pledged_fact(terms, expected):
+        raise PledgeMismatchError(
+            f"{ev.year} pledge recorded as {fmt(ev.amount)} on unit basis {ev.unit_basis} "
+            f"(delta {fmt(ev.delta)}); the portfolio history gives {fmt(expected.amount)} "
+            f"on {expected.unit_basis} (delta {fmt(expected.delta)})"
         )
-    basis = compute_pledge(
-        ledger.portfolio, terms.basis, int(terms.rate / CENT), cmd.year, terms.start_date
-    )
-    amount = Decimal(basis.amount_cents) * CENT
-    book = ledger.year(cmd.year)
-    delta = amount - book.pledged
-    if delta == ZERO:
+    if ev.delta == ZERO:
         raise PledgeUnchangedError(
-            f"the {cmd.year} pledge computed from the portfolio is {fmt(amount)}, "
+            f"the {ev.year} pledge computed from the portfolio is {fmt(ev.amount)}, "
             f"the same as recorded: nothing to adjust"
         )
+    book = ledger.year(ev.year)
     for what, figure in (("received", book.received), ("allocated", book.committed)):
-        if amount < figure:
+        if ev.amount < figure:
             raise PledgeBelowCommitmentsError(
-                f"the {cmd.year} pledge would fall to {fmt(amount)}, below the "
-                f"{fmt(figure)} already {what}, by {fmt(figure - amount)}"
+                f"the {ev.year} pledge would fall to {fmt(ev.amount)}, below the "
+                f"{fmt(figure)} already {what}, by {fmt(figure - ev.amount)}"
             )
-    return [
-        e.DonationPledged(
-            year=cmd.year,
-            basis=terms.basis,
-            unit_basis=basis.unit_basis,
-            rate=terms.rate,
-            amount=amount,
-            delta=delta,
-            currency=terms.currency,
-        )
-    ]
 
 
-@_decides(c.ReceiveDonation)
-def _receive(ledger: Ledger, cmd: c.ReceiveDonation, today: date) -> list[e.DomainEvent]:
-    ledger._not_before_start(cmd.on, "receipt")
-    book = ledger._pledged_year(cmd.year)
+@_rule(e.DonationReceived)
+def _received_within_pledge(ledger: Ledger, ev: e.DonationReceived) -> None:
+    ledger._check_currency(ev.currency)
+    ledger._not_before_start(ev.received_on, "receipt")
+    book = ledger._pledged_year(ev.year)
     outstanding = book.pledged - book.received
-    if cmd.amount > outstanding:
+    if ev.amount > outstanding:
         raise ReceiptExceedsPledgeError(
-            f"receipt of {fmt(cmd.amount)} exceeds the {cmd.year} outstanding pledge of "
-            f"{fmt(outstanding)} by {fmt(cmd.amount - outstanding)}"
+            f"receipt of {fmt(ev.amount)} exceeds the {ev.year} outstanding pledge of "
+            f"{fmt(outstanding)} by {fmt(ev.amount - outstanding)}"
         )
-    return [
-        e.DonationReceived(
-            year=cmd.year,
-            amount=cmd.amount,
-            currency=ledger._terms().currency,
-            received_on=cmd.on,
+
+
+@_rule(e.InitiativeRegistered)
+def _registered_once(ledger: Ledger, ev: e.InitiativeRegistered) -> None:
+    if ev.initiative in ledger.initiatives:
+        raise InitiativeAlreadyRegisteredError(
+            f"initiative {ev.initiative!r} is already registered"
         )
-    ]
 
 
-@_decides(c.RegisterInitiative)
-def _register(ledger: Ledger, cmd: c.RegisterInitiative, today: date) -> list[e.DomainEvent]:
-    if cmd.id in ledger.initiatives:
-        raise InitiativeAlreadyRegisteredError(f"initiative {cmd.id!r} is already registered")
-    return [
-        e.InitiativeRegistered(
-            initiative=cmd.id, name=cmd.name, country=cmd.country, programme=cmd.programme
-        )
-    ]
-
-
-@_decides(c.CloseInitiative)
-def _close(ledger: Ledger, cmd: c.CloseInitiative, today: date) -> list[e.DomainEvent]:
-    initiative = ledger._initiative(cmd.id)
+@_rule(e.InitiativeClosed)
+def _closed_once(ledger: Ledger, ev: e.InitiativeClosed) -> None:
+    initiative = ledger._initiative(ev.initiative)
     if initiative.closed_on is not None:
         raise InitiativeClosedError(
-            f"initiative {cmd.id!r} was already closed on {initiative.closed_on.isoformat()}"
+            f"initiative {ev.initiative!r} was already closed on "
+            f"{initiative.closed_on.isoformat()}"
         )
-    return [e.InitiativeClosed(initiative=cmd.id, closed_on=cmd.on, reason=cmd.reason)]
 
 
-@_decides(c.AllocateFunds)
-def _allocate(ledger: Ledger, cmd: c.AllocateFunds, today: date) -> list[e.DomainEvent]:
-    initiative = ledger._initiative(cmd.initiative)
+@_rule(e.FundsAllocated)
+def _allocated_within_pledge(ledger: Ledger, ev: e.FundsAllocated) -> None:
+    ledger._check_currency(ev.currency)
+    initiative = ledger._initiative(ev.initiative)
     if initiative.closed_on is not None:
         raise InitiativeClosedError(
-            f"initiative {cmd.initiative!r} was closed on {initiative.closed_on.isoformat()}; "
+            f"initiative {ev.initiative!r} was closed on {initiative.closed_on.isoformat()}; "
             "nothing is allocated to it afterwards"
         )
-    allocation_id = cmd.allocation_id or str(uuid4())
-    if allocation_id in ledger.allocations:
-        raise AllocationAlreadyExistsError(f"allocation {allocation_id!r} already exists")
-    book = ledger._pledged_year(cmd.year)
-    if cmd.amount > book.unallocated:
+    if ev.allocation_id in ledger.allocations:
+        raise AllocationAlreadyExistsError(f"allocation {ev.allocation_id!r} already exists")
+    book = ledger._pledged_year(ev.year)
+    if ev.amount > book.unallocated:
         raise AllocationExceedsUnallocatedError(
-            f"allocation of {fmt(cmd.amount)} exceeds the {cmd.year} unallocated balance of "
-            f"{fmt(book.unallocated)} by {fmt(cmd.amount - book.unallocated)}"
+            f"allocation of {fmt(ev.amount)} exceeds the {ev.year} unallocated balance of "
+            f"{fmt(book.unallocated)} by {fmt(ev.amount - book.unallocated)}"
         )
-    return [
-        e.FundsAllocated(
-            allocation_id=allocation_id,
-            initiative=cmd.initiative,
-            year=cmd.year,
-            amount=cmd.amount,
-            currency=ledger._terms().currency,
-        )
-    ]
 
 
-@_decides(c.ReleaseAllocation)
-def _release(ledger: Ledger, cmd: c.ReleaseAllocation, today: date) -> list[e.DomainEvent]:
-    allocation = ledger.allocations.get(cmd.id)
-    if allocation is None:
-        raise AllocationNotFoundError(f"allocation {cmd.id!r} does not exist")
-    if cmd.amount > allocation.remaining:
-        raise ReleaseExceedsAllocationError(
-            f"release of {fmt(cmd.amount)} exceeds the {fmt(allocation.remaining)} still "
-            f"allocated by {cmd.id!r} by {fmt(cmd.amount - allocation.remaining)}"
+@_rule(e.AllocationReleased)
+def _released_within_allocation(ledger: Ledger, ev: e.AllocationReleased) -> None:
+    ledger._check_currency(ev.currency)
+    allocation = _allocation(ledger, ev.allocation_id)
+    if (ev.initiative, ev.year) != (allocation.initiative, allocation.year):
+        raise AllocationNotFoundError(
+            f"allocation {ev.allocation_id!r} is of {allocation.initiative!r} for "
+            f"{allocation.year}, not of {ev.initiative!r} for {ev.year}"
         )
-    initiative = ledger.initiatives[allocation.initiative]
-    if cmd.amount > initiative.available:
+    if ev.amount > allocation.remaining:
         raise ReleaseExceedsAllocationError(
-            f"release of {fmt(cmd.amount)} exceeds the {fmt(initiative.available)} of "
+            f"release of {fmt(ev.amount)} exceeds the {fmt(allocation.remaining)} still "
+            f"allocated by {ev.allocation_id!r} by {fmt(ev.amount - allocation.remaining)}"
+        )
+    initiative = ledger._initiative(allocation.initiative)
+    if ev.amount > initiative.available:
+        raise ReleaseExceedsAllocationError(
+            f"release of {fmt(ev.amount)} exceeds the {fmt(initiative.available)} of "
             f"{allocation.initiative!r} not yet disbursed by "
-            f"{fmt(cmd.amount - initiative.available)}"
+            f"{fmt(ev.amount - initiative.available)}"
         )
-    return [
-        e.AllocationReleased(
-            allocation_id=cmd.id,
-            initiative=allocation.initiative,
-            year=allocation.year,
-            amount=cmd.amount,
-            currency=ledger._terms().currency,
-            reason=cmd.reason,
-        )
-    ]
 
 
-@_decides(c.DisburseFunds)
-def _disburse(ledger: Ledger, cmd: c.DisburseFunds, today: date) -> list[e.DomainEvent]:
-    ledger._not_before_start(cmd.on, "disbursement")
-    initiative = ledger._initiative(cmd.initiative)
-    if cmd.amount > initiative.available:
+@_rule(e.FundsDisbursed)
+def _disbursed_within_allocation(ledger: Ledger, ev: e.FundsDisbursed) -> None:
+    ledger._check_currency(ev.currency)
+    ledger._not_before_start(ev.disbursed_on, "disbursement")
+    initiative = ledger._initiative(ev.initiative)
+    if ev.amount > initiative.available:
         raise DisbursementExceedsAvailableError(
-            f"disbursement of {fmt(cmd.amount)} exceeds the {fmt(initiative.available)} "
-            f"allocated to {cmd.initiative!r} and not yet released or disbursed by "
-            f"{fmt(cmd.amount - initiative.available)}"
+            f"disbursement of {fmt(ev.amount)} exceeds the {fmt(initiative.available)} "
+            f"allocated to {ev.initiative!r} and not yet released or disbursed by "
+            f"{fmt(ev.amount - initiative.available)}"
         )
-    return [
-        e.FundsDisbursed(
-            initiative=cmd.initiative,
-            amount=cmd.amount,
-            currency=ledger._terms().currency,
-            disbursed_on=cmd.on,
-        )
-    ]
 
 
-@_decides(c.RecordMilestone)
-def _milestone(ledger: Ledger, cmd: c.RecordMilestone, today: date) -> list[e.DomainEvent]:
-    initiative = ledger._initiative(cmd.initiative)
-    if cmd.name in initiative.milestones:
+@_rule(e.MilestoneReached)
+def _milestone_once(ledger: Ledger, ev: e.MilestoneReached) -> None:
+    initiative = ledger._initiative(ev.initiative)
+    if ev.milestone in initiative.milestones:
         raise MilestoneAlreadyReachedError(
-            f"milestone {cmd.name!r} of {cmd.initiative!r} was already reached"
+            f"milestone {ev.milestone!r} of {ev.initiative!r} was already reached"
         )
-    return [
-        e.MilestoneReached(
-            initiative=cmd.initiative, milestone=cmd.name, reached_on=cmd.on, evidence=cmd.evidence
-        )
-    ]
 
 
-@_decides(c.SealLedger)
-def _seal(ledger: Ledger, cmd: c.SealLedger, today: date) -> list[e.DomainEvent]:
-    if cmd.position <= ledger.last_seal_position:
+@_rule(e.LedgerSealed)
+def _seal_advances(ledger: Ledger, ev: e.LedgerSealed) -> None:
+    if ev.position <= ledger.last_seal_position:
         raise SealError(
             f"nothing new to seal: the ledger is already sealed up to position "
             f"{ledger.last_seal_position}"
         )
-    return [e.LedgerSealed(position=cmd.position, digest=cmd.digest)]
 
 
-# Appliers: one per fact. They trust the fact: rules were checked when it was decided.
+# Appliers: one per fact. Entities are replaced, never changed in place (a copied
+# ledger shares them).
 
 
 @_applies(e.PartnershipEstablished)
 def _on_established(ledger: Ledger, ev: e.PartnershipEstablished) -> None:
-    ledger.partnership = Partnership(
+    ledger.partnership = Terms(
         ev.donor, ev.beneficiary, ev.rate, ev.currency, ev.basis, ev.start_date
     )
 
@@ -449,14 +551,13 @@ def _on_disposed(ledger: Ledger, ev: e.UnitsDisposed) -> None:
 
 @_applies(e.DonationPledged)
 def _on_pledged(ledger: Ledger, ev: e.DonationPledged) -> None:
-    book = ledger.years.setdefault(ev.year, YearBook())
-    book.pledged = ev.amount
-    book.unit_basis = ev.unit_basis
+    ledger.years[ev.year] = replace(ledger.year(ev.year), pledged=ev.amount)
 
 
 @_applies(e.DonationReceived)
 def _on_received(ledger: Ledger, ev: e.DonationReceived) -> None:
-    ledger.years.setdefault(ev.year, YearBook()).received += ev.amount
+    book = ledger.year(ev.year)
+    ledger.years[ev.year] = replace(book, received=book.received + ev.amount)
 
 
 @_applies(e.InitiativeRegistered)
@@ -468,7 +569,8 @@ def _on_registered(ledger: Ledger, ev: e.InitiativeRegistered) -> None:
 
 @_applies(e.InitiativeClosed)
 def _on_closed(ledger: Ledger, ev: e.InitiativeClosed) -> None:
-    ledger.initiatives[ev.initiative].closed_on = ev.closed_on
+    initiative = ledger.initiatives[ev.initiative]
+    ledger.initiatives[ev.initiative] = replace(initiative, closed_on=ev.closed_on)
 
 
 @_applies(e.FundsAllocated)
@@ -476,26 +578,42 @@ def _on_allocated(ledger: Ledger, ev: e.FundsAllocated) -> None:
     ledger.allocations[ev.allocation_id] = Allocation(
         ev.allocation_id, ev.initiative, ev.year, ev.amount
     )
-    ledger.years.setdefault(ev.year, YearBook()).allocated += ev.amount
-    ledger.initiatives[ev.initiative].allocated += ev.amount
+    book = ledger.year(ev.year)
+    ledger.years[ev.year] = replace(book, allocated=book.allocated + ev.amount)
+    initiative = ledger.initiatives[ev.initiative]
+    ledger.initiatives[ev.initiative] = replace(
+        initiative, allocated=initiative.allocated + ev.amount
+    )
 
 
 @_applies(e.AllocationReleased)
 def _on_released(ledger: Ledger, ev: e.AllocationReleased) -> None:
-    ledger.allocations[ev.allocation_id].released += ev.amount
-    ledger.years.setdefault(ev.year, YearBook()).released += ev.amount
-    ledger.initiatives[ev.initiative].released += ev.amount
+    allocation = ledger.allocations[ev.allocation_id]
+    ledger.allocations[ev.allocation_id] = replace(
+        allocation, released=allocation.released + ev.amount
+    )
+    book = ledger.year(ev.year)
+    ledger.years[ev.year] = replace(book, released=book.released + ev.amount)
+    initiative = ledger.initiatives[ev.initiative]
+    ledger.initiatives[ev.initiative] = replace(
+        initiative, released=initiative.released + ev.amount
+    )
 
 
 @_applies(e.FundsDisbursed)
 def _on_disbursed(ledger: Ledger, ev: e.FundsDisbursed) -> None:
-    ledger.initiatives[ev.initiative].disbursed += ev.amount
-    ledger.disbursed += ev.amount
+    initiative = ledger.initiatives[ev.initiative]
+    ledger.initiatives[ev.initiative] = replace(
+        initiative, disbursed=initiative.disbursed + ev.amount
+    )
 
 
 @_applies(e.MilestoneReached)
 def _on_milestone(ledger: Ledger, ev: e.MilestoneReached) -> None:
-    ledger.initiatives[ev.initiative].milestones.add(ev.milestone)
+    initiative = ledger.initiatives[ev.initiative]
+    ledger.initiatives[ev.initiative] = replace(
+        initiative, milestones=initiative.milestones | {ev.milestone}
+    )
 
 
 @_applies(e.LedgerSealed)
@@ -503,11 +621,8 @@ def _on_sealed(ledger: Ledger, ev: e.LedgerSealed) -> None:
     ledger.last_seal_position = ev.position
 
 
-def replay(facts: list[e.DomainEvent]) -> Ledger:
-    ledger = Ledger()
-    for fact in facts:
-        ledger.apply(fact)
-    return ledger
+def replay(facts: Iterable[e.DomainEvent]) -> Ledger:
+    return Ledger().apply_all(facts)
 
 
-__all__ = ["DomainError", "Ledger", "replay"]
+__all__ = ["DomainError", "Ledger", "pledged_fact", "replay"]

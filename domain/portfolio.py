@@ -1,4 +1,4 @@
-"""Homes held per country over time, and the pledge bases computed from them.
+"""Homes held per country over time.
 
 A home is held from its acquisition date (inclusive) to its disposal date (exclusive).
 """
@@ -6,7 +6,6 @@ A home is held from its acquisition date (inclusive) to its disposal date (exclu
 from __future__ import annotations
 
 import bisect
-import calendar
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,6 +16,9 @@ class Portfolio:
     """Per country, the net change in homes held on each date that saw one."""
 
     changes: dict[str, list[tuple[date, int]]] = field(default_factory=dict)
+
+    def copy(self) -> Portfolio:
+        return Portfolio({country: list(entries) for country, entries in self.changes.items()})
 
     def apply(self, country: str, on: date, delta: int) -> None:
         entries = self.changes.setdefault(country, [])
@@ -72,40 +74,3 @@ class Portfolio:
                     break
                 merged[on] = merged.get(on, 0) + delta
         return iter(sorted(merged.items()))
-
-
-@dataclass(frozen=True)
-class PledgeBasis:
-    """What a year's pledge is computed from: the unit basis and the resulting amount."""
-
-    unit_basis: int
-    amount_cents: int
-
-
-def days_in_year(year: int) -> int:
-    return 366 if calendar.isleap(year) else 365
-
-
-def compute_pledge(
-    portfolio: Portfolio, basis: str, rate_cents: int, year: int, start: date
-) -> PledgeBasis:
-    """The year's whole pledge, rounded half-even to the cent once, on the total.
-
-    year-end: homes held on 31 December, counted in full.
-    pro-rata: rate x unit-days / days in year, counting days from the start date on.
-    Integer arithmetic throughout, so the rounding is exact.
-    """
-    year_end = date(year, 12, 31)
-    if basis == "year-end":
-        units = portfolio.held_total(year_end)
-        return PledgeBasis(unit_basis=units, amount_cents=units * rate_cents)
-    first = max(date(year, 1, 1), start)
-    unit_days = portfolio.unit_days(first, year_end)
-    numerator = rate_cents * unit_days
-    denominator = days_in_year(year)
-    quotient, remainder = divmod(numerator, denominator)
-    twice = 2 * remainder
-    if twice > denominator or (twice == denominator and quotient % 2 == 1):
-        quotient += 1
-    return PledgeBasis(unit_basis=unit_days, amount_cents=quotient)
-

@@ -1,10 +1,11 @@
-"""Read models built from the ledger's facts (SPEC section 3).
+"""Read models built from the ledger's facts: balances, audit trails, portfolio, double
+entry, and the timeline of recording times.
 
-`ProjectionState` is the in-memory API (apply envelopes, read balances, trails,
+`ReadModels` is the in-memory API (apply envelopes, read balances, trails,
 portfolio, trial balance); `ProjectionRunner` keeps the stored models in the
 store's own database up to date; `PointInTime` answers as of any past position.
 """
 
-from homeledger.projections.state import PROJECTIONS, ProjectionState
+from homeledger.projections.read_models import PROJECTIONS, ReadModels
 
-__all__ = ["PROJECTIONS", "ProjectionState"]
+__all__ = ["PROJECTIONS", "ReadModels"]

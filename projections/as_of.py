@@ -6,7 +6,7 @@ recorded at or before T (see projections.timeline); positions past the head mean
 the head.
 
 Log-backed models (audit trail, portfolio, timeline) are read with `position <= N`.
-Keyed models (balances, double entry) start from the latest checkpoint at or below N
+Keyed models (balances, double entry) start from the latest snapshot at or below N
 (or from their current state when N is their tracking position) and replay the few
 facts between from the store, with the same code that built them.
 """
@@ -17,14 +17,14 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from homeledger.adapters.envelope import format_time
-from homeledger.adapters.store import LedgerStore
 from homeledger.projections.audit_trail import AUDIT, AUDIT_COLUMNS, audit_record
 from homeledger.projections.balances import BalancesModel
 from homeledger.projections.db import ProjectionDB
+from homeledger.projections.double_entry import DoubleEntryModel, TrialBalance
 from homeledger.projections.model import Model
 from homeledger.projections.portfolio import PortfolioModel
-from homeledger.projections.postings import LedgerModel, TrialBalance
-from homeledger.projections.state import MODEL_CLASSES, PROJECTIONS
+from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS
+from homeledger.projections.source import EventSource
 from homeledger.projections.timeline import POSITION_AT
 
 
@@ -35,18 +35,19 @@ class UnknownInitiativeError(ValueError):
 class PointInTime:
     """Reads of the stored models; call after the runner has caught up."""
 
-    def __init__(self, store: LedgerStore, db: ProjectionDB) -> None:
-        self.store = store
+    def __init__(self, source: EventSource, db: ProjectionDB) -> None:
+        self.source = source
         self.db = db
 
-    def head(self) -> int:
+    def projected_to(self) -> int:
         """The position every model has reached."""
         with self.db.read() as tx:
             return min(tx.tracking(PROJECTIONS).values())
 
     def resolve(self, position: int | None = None, moment: datetime | None = None) -> int:
-        """The position a read answers as of: N, the prefix recorded by T, or the head."""
-        head = self.head()
+        """The position a read answers as of: N, the prefix recorded by T, or the last
+        position projected."""
+        head = self.projected_to()
         if position is not None:
             return max(0, min(position, head))
         if moment is not None:
@@ -62,13 +63,13 @@ class PointInTime:
             tracked = tx.tracking([name])[name]
             if position >= tracked:
                 base = cls.from_state(tx.load_state(cls, tracked), tracked)
-            elif not cls.CHECKPOINTED:
+            elif not cls.SNAPSHOTTED:
                 base = cls.from_state(tx.load_state(cls, position), position)
             else:
-                checkpoint = tx.nearest_checkpoint(name, position)
-                base = cls() if checkpoint is None else cls.from_state(checkpoint[1], checkpoint[0])
+                snapshot = tx.nearest_snapshot(name, position)
+                base = cls() if snapshot is None else cls.from_state(snapshot[1], snapshot[0])
         if base.position < position:
-            for envelope in self.store.envelopes(base.position + 1, position):
+            for envelope in self.source.envelopes(base.position + 1, position):
                 base.apply(envelope)
         base.position = position
         return base
@@ -77,7 +78,7 @@ class PointInTime:
         return cast(BalancesModel, self.model(BalancesModel.NAME, position))
 
     def trial_balance(self, position: int) -> TrialBalance:
-        return cast(LedgerModel, self.model(LedgerModel.NAME, position)).trial_balance()
+        return cast(DoubleEntryModel, self.model(DoubleEntryModel.NAME, position)).trial_balance()
 
     def portfolio(self, position: int, on: date) -> list[dict[str, Any]]:
         return cast(PortfolioModel, self.model(PortfolioModel.NAME, position)).held_on(on)

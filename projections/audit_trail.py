@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Self
 
 from homeledger.adapters.envelope import Envelope
 from homeledger.domain import events as e
-from homeledger.domain.events import DomainEvent
+from homeledger.domain.events import INITIATIVE_FACTS
 from homeledger.projections.model import (
     Model,
     Row,
@@ -49,10 +49,6 @@ _LAST_ROWS = (
     "WHERE position IN (SELECT MAX(position) FROM hl_proj_audit WHERE position <= ? "
     "GROUP BY initiative) ORDER BY initiative"
 )
-INITIATIVE_TYPES: frozenset[type[DomainEvent]] = frozenset({
-    e.InitiativeRegistered, e.FundsAllocated, e.AllocationReleased, e.FundsDisbursed,
-    e.MilestoneReached, e.InitiativeClosed,
-})  # fmt: skip
 
 
 @dataclass
@@ -84,8 +80,8 @@ class AuditModel(Model):
         # In memory (a consumer, a test): every row, per initiative, as well.
         self.trails: dict[str, list[Row]] | None = {} if keep_trails else None
 
-    def _handlers(self) -> dict[type[DomainEvent], Callable[[Envelope, Any], None]]:
-        return {kind: self._touched for kind in INITIATIVE_TYPES}
+    def _handlers(self) -> dict[str, Callable[[Envelope, Any], None]]:
+        return {kind: self._touched for kind in INITIATIVE_FACTS}
 
     def _touched(self, env: Envelope, ev: Any) -> None:
         heads = self.heads
@@ -97,15 +93,15 @@ class AuditModel(Model):
         cents = None if amount is None else to_cents(amount)
         # The signed effect of the fact on the initiative's balance, in cents.
         change: int | None = None
-        kind = type(ev)  # the handlers are keyed by exact type
+        kind = ev.TYPE
         if cents is not None:
-            if kind is e.FundsAllocated:
+            if kind == e.FundsAllocated.TYPE:
                 head.allocated += cents
                 change = cents
-            elif kind is e.AllocationReleased:
+            elif kind == e.AllocationReleased.TYPE:
                 head.released += cents
                 change = -cents
-            elif kind is e.FundsDisbursed:
+            elif kind == e.FundsDisbursed.TYPE:
                 head.disbursed += cents
                 change = -cents
         head.seq += 1
@@ -143,12 +139,12 @@ class AuditModel(Model):
 
 
 def _detail(ev: Any) -> str:
-    kind = type(ev)  # exact types, as the handlers are keyed (isinstance goes via ABCMeta)
-    if kind is e.InitiativeRegistered:
+    kind = ev.TYPE
+    if kind == e.InitiativeRegistered.TYPE:
         return f"{ev.name} ({ev.country}, {ev.programme})"
-    if kind is e.AllocationReleased or kind is e.InitiativeClosed:
+    if kind in (e.AllocationReleased.TYPE, e.InitiativeClosed.TYPE):
         return ev.reason  # type: ignore[no-any-return]
-    if kind is e.MilestoneReached:
+    if kind == e.MilestoneReached.TYPE:
         return ev.milestone + (f" [evidence: {ev.evidence}]" if ev.evidence else "")  # type: ignore[no-any-return]
     return ""
 

@@ -18,7 +18,6 @@ from typing import Any, ClassVar, Self
 
 from homeledger.adapters.envelope import Envelope
 from homeledger.domain import events as e
-from homeledger.domain.events import DomainEvent
 from homeledger.domain.money import ZERO, fmt
 from homeledger.projections.model import Model, Row, Rows, Table, from_cents, normalise, to_cents
 
@@ -84,7 +83,7 @@ class _Sums:
 class BalancesModel(Model):
     NAME = "balances"
     TABLES = (YEARS, INITIATIVES, GRANTS)
-    CHECKPOINTED = True
+    SNAPSHOTTED = True
     STATE_QUERIES: ClassVar[dict[str, str]] = {
         YEARS.name: f"SELECT * FROM {YEARS.name} ORDER BY year",
         INITIATIVES.name: f"SELECT * FROM {INITIATIVES.name} ORDER BY initiative",
@@ -97,15 +96,15 @@ class BalancesModel(Model):
         self.initiatives: dict[str, InitiativeTotals] = {}
         self.grants: dict[tuple[str, int], Grant] = {}
 
-    def _handlers(self) -> dict[type[DomainEvent], Callable[[Envelope, Any], None]]:
+    def _handlers(self) -> dict[str, Callable[[Envelope, Any], None]]:
         return {
-            e.DonationPledged: self._pledged,
-            e.DonationReceived: self._received,
-            e.InitiativeRegistered: self._registered,
-            e.InitiativeClosed: self._closed,
-            e.FundsAllocated: self._allocated,
-            e.AllocationReleased: self._released,
-            e.FundsDisbursed: self._disbursed,
+            e.DonationPledged.TYPE: self._pledged,
+            e.DonationReceived.TYPE: self._received,
+            e.InitiativeRegistered.TYPE: self._registered,
+            e.InitiativeClosed.TYPE: self._closed,
+            e.FundsAllocated.TYPE: self._allocated,
+            e.AllocationReleased.TYPE: self._released,
+            e.FundsDisbursed.TYPE: self._disbursed,
         }
 
     def _year(self, year: int) -> YearTotals:

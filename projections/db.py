@@ -6,44 +6,45 @@ PostgreSQL: the same database and schema, through psycopg. Every table is named
 
     hl_proj_meta         (key, value)                the projection format version
     hl_proj_tracking     (projection, position)      the last position each model processed
-    hl_proj_checkpoints  (projection, position, state)  compressed model state every K facts
+    hl_proj_snapshots    (projection, position, state)  compressed model state every K facts
 
 A model's rows and its tracking position are always written in one transaction.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg import sql as pg_sql
 
+from homeledger.adapters import sql
+from homeledger.adapters.errors import StoreBusyError, StoreUnavailableError, first_line
 from homeledger.adapters.settings import StoreLocation
-from homeledger.adapters.store import StoreBusyError, StoreUnavailableError
 from homeledger.projections.model import Model, Row, Rows, Table, normalise
-from homeledger.projections.state import MODEL_CLASSES
+from homeledger.projections.read_models import MODEL_CLASSES
+from homeledger.projections.snapshots import decode_state, encode_state
 
 # Bump when a table or a model's meaning changes: stored projections of another
 # format are dropped and rebuilt from the events on first use.
 # 2: on SQLite a log table keyed by position alone keys its rows by it (INTEGER
 #    PRIMARY KEY, the rowid: no second B-tree), and the postings (keyed by position
 #    and line) are a WITHOUT ROWID table.
-PROJECTION_FORMAT = "2"
+# 3: the model state kept for as-of reads is called a snapshot (hl_proj_snapshots);
+#    the double-entry model is named "postings".
+PROJECTION_FORMAT = "3"
 META = Table("hl_proj_meta", (("key", "TEXT"), ("value", "TEXT")), ("key",))
 TRACKING = Table("hl_proj_tracking", (("projection", "TEXT"), ("position", "INT")),
                  ("projection",))  # fmt: skip
-CHECKPOINTS = Table(
-    "hl_proj_checkpoints",
+SNAPSHOTS = Table(
+    "hl_proj_snapshots",
     (("projection", "TEXT"), ("position", "INT"), ("state", "BLOB")),
     ("projection", "position"),
 )
-OWN_TABLES = (META, TRACKING, CHECKPOINTS)
+OWN_TABLES = (META, TRACKING, SNAPSHOTS)
 _PG_TYPES = {"INT": "BIGINT", "TEXT": "TEXT", "BLOB": "BYTEA"}
 _LOCK_KEY = 0x686C70726F6A  # "hlproj": serialises schema changes on PostgreSQL
 
@@ -54,15 +55,6 @@ class ConflictError(Exception):
 
 def all_tables() -> list[Table]:
     return [*OWN_TABLES, *(t for cls in MODEL_CLASSES.values() for t in cls.TABLES)]
-
-
-def encode_state(rows: Rows) -> bytes:
-    return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
-
-
-def decode_state(blob: bytes) -> Rows:
-    data = json.loads(zlib.decompress(bytes(blob)))
-    return {name: normalise(rows) for name, rows in data.items()}
 
 
 class Tx:
@@ -110,7 +102,7 @@ class Tx:
         )
         self.cursor.executemany(self._sql(sql), rows)
 
-    # Tracking and checkpoints.
+    # Tracking and snapshots.
 
     def tracking(self, names: Iterable[str], *, lock: bool = False) -> dict[str, int]:
         wanted = list(names)
@@ -127,12 +119,12 @@ class Tx:
     def set_tracking(self, name: str, position: int) -> None:
         self.upsert(TRACKING, [(name, position)])
 
-    def save_checkpoint(self, name: str, position: int, rows: Rows) -> None:
-        self.upsert(CHECKPOINTS, [(name, position, encode_state(rows))])
+    def save_snapshot(self, name: str, position: int, rows: Rows) -> None:
+        self.upsert(SNAPSHOTS, [(name, position, encode_state(rows))])
 
-    def nearest_checkpoint(self, name: str, position: int) -> tuple[int, Rows] | None:
+    def nearest_snapshot(self, name: str, position: int) -> tuple[int, Rows] | None:
         rows = self.query(
-            f"SELECT position, state FROM {CHECKPOINTS.name} WHERE projection = ? "
+            f"SELECT position, state FROM {SNAPSHOTS.name} WHERE projection = ? "
             "AND position <= ? ORDER BY position DESC LIMIT 1",
             (name, position),
         )
@@ -140,9 +132,9 @@ class Tx:
             return None
         return int(rows[0][0]), decode_state(rows[0][1])
 
-    def checkpoint_positions(self, name: str) -> list[int]:
+    def snapshot_positions(self, name: str) -> list[int]:
         rows = self.query(
-            f"SELECT position FROM {CHECKPOINTS.name} WHERE projection = ? ORDER BY position",
+            f"SELECT position FROM {SNAPSHOTS.name} WHERE projection = ? ORDER BY position",
             (name,),
         )
         return [int(row[0]) for row in rows]
@@ -171,10 +163,10 @@ class Tx:
         )
 
     def clear(self, cls: type[Model]) -> None:
-        """Drop a model's rows and checkpoints and send it back to position 0."""
+        """Drop a model's rows and snapshots and send it back to position 0."""
         for table in cls.TABLES:
             self.execute(f"DELETE FROM {table.name}")
-        self.execute(f"DELETE FROM {CHECKPOINTS.name} WHERE projection = ?", (cls.NAME,))
+        self.execute(f"DELETE FROM {SNAPSHOTS.name} WHERE projection = ?", (cls.NAME,))
         self.set_tracking(cls.NAME, 0)
 
 
@@ -185,12 +177,10 @@ class ProjectionDB:
         self.kind = location.kind
         self.display = location.display
         try:
-            self.conn: Any = (
-                _connect_sqlite(location) if self.kind == "sqlite" else _connect_pg(location)
-            )
+            self.conn: Any = sql.connect(location)
         except (sqlite3.Error, psycopg.Error) as exc:
             raise StoreUnavailableError(
-                f"cannot open the projections of {location.display}: {_first_line(exc)}"
+                f"cannot open the projections of {location.display}: {first_line(exc)}"
             ) from None
         self._ready = False
 
@@ -235,11 +225,11 @@ class ProjectionDB:
         except (sqlite3.OperationalError, pg_errors.LockNotAvailable) as exc:
             if "locked" in str(exc) or "lock" in type(exc).__name__.lower():
                 raise StoreBusyError(
-                    f"the projections stayed locked by another process: {_first_line(exc)}"
+                    f"the projections stayed locked by another process: {first_line(exc)}"
                 ) from None
-            raise StoreUnavailableError(f"projections: {_first_line(exc)}") from None
+            raise StoreUnavailableError(f"projections: {first_line(exc)}") from None
         except (sqlite3.Error, psycopg.Error) as exc:
-            raise StoreUnavailableError(f"projections: {_first_line(exc)}") from None
+            raise StoreUnavailableError(f"projections: {first_line(exc)}") from None
 
     def ensure_schema(self) -> None:
         """Create the tables once; drop and recreate them if their format changed."""
@@ -322,34 +312,3 @@ def create_indexes(tx: Tx, table: Table) -> None:
 def drop_indexes(tx: Tx, table: Table) -> None:
     for index in table.indexes:
         tx.execute(f"DROP INDEX IF EXISTS {index_name(table, index)}")
-
-
-def _connect_sqlite(location: StoreLocation) -> sqlite3.Connection:
-    path = location.env["SQLITE_DBNAME"]
-    # An in-memory store cannot be shared between connections: its projections get
-    # an in-memory database of their own.
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-    # In WAL mode NORMAL survives a crashed process; at worst a power cut loses the
-    # last pages, and then their tracking position with them.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    return conn
-
-
-def _connect_pg(location: StoreLocation) -> psycopg.Connection[tuple[Any, ...]]:
-    env = location.env
-    conn = psycopg.connect(
-        host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"] or None, dbname=env["POSTGRES_DBNAME"],
-        connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT") or 5), autocommit=True,
-    )  # fmt: skip
-    schema = env.get("POSTGRES_SCHEMA") or "public"
-    conn.execute(
-        pg_sql.SQL("SET search_path TO {}").format(pg_sql.Identifier(schema))
-    )
-    conn.execute("SET lock_timeout = '30s'")
-    return conn
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -21,7 +21,6 @@ from functools import lru_cache
 from typing import Any, ClassVar, Self
 
 from homeledger.adapters.envelope import Envelope, format_time
-from homeledger.domain.events import DomainEvent
 from homeledger.domain.money import CENT, fmt
 
 Row = tuple[Any, ...]
@@ -75,7 +74,7 @@ class Model(ABC):
     TABLES: ClassVar[tuple[Table, ...]]
     # Point in time: log-backed models are read with `WHERE position <= N`; keyed
     # models replay from the nearest stored checkpoint of their state.
-    CHECKPOINTED: ClassVar[bool] = False
+    SNAPSHOTTED: ClassVar[bool] = False
     # name -> SQL returning the compact state as rows; a `?` is the position bound.
     STATE_QUERIES: ClassVar[dict[str, str]] = {}
 
@@ -89,14 +88,15 @@ class Model(ABC):
         """Evolve by one recorded fact (facts at or below `position` are ignored)."""
         if envelope.position <= self.position:
             return
-        handler = self._on.get(type(envelope.fact))
+        handler = self._on.get(envelope.type)
         if handler is not None:
             handler(envelope, envelope.fact)
         self.position = envelope.position
 
     @abstractmethod
-    def _handlers(self) -> dict[type[DomainEvent], Callable[[Envelope, Any], None]]:
-        """Which facts change this model, and how."""
+    def _handlers(self) -> dict[str, Callable[[Envelope, Any], None]]:
+        """Which facts change this model (by type name, whatever its schema version), and
+        how."""
 
     # Rows out.
 

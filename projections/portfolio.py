@@ -14,7 +14,6 @@ from typing import Any, ClassVar, Self
 
 from homeledger.adapters.envelope import Envelope
 from homeledger.domain import events as e
-from homeledger.domain.events import DomainEvent
 from homeledger.domain.portfolio import Portfolio
 from homeledger.projections.model import Model, Rows, Table, normalise
 
@@ -41,8 +40,8 @@ class PortfolioModel(Model):
         super().__init__()
         self.portfolio = Portfolio()
 
-    def _handlers(self) -> dict[type[DomainEvent], Callable[[Envelope, Any], None]]:
-        return {e.UnitsAcquired: self._changed, e.UnitsDisposed: self._changed}
+    def _handlers(self) -> dict[str, Callable[[Envelope, Any], None]]:
+        return {e.UnitsAcquired.TYPE: self._changed, e.UnitsDisposed.TYPE: self._changed}
 
     def _changed(self, env: Envelope, ev: e.UnitsAcquired) -> None:
         delta = -ev.units if isinstance(ev, e.UnitsDisposed) else ev.units

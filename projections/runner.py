@@ -2,7 +2,7 @@
 
 It polls the store's notification log from each model's tracking position + 1, in
 pages, and writes each page in one transaction: the models' rows, their new tracking
-positions and any checkpoints taken inside the page. A crash therefore leaves every
+positions and any snapshots taken inside the page. A crash therefore leaves every
 model exactly at the end of a page it wrote: nothing skipped, nothing applied twice.
 Polling works on SQLite (whose recorder cannot subscribe) and PostgreSQL alike.
 
@@ -19,15 +19,14 @@ from itertools import islice
 from typing import TypeVar
 
 from homeledger.adapters.envelope import Envelope
-from homeledger.adapters.store import LedgerStore, StoreBusyError
+from homeledger.adapters.errors import StoreBusyError
 from homeledger.projections.db import ConflictError, ProjectionDB, Tx, create_indexes, drop_indexes
 from homeledger.projections.model import Model, Rows
-from homeledger.projections.state import MODEL_CLASSES, PROJECTIONS
+from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS
+from homeledger.projections.snapshots import DEFAULT_SNAPSHOT_EVERY, Snapshot, apply_page
+from homeledger.projections.source import EventSource
 
 DEFAULT_PAGE = 1000
-# A checkpoint of each keyed model's state every K positions: a point-in-time read
-# replays at most about K facts from the store.
-DEFAULT_CHECKPOINT_EVERY = 5000
 MAX_ATTEMPTS = 20
 Progress = Callable[[int], None]
 T = TypeVar("T")
@@ -48,23 +47,27 @@ def load_model(tx: Tx, name: str, position: int) -> Model:
 @dataclass
 class _Page:
     rows: dict[str, Rows] = field(default_factory=dict)
-    checkpoints: list[tuple[str, int, Rows]] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+
+
+class ProjectionsAheadError(Exception):
+    """A read model is past the source's last position: facts it applied were removed."""
 
 
 class ProjectionRunner:
-    def __init__(self, store: LedgerStore, db: ProjectionDB, *, page: int = DEFAULT_PAGE,
-                 checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY) -> None:  # fmt: skip
-        self.store = store
+    def __init__(self, source: EventSource, db: ProjectionDB, *, page: int = DEFAULT_PAGE,
+                 snapshot_every: int = DEFAULT_SNAPSHOT_EVERY) -> None:  # fmt: skip
+        self.source = source
         self.db = db
         self.page = max(1, page)
-        self.checkpoint_every = max(1, checkpoint_every)
+        self.snapshot_every = max(1, snapshot_every)
 
     def pending(self, names: Sequence[str] = PROJECTIONS) -> int:
         """How many positions the furthest-behind model has still to process."""
         self.db.ensure_schema()
         with self.db.read() as tx:
             positions = tx.tracking(names)
-        return max(0, self.store.max_position() - min(positions.values(), default=0))
+        return max(0, self.source.max_position() - min(positions.values(), default=0))
 
     def ahead_of_store(self, names: Sequence[str] = PROJECTIONS) -> tuple[int, int] | None:
         """(furthest projection position, store head) when a projection is past the head.
@@ -73,8 +76,19 @@ class ProjectionRunner:
         """
         with self.db.read() as tx:  # first: runners racing on can only raise the head
             furthest = max(tx.tracking(names).values(), default=0)
-        head = self.store.max_position()
+        head = self.source.max_position()
         return (furthest, head) if furthest > head else None
+
+    def bring_up_to_date(self) -> None:
+        """Catch every model up with the source, for a read that shows current figures;
+        refuse when a model is past the source (answering would show lost facts)."""
+        self.catch_up()
+        ahead = self.ahead_of_store()
+        if ahead is not None:
+            raise ProjectionsAheadError(
+                f"projections are at position {ahead[0]} but the store ends at {ahead[1]}: "
+                "facts were removed; run verify"
+            )
 
     def catch_up(self, names: Sequence[str] = PROJECTIONS, progress: Progress | None = None,
                  stop: int | None = None) -> int:  # fmt: skip
@@ -90,7 +104,7 @@ class ProjectionRunner:
 
     def rebuild(self, names: Sequence[str] = PROJECTIONS,
                 progress: Progress | None = None) -> int:  # fmt: skip
-        """Drop the models' rows and checkpoints and rebuild them from position 0.
+        """Drop the models' rows and snapshots and rebuild them from position 0.
 
         The tables' secondary indexes are dropped with the rows and built once at the
         end, from the sorted rows, instead of row by row (a failed or crashed rebuild
@@ -114,7 +128,7 @@ class ProjectionRunner:
         return done
 
     def _catch_up(self, names: Sequence[str], progress: Progress | None, stop: int | None) -> int:
-        head = self.store.max_position() if stop is None else stop
+        head = self.source.max_position() if stop is None else stop
         with self.db.read() as tx:
             behind = {n: p for n, p in tx.tracking(names).items() if p < head}
             models = {n: load_model(tx, n, p) for n, p in behind.items()}
@@ -122,9 +136,7 @@ class ProjectionRunner:
             return 0
         start = min(m.position for m in models.values()) + 1
         done = 0
-        for notifications in pages(self.store.notifications(start, head, page=self.page),
-                                   self.page):  # fmt: skip
-            envelopes = [self.store.decode(n) for n in notifications]
+        for envelopes in pages(self.source.envelopes(start, head), self.page):
             before = {name: model.position for name, model in models.items()}
             try:
                 self._write(models, before, self._project(models, envelopes))
@@ -136,21 +148,12 @@ class ProjectionRunner:
         return done
 
     def _project(self, models: dict[str, Model], envelopes: list[Envelope]) -> _Page:
-        page = _Page()
-        for name, model in models.items():
-            bucket = model.position // self.checkpoint_every
-            for envelope in envelopes:
-                if envelope.position <= model.position:
-                    continue
-                model.apply(envelope)
-                if model.CHECKPOINTED and envelope.position // self.checkpoint_every > bucket:
-                    bucket = envelope.position // self.checkpoint_every
-                    page.checkpoints.append((name, envelope.position, model.state_rows()))
-            page.rows[name] = model.take_rows()
+        page = _Page(snapshots=apply_page(models, envelopes, self.snapshot_every))
+        page.rows = {name: model.take_rows() for name, model in models.items()}
         return page
 
     def _write(self, models: dict[str, Model], before: dict[str, int], page: _Page) -> None:
-        """One transaction: rows, tracking positions and checkpoints of one page."""
+        """One transaction: rows, tracking positions and snapshots of one page."""
         with self.db.write() as tx:
             if tx.tracking(models, lock=True) != before:
                 raise ConflictError
@@ -158,8 +161,8 @@ class ProjectionRunner:
                 if model.position != before[name]:
                     tx.write_rows(type(model), page.rows[name])
                     tx.set_tracking(name, model.position)
-            for name, position, rows in page.checkpoints:
-                tx.save_checkpoint(name, position, rows)
+            for name, position, rows in page.snapshots:
+                tx.save_snapshot(name, position, rows)
 
 
 class _Moved(Exception):

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 from homeledger.adapters.envelope import Envelope
-from homeledger.domain.events import DomainEvent
 from homeledger.projections.model import Model, Rows, Table, normalise, time_text
 
 TIMELINE = Table(
@@ -43,7 +42,7 @@ class TimelineModel(Model):
         # In memory only: (position, known_by) of every fact applied, when kept.
         self.kept: list[tuple[int, str]] | None = None
 
-    def _handlers(self) -> dict[type[DomainEvent], Callable[[Envelope, Any], None]]:
+    def _handlers(self) -> dict[str, Callable[[Envelope, Any], None]]:
         return {}
 
     def apply(self, envelope: Envelope) -> None:

@@ -17,22 +17,24 @@ themselves are not what was recorded), else the earliest any check found.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-from homeledger.adapters.chain import ChainLink, check_link, seal_digest
-from homeledger.adapters.envelope import GENESIS_HASH, Envelope, envelope_from_body
-from homeledger.adapters.store import LedgerStore
+from homeledger.adapters.envelope import Envelope, envelope_from_body
+from homeledger.adapters.errors import first_line
+from homeledger.adapters.seals import seal_digest
+from homeledger.adapters.store import LedgerStore, StoredChain
 from homeledger.domain import events as e
-from homeledger.domain.money import CENT, ZERO, fmt
-from homeledger.domain.portfolio import compute_pledge
+from homeledger.domain.ledger import pledged_fact
+from homeledger.domain.money import ZERO, fmt
+from homeledger.domain.pledge import Terms, pledge_for
 from homeledger.projections.balances import BalancesModel
-from homeledger.projections.db import CHECKPOINTS, ProjectionDB, decode_state
+from homeledger.projections.db import SNAPSHOTS, ProjectionDB
+from homeledger.projections.double_entry import DoubleEntryModel
 from homeledger.projections.model import Model, Row
 from homeledger.projections.portfolio import PortfolioModel
-from homeledger.projections.postings import LedgerModel
+from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner, pages
-from homeledger.projections.state import MODEL_CLASSES, PROJECTIONS
+from homeledger.projections.snapshots import decode_state
 
 PAGE = 1000
 CHECK_NAMES = ("hash-chain", "seals", "projections", "double-entry", "pledges")
@@ -91,28 +93,21 @@ class VerifyReport:
                 "checks": [check.to_dict() for check in self.checks]}  # fmt: skip
 
 
-@dataclass
-class _Terms:
-    basis: str
-    rate: Decimal
-    start: Any
-
-
 class Verifier:
     def __init__(self, store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner) -> None:
         self.store, self.db, self.runner = store, db, runner
         self.checks = {name: Check(name) for name in CHECK_NAMES}
         self.scratch: dict[str, Model] = {name: cls() for name, cls in MODEL_CLASSES.items()}
-        self.terms: _Terms | None = None
-        # The chain as walked so far.
-        self.expected_version, self.prev_hash, self.count, self.last_hash = 1, GENESIS_HASH, 0, ""
+        self.terms: Terms | None = None
+        self.stored_chain = StoredChain()  # the chain as walked so far
+        self.chain = self.stored_chain.walk
         self.seal_targets: list[int] = []
         self.chain_at: dict[int, tuple[int, str]] = {}
         self.seals = 0
         self.last_seal: int | None = None
         self.pledges = 0
         self.tracked: dict[str, int] = {}
-        self.checkpoints: dict[str, set[int]] = {}
+        self.snapshots: dict[str, set[int]] = {}
 
     def run(self) -> VerifyReport:
         head = self.store.max_position()
@@ -120,9 +115,9 @@ class Verifier:
         self.seal_targets = sorted(self._seal_targets(head))
         with self.db.read() as tx:
             self.tracked = tx.tracking(PROJECTIONS)
-            self.checkpoints = {
-                name: set(tx.checkpoint_positions(name))
-                for name, cls in MODEL_CLASSES.items() if cls.CHECKPOINTED
+            self.snapshots = {
+                name: set(tx.snapshot_positions(name))
+                for name, cls in MODEL_CLASSES.items() if cls.SNAPSHOTTED
             }  # fmt: skip
         for notifications in pages(self.store.notifications(1, head, page=PAGE), PAGE):
             self._page(notifications)
@@ -158,37 +153,34 @@ class Verifier:
     def _chain(self, notification: Any, body: dict[str, Any]) -> None:
         position = notification.id
         while self.seal_targets and self.seal_targets[0] < position:
-            self.chain_at[self.seal_targets.pop(0)] = (self.count, self.last_hash)
-        link = ChainLink(position, notification.originator_version, body)
-        reason = check_link(link, self.expected_version, self.prev_hash, notification.topic)
+            self.chain_at[self.seal_targets.pop(0)] = (self.chain.count, self.chain.prev_hash)
+        reason = self.stored_chain.check(notification, body)
         if reason is not None:
             self.checks["hash-chain"].find(position, reason)
-        self.expected_version = notification.originator_version + 1
-        self.prev_hash = str(body.get("hash", ""))
-        self.count, self.last_hash = self.count + 1, self.prev_hash
 
     def _envelope(self, body: dict[str, Any], position: int) -> Envelope | None:
         try:
             return envelope_from_body(body, position)
         except Exception as exc:  # noqa: BLE001 - an unreadable fact is a finding
             for name in ("projections", "pledges"):
-                self.checks[name].find(position, f"the fact cannot be read: {_first(exc)}")
+                self.checks[name].find(position, f"the fact cannot be read: {first_line(exc)}")
             return None
 
     def _fact(self, envelope: Envelope) -> None:
         fact = envelope.fact
         if isinstance(fact, e.PartnershipEstablished):
-            self.terms = _Terms(fact.basis, fact.rate, fact.start_date)
+            self.terms = Terms(fact.donor, fact.beneficiary, fact.rate, fact.currency,
+                               fact.basis, fact.start_date)  # fmt: skip
         elif isinstance(fact, e.DonationPledged):
             self._pledge(envelope.position, fact)
         elif isinstance(fact, e.LedgerSealed):
             self._seal(envelope.position, fact)
         for name, model in self.scratch.items():
             model.apply(envelope)
-            if envelope.position in self.checkpoints.get(name, ()):
-                self._compare_checkpoint(name, model, envelope.position)
-        ledger = self.scratch[LedgerModel.NAME]
-        if isinstance(ledger, LedgerModel) and ledger.imbalance != ZERO:
+            if envelope.position in self.snapshots.get(name, ()):
+                self._compare_snapshot(name, model, envelope.position)
+        ledger = self.scratch[DoubleEntryModel.NAME]
+        if isinstance(ledger, DoubleEntryModel) and ledger.imbalance != ZERO:
             self.checks["double-entry"].find(
                 envelope.position, f"the trial balance is {fmt(ledger.imbalance)}, not zero"
             )
@@ -216,19 +208,13 @@ class Verifier:
         ):
             self.checks["pledges"].find(position, "pledge recorded before the partnership")
             return
-        rate_cents = int(self.terms.rate / CENT)
-        basis = compute_pledge(
-            portfolio.portfolio, self.terms.basis, rate_cents, fact.year, self.terms.start
-        )
-        amount = Decimal(basis.amount_cents) * CENT
         before = balances.years[fact.year].pledged if fact.year in balances.years else ZERO
-        expected = (self.terms.basis, self.terms.rate, basis.unit_basis, amount, amount - before)
-        recorded = (fact.basis, fact.rate, fact.unit_basis, fact.amount, fact.delta)
-        if recorded != expected:
+        pledge = pledge_for(self.terms, portfolio.portfolio, fact.year, before)
+        if fact != pledged_fact(self.terms, pledge):
             self.checks["pledges"].find(
                 position, f"{fact.year} pledge recorded as {fmt(fact.amount)} on unit basis "
                 f"{fact.unit_basis} (delta {fmt(fact.delta)}); the portfolio history gives "
-                f"{fmt(amount)} on {basis.unit_basis} (delta {fmt(amount - before)})",
+                f"{fmt(pledge.amount)} on {pledge.unit_basis} (delta {fmt(pledge.delta)})",
             )  # fmt: skip
 
     # Comparisons with the stored projections.
@@ -259,13 +245,13 @@ class Verifier:
         )  # fmt: skip
         self.checks["projections"].find(bad, f"stored {name} rows differ from a rebuild")
 
-    def _compare_checkpoint(self, name: str, model: Model, position: int) -> None:
+    def _compare_snapshot(self, name: str, model: Model, position: int) -> None:
         with self.db.read() as tx:
             found = tx.query(
-                f"SELECT state FROM {CHECKPOINTS.name} WHERE projection = ? AND position = ?",
+                f"SELECT state FROM {SNAPSHOTS.name} WHERE projection = ? AND position = ?",
                 (name, position),
             )
-        self.checkpoints[name].discard(position)
+        self.snapshots[name].discard(position)
         stored = type(model).from_state(decode_state(found[0][0]), position) if found else None
         if stored is None or stored.state_rows() != model.state_rows():
             self.checks["projections"].find(
@@ -274,8 +260,8 @@ class Verifier:
 
     def _finish(self, head: int) -> None:
         for target in self.seal_targets:
-            self.chain_at[target] = (self.count, self.last_hash)
-        for name, positions in self.checkpoints.items():
+            self.chain_at[target] = (self.chain.count, self.chain.prev_hash)
+        for name, positions in self.snapshots.items():
             for position in sorted(positions):
                 self.checks["projections"].find(
                     position, f"stored {name} checkpoint at a position with no fact"
@@ -315,8 +301,9 @@ class Verifier:
 
     def _summaries(self, head: int) -> None:
         c = self.checks
+        count, head_hash = self.chain.count, self.chain.prev_hash
         c["hash-chain"].summary = (
-            f"{self.count} facts, versions 1..{self.count}, head hash {self.last_hash[:16]}"
+            f"{count} facts, versions 1..{count}, head hash {head_hash[:16]}"
         )
         last = self.last_seal
         c["seals"].summary = (
@@ -340,11 +327,6 @@ def _body(store: LedgerStore, notification: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - an unreadable body is reported by the chain check
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _zip_longest(a: list[Row], b: list[Row]) -> list[tuple[Row | None, Row | None]]:

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import build_application
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import build_application
 from tests.nats_helpers import running_server
 
 settings.register_profile(

@@ -28,8 +28,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.nats_messages import MSG_ID, STREAM_SUBJECTS
 from homeledger.adapters.nats_server import NatsServer
-from homeledger.adapters.publisher import MSG_ID, STREAM_SUBJECTS
 from homeledger.cli.main import cli
 from homeledger.domain.commands import (
     AcquireUnits,

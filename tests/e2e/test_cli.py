@@ -1,7 +1,7 @@
 """The CLI end to end, in process: recording, inspection, formats, import and exit codes.
 
 Every case goes through `cli.main.cli` exactly as an operator types it (`--store URL`
-first), with the actor given by environment (SPEC section 5). Failure cases check the
+first), with the actor given by environment (docs/reference.md). Failure cases check the
 whole contract: the documented exit code, exactly one line on stderr, no traceback,
 nothing on stdout, and the ledger unchanged afterwards.
 """
@@ -23,13 +23,13 @@ from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaValidationError
 
-from homeledger.adapters.bootstrap import open_store
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
 
 ACTOR = "ops@example.org"
 UNREACHABLE_PG = "postgresql://user:s3cret@127.0.0.1:1/x"
-# SPEC section 4: the envelope's fields, in the order the example shows them.
+# The envelope's fields, in the order the example shows them.
 ENVELOPE_FIELDS = [
     "event_id", "type", "schema_version", "position", "scope", "aggregate_id",
     "aggregate_version", "effective_date", "recorded_at", "actor", "command_id",
@@ -163,7 +163,7 @@ def seeded(ledger: Ledger) -> Ledger:
 
 
 def assert_fails(result: Result, code: int) -> str:
-    """The failure contract of SPEC section 5; returns the one stderr line."""
+    """The failure contract (exit codes, one line); returns the one stderr line."""
     assert result.exit_code == code, (
         f"expected exit {code}, got {result.exit_code}; stderr: {result.stderr!r}"
     )
@@ -628,7 +628,7 @@ def test_import_without_commands(
 
 
 def fifty_commands() -> list[dict[str, Any]]:
-    """The reference case's first weeks as 50 import lines (SPEC section 5 field names)."""
+    """The reference case's first weeks as 50 import lines (field names as the flags)."""
     lines: list[dict[str, Any]] = [{
         "command": "init", "donor": "Heimstaden", "beneficiary": "SOS Children's Villages",
         "rate": "100.00", "currency": "EUR", "basis": "year-end", "start": "2021-01-01",

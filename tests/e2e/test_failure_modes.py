@@ -22,24 +22,19 @@ import pytest
 from click.testing import CliRunner
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import build_application
-from homeledger.adapters.chain import check_link, links
-from homeledger.adapters.envelope import GENESIS_HASH
 from homeledger.adapters.settings import Settings
 from homeledger.adapters.store import StoreUnavailableError
+from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
+from tests.helpers import assert_chain_intact
 
 pytestmark = pytest.mark.slow
 
 
 def chain_length(app: LedgerApplication) -> int:
     """The number of facts, asserting the chain is intact from the first to the last."""
-    prev, version = GENESIS_HASH, 1
-    for link in links(app.store):
-        assert check_link(link, version, prev, link.topic) is None, link.position
-        prev, version = str(link.body["hash"]), version + 1
-    return version - 1
+    return assert_chain_intact(app.store)
 
 
 def setup_ledger(app: LedgerApplication) -> None:
@@ -72,7 +67,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_sqlite_disk_full_is_a_clear_error_and_recovers(small_disk: Path) -> None:
     url = f"sqlite:///{small_disk / 'ledger.db'}"
-    app = build_application(Settings(store=url, actor="ops", snapshot_every=0))
+    app = build_application(Settings(store=url, actor="ops", ledger_snapshot_every=0))
     try:
         setup_ledger(app)
         recorded, failure = 0, None
@@ -153,7 +148,7 @@ def _bring_postgres_back(url: str) -> None:
 def test_postgres_restart_mid_commands(pg_url: str) -> None:
     if not os.path.isdir("/etc/postgresql") or shutil.which("pg_ctlcluster") is None:
         pytest.skip("needs the local PostgreSQL cluster to restart it")
-    app = build_application(Settings(store=pg_url, actor="ops", snapshot_every=0))
+    app = build_application(Settings(store=pg_url, actor="ops", ledger_snapshot_every=0))
     answered: list[int] = []
     failed: list[str] = []
     stop = threading.Event()
@@ -213,7 +208,7 @@ def test_nats_down_while_recording_and_the_relay_catches_up(tmp_path: Path) -> N
     from tests.nats_helpers import assert_exactly_once_in_order, cli_env, invoke, read_stream
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    app = build_application(Settings(store=url, actor="ops", snapshot_every=0))
+    app = build_application(Settings(store=url, actor="ops", ledger_snapshot_every=0))
     server = NatsServer(tmp_path / "nats").start()
     try:
         setup_ledger(app)

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homeledger.adapters.bootstrap import open_store
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
 
 HOSTILE_TEXT = [

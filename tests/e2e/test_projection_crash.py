@@ -23,12 +23,12 @@ from click.testing import CliRunner
 
 from bench.rebuild import synthetic_commands
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import open_store
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
 from homeledger.projections.db import ProjectionDB
+from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner
-from homeledger.projections.state import PROJECTIONS
 from tests.integration.test_projections import dump
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ ROOT = str(Path(__file__).resolve().parents[2])
 
 def homeledger(url: str, *args: str, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": ROOT, "HOMELEDGER_PROJECTION_PAGE": "5",
-           "HOMELEDGER_CHECKPOINT_EVERY": "40"}  # fmt: skip
+           "HOMELEDGER_PROJECTION_SNAPSHOT_EVERY": "40"}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "homeledger.cli", "--store", url, *args],
         env=env, stdout=subprocess.DEVNULL, stderr=stderr,
@@ -98,7 +98,7 @@ def test_killed_projection_process_resumes_to_a_clean_rebuild(store_url: str) ->
         verified = CliRunner().invoke(cli, ["--store", store_url, "verify"])
         assert verified.exit_code == 0, verified.output
         resumed = dump(db)
-        ProjectionRunner(store, db, checkpoint_every=40).rebuild()
+        ProjectionRunner(store, db, snapshot_every=40).rebuild()
         assert dump(db) == resumed
     finally:
         db.close()

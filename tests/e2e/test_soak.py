@@ -12,7 +12,7 @@ initiatives, until HOMELEDGER_SOAK_SECONDS have passed. Then:
   every other command exited 0, and none printed a traceback;
 - every exit-0 command's events are in the store, and nothing else is; a repeat of a
   command id answered with the very events the first recording stored;
-- replaying every stored event through an independent check of SPEC section 1 (written
+- replaying every stored event through an independent check of the rules (written
   here, not the domain's code) finds no rule broken at any position;
 - the projections agree with that check, equal a rebuild (`replay`), the trial
   balance is zero, and `verify` exits 0.
@@ -41,8 +41,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from homeledger.adapters.bootstrap import build_application
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
 from tests.workers import gather
@@ -98,7 +98,7 @@ def set_up(url: str) -> None:
     try:
         app.execute_batch(commands)
         for year in YEARS:
-            assert app.head().ledger.years[year].unallocated == LEFT
+            assert app.refreshed_state().ledger.years[year].unallocated == LEFT
     finally:
         app.store.close()
 
@@ -193,7 +193,7 @@ def soak(url: str, workers: int, seconds: float) -> list[Outcome]:
     return [o for w in sorted(reported) for o in reported[w]]
 
 
-# The independent check of SPEC section 1, over the stored events in position order.
+# The independent check of the rules, over the stored events in position order.
 
 
 @dataclass
@@ -212,7 +212,7 @@ class Books:
 
 
 def check_rules(envelopes: list[dict[str, Any]]) -> Books:
-    """Every rule of SPEC section 1 the soak exercises, at every position; the totals."""
+    """Every rule the soak exercises, at every position; the totals."""
     b = Books()
     broken: list[str] = []
     positions = [e["position"] for e in envelopes]

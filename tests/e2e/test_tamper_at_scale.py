@@ -48,9 +48,9 @@ from click.testing import CliRunner, Result
 
 from bench.rebuild import synthetic_commands
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import open_store
-from homeledger.adapters.envelope import canonical_json, chain_hash
+from homeledger.adapters.hash_chain import canonical_json, chain_hash
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.runner import ProjectionRunner

@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.envelope import canonical_json, chain_hash
+from homeledger.adapters.hash_chain import canonical_json, chain_hash
 from homeledger.cli.main import cli
 from tests.integration.test_projections import record, reference_commands
 

@@ -27,10 +27,10 @@ import psycopg
 import pytest
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.envelope import chain_hash
+from homeledger.adapters.hash_chain import chain_hash
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.settings import store_location
-from homeledger.cli import reference_case
+from homeledger.domain import reference_case
 from homeledger.domain.commands import AcquireUnits
 from tests.nats_helpers import (
     cli_env,
@@ -100,7 +100,7 @@ def read(env: dict[str, str], store: str, args: tuple[str, ...]) -> Any:
 def tables(url: str) -> set[str]:
     location = store_location(url)
     if location.kind == "sqlite":
-        with closing(sqlite3.connect(location.env["SQLITE_DBNAME"])) as db, db:
+        with closing(sqlite3.connect(location.path)) as db, db:
             rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             return {r[0] for r in rows}
     with psycopg.connect(url) as conn:
@@ -114,7 +114,7 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
     names = sorted(t for t in tables(url) if t.startswith(("hl_proj_", "hl_stream_")))
     location = store_location(url)
     if location.kind == "sqlite":
-        with closing(sqlite3.connect(location.env["SQLITE_DBNAME"])) as db, db:
+        with closing(sqlite3.connect(location.path)) as db, db:
             return {n: sorted(db.execute(f"SELECT * FROM {n}").fetchall()) for n in names}
     with psycopg.connect(url) as conn:
         return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in names}
@@ -209,7 +209,7 @@ def test_a_following_projector_applies_live_events_and_stops_on_sigterm(
 
 
 def consumer_position(url: str) -> int | None:
-    path = store_location(url).env["SQLITE_DBNAME"]
+    path = store_location(url).path
     if not Path(path).exists():
         return None
     with closing(sqlite3.connect(path)) as db:
@@ -331,7 +331,7 @@ def delete_newest(url: str, count: int) -> int:
     """Remove the newest stored events straight from the database; the new head."""
     location = store_location(url)
     if location.kind == "sqlite":
-        with closing(sqlite3.connect(location.env["SQLITE_DBNAME"])) as db, db:
+        with closing(sqlite3.connect(location.path)) as db, db:
             head = db.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
             db.execute("DELETE FROM stored_events WHERE rowid > ?", (head - count,))
         return int(head - count)
@@ -345,7 +345,7 @@ def edit_event(url: str, position: int, old: bytes, new: bytes) -> None:
     """Change bytes of one stored event (no cipher: the state is its JSON)."""
     location = store_location(url)
     if location.kind == "sqlite":
-        with closing(sqlite3.connect(location.env["SQLITE_DBNAME"])) as db, db:
+        with closing(sqlite3.connect(location.path)) as db, db:
             state = db.execute("SELECT state FROM stored_events WHERE rowid = ?",
                                  (position,)).fetchone()[0]  # fmt: skip
             assert old in state

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 from eventsourcing.cryptography import AESCipher
 
-from homeledger.adapters.bootstrap import build_application, open_store
 from homeledger.adapters.settings import ConfigError, Settings
 from homeledger.adapters.store import StoreUnavailableError
+from homeledger.cli.bootstrap import build_application, open_store
 from homeledger.cli.main import cli
-from homeledger.cli.reference_case import commands
+from homeledger.domain.reference_case import commands
 
 KEY = AESCipher.create_key(32)
 OTHER_KEY = AESCipher.create_key(32)

@@ -1,4 +1,4 @@
-"""The NATS contract (SPEC section 4) against real nats-server processes on loopback."""
+"""The NATS contract (docs/nats.md) against real nats-server processes on loopback."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from nats.js.api import StorageType, StreamConfig
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.consumer import ConsumerSpec, Delivery, consume, ensure_consumer
-from homeledger.adapters.nats_server import Auth, NatsServer, Tls, free_port
-from homeledger.adapters.publisher import (
+from homeledger.adapters.nats_messages import (
     CONTENT_TYPE,
     EVENT_TYPE,
     EXPECTED_LAST_SEQUENCE,
@@ -26,10 +25,11 @@ from homeledger.adapters.publisher import (
     POSITION,
     SCHEMA_VERSION,
 )
-from homeledger.adapters.relay import relay_name
+from homeledger.adapters.nats_server import Auth, NatsServer, Tls, free_port
+from homeledger.adapters.relay_position import RelayPosition
 from homeledger.adapters.schema import all_schemas
 from homeledger.adapters.settings import Settings
-from homeledger.domain.events import EVENT_CLASSES
+from homeledger.domain.events import EVENTS
 from tests.nats_helpers import (
     assert_exactly_once_in_order,
     cli_env,
@@ -103,7 +103,7 @@ def test_every_event_is_published_with_the_contract_subject_headers_and_payload(
         payload = message.envelope()
         jsonschema.Draft202012Validator(schemas[envelope.type]).validate(payload)
         assert payload == envelope.to_dict()
-    assert {e.type for e in envelopes} == set(EVENT_CLASSES)  # seals included
+    assert {e.type for e in envelopes} == set(EVENTS.types())  # seals included
     scopes = {m.subject for m in messages}
     assert "homeledger.events.FundsAllocated.gw-bissau-village" in scopes
     assert "homeledger.events.DonationPledged.2021" in scopes
@@ -119,9 +119,8 @@ def test_a_second_relay_publishes_nothing_and_reports_its_checkpoint(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["published"] == 0
-    assert report["checkpoint"] == any_ledger.store.max_position()
-    tracking = any_ledger.store.factory.tracking_recorder()
-    assert tracking.max_tracking_id(relay_name("HOMELEDGER")) == report["checkpoint"]
+    assert report["position"] == any_ledger.store.max_position()
+    assert RelayPosition(any_ledger.store, "HOMELEDGER").read() == report["position"]
     assert len(read_stream(server.url)) == len(store_envelopes(any_ledger))
 
 

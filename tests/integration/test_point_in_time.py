@@ -18,15 +18,15 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from homeledger.adapters.bootstrap import build_application
 from homeledger.adapters.envelope import Envelope
 from homeledger.adapters.settings import Settings
+from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
 from homeledger.projections.as_of import PointInTime, UnknownInitiativeError
 from homeledger.projections.db import ProjectionDB
+from homeledger.projections.read_models import ReadModels
 from homeledger.projections.runner import ProjectionRunner
-from homeledger.projections.state import ProjectionState
 from tests.integration.test_projections import (
     fresh_store_url,
     money_histories,
@@ -54,7 +54,7 @@ class SkewedClock:
         return self.now
 
 
-def expected_reads(state: ProjectionState) -> dict[str, Any]:
+def expected_reads(state: ReadModels) -> dict[str, Any]:
     """What a fresh replay answers: balances, trails, portfolio, trial balance."""
     return {
         "balances": {by: state.balance_rows(by) for by in ("year", "initiative", "country")},
@@ -105,10 +105,10 @@ def test_as_of_every_position_equals_a_fresh_replay(
     db = ProjectionDB(app.store.location)
     try:
         run_history(app, history, seal_every=7)
-        ProjectionRunner(app.store, db, page=page, checkpoint_every=every).catch_up()
+        ProjectionRunner(app.store, db, page=page, snapshot_every=every).catch_up()
         reader = PointInTime(app.store, db)
         envelopes = list(app.store.envelopes())
-        state = ProjectionState()
+        state = ReadModels()
         assert stored_reads(reader, 0) == expected_reads(state)
         for envelope in envelopes:
             state.apply(envelope)
@@ -130,10 +130,10 @@ def test_a_fresh_replay_is_literal_for_random_positions(store_url: str, make_app
     app = make_app(store_url)
     record(app, reference_commands())
     db = ProjectionDB(app.store.location)
-    ProjectionRunner(app.store, db, checkpoint_every=4).catch_up()
+    ProjectionRunner(app.store, db, snapshot_every=4).catch_up()
     reader = PointInTime(app.store, db)
     for n in (0, 1, 5, 9, 13, 17, app.store.max_position()):
-        fresh = ProjectionState()
+        fresh = ReadModels()
         for envelope in app.store.envelopes(1, n) if n else []:
             fresh.apply(envelope)
         assert stored_reads(reader, n) == expected_reads(fresh)

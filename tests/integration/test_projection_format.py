@@ -16,11 +16,11 @@ from typing import Any
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.consumer import Delivery
 from homeledger.adapters.settings import store_location
-from homeledger.cli import reference_case
+from homeledger.domain import reference_case
 from homeledger.projections.db import ProjectionDB, all_tables
+from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner
-from homeledger.projections.state import PROJECTIONS
-from homeledger.projections.stream import StreamProjector
+from homeledger.projections.stream_projector import StreamProjector
 
 STREAM = "HOMELEDGER"
 
@@ -35,7 +35,7 @@ def dump(db: ProjectionDB) -> dict[str, list[tuple[Any, ...]]]:
 
 def make_old(url: str) -> None:
     """Mark the stored projections as format 1 and leave a stray row in them."""
-    path = store_location(url).env["SQLITE_DBNAME"]
+    path = store_location(url).path
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE hl_proj_meta SET value = '1' WHERE key = 'format'")
         conn.execute("INSERT INTO hl_proj_portfolio VALUES (999999, 'SE', '2021-01-01', 5, 'x')")
@@ -71,12 +71,12 @@ def test_a_store_of_the_old_format_is_rebuilt_from_its_events(
     for command in reference_case.commands():
         app.execute(command)
     db = ProjectionDB(app.store.location)
-    ProjectionRunner(app.store, db, page=7, checkpoint_every=5).catch_up()
+    ProjectionRunner(app.store, db, page=7, snapshot_every=5).catch_up()
     expected = dump(db)
     db.close()
     make_old(sqlite_url)
     db = ProjectionDB(app.store.location)
-    runner = ProjectionRunner(app.store, db, page=7, checkpoint_every=5)
+    runner = ProjectionRunner(app.store, db, page=7, snapshot_every=5)
     assert runner.catch_up() == app.store.max_position()
     assert dump(db) == expected
     db.close()
@@ -88,12 +88,12 @@ def test_a_consumer_store_of_the_old_format_is_rebuilt_from_its_envelopes(
     app = make_app(sqlite_url)
     for command in reference_case.commands():
         app.execute(command)
-    deliveries = [Delivery(envelope, "homeledger.events", envelope.position, 1)
+    deliveries = [Delivery(envelope, "homeledger.events", envelope.position, 1, envelope.to_dict())
                   for envelope in app.store.envelopes()]  # fmt: skip
     half = len(deliveries) // 2
     consumer_url = f"sqlite:///{tmp_path / 'consumer.db'}"
     db = ProjectionDB(store_location(consumer_url))
-    projector = StreamProjector(db, STREAM, checkpoint_every=5)
+    projector = StreamProjector(db, STREAM, snapshot_every=5)
     projector.open()
     for start in range(0, half, 9):
         projector.apply_batch(deliveries[start:min(start + 9, half)])
@@ -101,7 +101,7 @@ def test_a_consumer_store_of_the_old_format_is_rebuilt_from_its_envelopes(
     db.close()
     make_old(consumer_url)
     db = ProjectionDB(store_location(consumer_url))
-    projector = StreamProjector(db, STREAM, checkpoint_every=5)
+    projector = StreamProjector(db, STREAM, snapshot_every=5)
     head = projector.open()
     assert head.position == deliveries[half - 1].envelope.position
     assert dump(db) == expected

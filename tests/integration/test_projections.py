@@ -20,17 +20,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import build_application, open_store
 from homeledger.adapters.settings import Settings
 from homeledger.adapters.store import LedgerStore
+from homeledger.cli.bootstrap import build_application, open_store
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
 from homeledger.domain.errors import DomainError
 from homeledger.projections.as_of import PointInTime
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.db import ProjectionDB, all_tables
+from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS, ReadModels
 from homeledger.projections.runner import ProjectionRunner
-from homeledger.projections.state import MODEL_CLASSES, PROJECTIONS, ProjectionState
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, StepClock
 from tests.strategies import COUNTRIES, MILESTONES, SLUGS
 
@@ -102,7 +102,7 @@ def reference(store_url: str, make_app: MakeApp) -> LedgerApplication:
 @pytest.fixture
 def services(reference: LedgerApplication) -> Iterator[tuple[ProjectionRunner, PointInTime]]:
     db = ProjectionDB(reference.store.location)
-    runner = ProjectionRunner(reference.store, db, page=7, checkpoint_every=5)
+    runner = ProjectionRunner(reference.store, db, page=7, snapshot_every=5)
     runner.catch_up()
     yield runner, PointInTime(reference.store, db)
     db.close()
@@ -212,7 +212,7 @@ def test_in_memory_state_equals_the_stored_projections(
     reference: LedgerApplication, services: tuple[ProjectionRunner, PointInTime],
 ) -> None:
     _, reader = services
-    state = ProjectionState()
+    state = ReadModels()
     for envelope in reference.store.envelopes():
         state.apply(envelope)
     head = reader.resolve()
@@ -240,7 +240,7 @@ def test_rebuild_equals_the_incremental_projections(
 ) -> None:
     runner, _ = services
     before = dump(runner.db)
-    assert before["hl_proj_checkpoints"], "checkpoints every 5 positions"
+    assert before["hl_proj_snapshots"], "checkpoints every 5 positions"
     runner.rebuild()
     assert dump(runner.db) == before
     runner.rebuild(["audit"])
@@ -254,7 +254,7 @@ def test_one_projection_replays_while_the_others_stay(
     before = dump(runner.db)
     with runner.db.write() as tx:
         tx.clear(MODEL_CLASSES["portfolio"])
-    assert reader.head() == 0
+    assert reader.projected_to() == 0
     assert runner.catch_up() == reference.store.max_position()
     assert dump(runner.db) == before
 
@@ -287,11 +287,10 @@ def test_two_runners_never_apply_a_fact_twice(reference: LedgerApplication) -> N
 
 
 def _url_of(store: LedgerStore) -> str:
-    env = store.location.env
-    if store.location.kind == "sqlite":
-        return f"sqlite:///{env['SQLITE_DBNAME']}"
-    return (f"postgresql://{env['POSTGRES_USER']}@{env['POSTGRES_HOST']}:{env['POSTGRES_PORT']}"
-            f"/{env['POSTGRES_DBNAME']}?schema={env['POSTGRES_SCHEMA']}")  # fmt: skip
+    at = store.location
+    if at.kind == "sqlite":
+        return f"sqlite:///{at.path}"
+    return f"postgresql://{at.user}@{at.host}:{at.port}/{at.dbname}?schema={at.schema}"
 
 
 # Random histories: incremental projections equal a rebuild; double entry holds.
@@ -424,14 +423,14 @@ def test_incremental_projections_equal_a_rebuild(
 ) -> None:  # fmt: skip
     app = new_app(fresh_store_url(store_url, tmp_path))
     db = ProjectionDB(app.store.location)
-    runner = ProjectionRunner(app.store, db, page=page, checkpoint_every=every)
+    runner = ProjectionRunner(app.store, db, page=page, snapshot_every=every)
     try:
         run_history(app, history, seal_every, runner)
         runner.catch_up()
         incremental = dump(db)
         runner.rebuild()
         assert dump(db) == incremental
-        state = ProjectionState()
+        state = ReadModels()
         for envelope in app.store.envelopes():
             state.apply(envelope)
             assert state.trial_balance().difference == 0, envelope.position
@@ -508,7 +507,7 @@ def test_cli_replay_rebuilds_and_reports(reference: LedgerApplication) -> None:
     summary = invoke(url, "replay")
     assert summary["events"] == reference.store.max_position()
     assert summary["projections"] == list(PROJECTIONS)
-    one = invoke(url, "replay", "--projection", "ledger")
-    assert one["projections"] == ["ledger"]
+    one = invoke(url, "replay", "--projection", "postings")
+    assert one["projections"] == ["postings"]
     result = CliRunner().invoke(cli, ["--store", url, "replay", "--projection", "nope"])
     assert result.exit_code == 2

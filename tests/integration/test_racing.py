@@ -21,14 +21,13 @@ from typing import Any
 import pytest
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.bootstrap import build_application, open_store
-from homeledger.adapters.chain import check_link, links
-from homeledger.adapters.envelope import GENESIS_HASH
 from homeledger.adapters.settings import Settings
 from homeledger.adapters.store import StoreUnavailableError
-from homeledger.cli import reference_case
+from homeledger.cli.bootstrap import build_application, open_store
 from homeledger.domain import commands as c
+from homeledger.domain import reference_case
 from homeledger.domain.errors import DomainError
+from tests.helpers import assert_chain_intact
 from tests.workers import gather
 
 pytestmark = pytest.mark.slow
@@ -84,7 +83,7 @@ def allocate(url: str, worker: int, shared: bool, opening: Any, barrier: Any, re
         # test_processes_open_a_postgres_store_at_once); the race here is of writes.
         with opening:
             app = build_application(Settings(store=url, actor=f"worker-{worker}"))
-            app.head()  # everyone starts from the same, soon stale, state
+            app.refreshed_state()  # everyone starts from the same, soon stale, state
         barrier.wait(timeout=60)
         commands: list[c.AllocateFunds] = [shared_command()] if shared else []
         commands += [
@@ -118,12 +117,12 @@ def set_up(url: str) -> int:
         for key in INITIATIVES
     ]
     app.execute_batch(commands)
-    book = app.head().ledger.years[YEAR]
+    book = app.refreshed_state().ledger.years[YEAR]
     assert book.pledged == Decimal("11000000.00")
     app.execute(
         c.AllocateFunds(initiative=INITIATIVES[0], year=YEAR, amount=str(book.pledged - LEFT))
     )
-    assert app.head().ledger.years[YEAR].unallocated == LEFT
+    assert app.refreshed_state().ledger.years[YEAR].unallocated == LEFT
     position = app.store.max_position()
     app.store.close()
     return position
@@ -174,17 +173,11 @@ def check_race(
         if not any(o[2] == "ConcurrencyError" for o in refused):
             # A bid of 250.00 is only refused when nothing is left: all was taken.
             assert won == LEFT
-        book = app.head().ledger.years[YEAR]
+        book = app.refreshed_state().ledger.years[YEAR]
         assert book.committed <= book.pledged
         assert book.unallocated == LEFT - won
 
-        prev_hash, last_position = GENESIS_HASH, 0
-        topics = {n.id: n.topic for n in app.store.notifications()}
-        for version, link in enumerate(links(app.store), start=1):
-            assert link.position > last_position
-            assert check_link(link, version, prev_hash, topics[link.position]) is None
-            prev_hash, last_position = link.body["hash"], link.position
-        assert version == app.head().version
+        assert assert_chain_intact(app.store) == app.refreshed_state().version
     finally:
         app.store.close()
 

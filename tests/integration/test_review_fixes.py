@@ -14,9 +14,10 @@ import pytest
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.nats_messages import message_for
 from homeledger.adapters.nats_server import NatsServer
-from homeledger.adapters.publisher import StreamSpec, ensure_stream, message_for
-from homeledger.adapters.relay import relay_name
+from homeledger.adapters.nats_stream import StreamSpec, ensure_stream
+from homeledger.adapters.relay_position import RelayPosition
 from homeledger.domain.commands import AcquireUnits
 from tests.nats_helpers import cli_env, invoke, read_stream, record_story
 
@@ -73,9 +74,8 @@ def test_a_relay_on_an_older_copy_of_the_store_refuses_instead_of_skipping(
     assert refused.exit_code == 1, refused.output
     assert f"disagree at position {head}" in last_line(refused.stderr)
     assert read_stream(server.url) == published  # nothing published
-    checkpoint = restored.store.factory.tracking_recorder().max_tracking_id(
-        relay_name("HOMELEDGER"))  # fmt: skip
-    assert (checkpoint or 0) < head  # never advanced past what the stream agrees with
+    position = RelayPosition(restored.store, "HOMELEDGER").read()
+    assert position < head  # never advanced past what the stream agrees with
 
 
 @pytest.mark.nats

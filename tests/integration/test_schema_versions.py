@@ -15,15 +15,13 @@ from datetime import date
 from typing import Any, ClassVar
 
 import jsonschema  # type: ignore[import-untyped]
-import pytest
 from pydantic import ConfigDict
 
 from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.envelope import Envelope
 from homeledger.adapters.schema import all_schemas, event_schema
 from homeledger.domain import events as e
-from homeledger.domain import ledger as ledger_module
 from homeledger.domain.commands import RecordMilestone
-from homeledger.projections import audit_trail
 from tests.nats_helpers import cli_env, invoke, record_story
 
 
@@ -40,24 +38,10 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "verified_by": "unrecorded"}
 
 
-@pytest.fixture
-def bump_milestone_to_v2(monkeypatch: pytest.MonkeyPatch) -> None:
-    v1 = e.MilestoneReached
-    monkeypatch.setitem(e.EVENT_CLASSES, v1.TYPE, MilestoneReachedV2)
-    monkeypatch.setitem(e.EVENT_MODELS, (v1.TYPE, 2), MilestoneReachedV2)
-    monkeypatch.setitem(e.UPCASTERS, (v1.TYPE, 1), _v1_to_v2)
-    monkeypatch.setattr(e, "MilestoneReached", MilestoneReachedV2)
-    # What editing the class in place would give: the same handlers for the new model.
-    appliers: dict[type[e.DomainEvent], Any] = ledger_module._APPLIERS
-    v2: type[e.DomainEvent] = MilestoneReachedV2
-    monkeypatch.setitem(appliers, v2, appliers[v1])
-    monkeypatch.setattr(audit_trail, "INITIATIVE_TYPES",
-                        audit_trail.INITIATIVE_TYPES | {MilestoneReachedV2})  # fmt: skip
-
-
 def test_today_every_type_has_one_version_and_its_schema_is_unchanged() -> None:
-    for name, cls in e.EVENT_CLASSES.items():
-        assert e.event_versions(name) == {1: cls}
+    for name in e.EVENTS.types():
+        cls = e.EVENTS.current(name)
+        assert e.EVENTS.versions(name) == {1: cls}
         assert event_schema(cls)["properties"]["schema_version"] == {
             "const": 1, "title": "Schema Version"}  # fmt: skip
         assert "oneOf" not in event_schema(cls)
@@ -65,23 +49,23 @@ def test_today_every_type_has_one_version_and_its_schema_is_unchanged() -> None:
 
 def test_a_version_bump_upcasts_stored_facts_and_the_schema_accepts_both_versions(
     make_app: Callable[..., LedgerApplication], sqlite_url: str,
-    bump_milestone_to_v2: None,
 ) -> None:  # fmt: skip
     v1_app = make_app(sqlite_url)
-    v1: type[e.DomainEvent] = e.EVENT_MODELS[("MilestoneReached", 1)]  # type: ignore[assignment]
-    with pytest.MonkeyPatch.context() as undo:  # record the story at version 1
-        undo.setitem(e.EVENT_CLASSES, "MilestoneReached", v1)
-        undo.setattr(e, "MilestoneReached", v1)
-        record_story(v1_app)
+    record_story(v1_app)  # recorded at version 1
     stored_v1 = [env for env in v1_app.store.envelopes() if env.type == "MilestoneReached"]
     assert [env.schema_version for env in stored_v1] == [1]
+    with e.EVENTS.bumped(MilestoneReachedV2, _v1_to_v2):
+        _after_the_bump(make_app, sqlite_url, stored_v1)
 
+
+def _after_the_bump(make_app: Callable[..., LedgerApplication], sqlite_url: str,
+                    stored_v1: list[Envelope]) -> None:  # fmt: skip
     app = make_app(sqlite_url)  # the code after the bump
     [old] = [env for env in app.store.envelopes() if env.type == "MilestoneReached"]
     assert old.schema_version == 1 and "verified_by" not in old.data  # as recorded
     assert isinstance(old.fact, MilestoneReachedV2) and old.fact.verified_by == "unrecorded"
     assert old.hash == stored_v1[0].hash
-    assert app.head().ledger is not None  # the ledger state loads through the upcaster
+    assert app.refreshed_state().ledger is not None  # the state loads through the upcaster
 
     [new] = app.execute(
         RecordMilestone(

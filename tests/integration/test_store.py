@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 
 from homeledger.adapters.application import BatchError, LedgerApplication
-from homeledger.adapters.bootstrap import build_application
-from homeledger.adapters.chain import check_link, links
-from homeledger.adapters.envelope import GENESIS_HASH, LEDGER_ID, Envelope, canonical_json
+from homeledger.adapters.envelope import Envelope
+from homeledger.adapters.hash_chain import LEDGER_ID, canonical_json
+from homeledger.adapters.ledger_snapshot import ledger_to_dict
 from homeledger.adapters.settings import ConfigError, Settings, store_location
-from homeledger.adapters.snapshots import ledger_to_dict
 from homeledger.adapters.store import LedgerStore, StoreUnavailableError
-from homeledger.cli import reference_case
+from homeledger.cli.bootstrap import build_application
 from homeledger.domain import commands as c
+from homeledger.domain import reference_case
 from homeledger.domain.errors import (
     AllocationExceedsUnallocatedError,
     CommandIdReusedError,
@@ -33,6 +33,7 @@ from homeledger.domain.errors import (
 )
 from homeledger.domain.ledger import replay
 from tests.conftest import StepClock
+from tests.helpers import assert_chain_intact
 
 MakeApp = Callable[..., LedgerApplication]
 
@@ -133,24 +134,13 @@ def record_reference(app: LedgerApplication) -> list[Envelope]:
     return envelopes
 
 
-def assert_chain_intact(store: LedgerStore) -> int:
-    """Walk the stored chain; versions 1, 2, 3... at strictly increasing positions."""
-    topics = {n.id: n.topic for n in store.notifications()}
-    prev_hash, last_position, version = GENESIS_HASH, 0, 0
-    for version, link in enumerate(links(store), start=1):
-        assert link.position > last_position
-        assert check_link(link, version, prev_hash, topics[link.position]) is None
-        prev_hash, last_position = link.body["hash"], link.position
-    return version
-
-
 def replayed(store: LedgerStore) -> dict[str, object]:
     """The ledger as a plain replay of every stored fact gives it, snapshots unused."""
     return ledger_to_dict(replay([envelope.fact for envelope in store.envelopes()]))
 
 
 def allocated_2021(app: LedgerApplication) -> Decimal:
-    return app.head().ledger.years[2021].committed
+    return app.refreshed_state().ledger.years[2021].committed
 
 
 # Recording and reading back.
@@ -230,14 +220,14 @@ def test_a_repeat_is_answered_in_one_write_attempt(
     acquire = reference_commands()[1]
     first = app.execute(acquire)
     recorder = app.store.recorder
-    insert_receipts = recorder._insert_events
+    insert = recorder.insert_events
     attempts: list[int] = []
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         attempts[-1] += 1
-        return insert_receipts(*args, **kwargs)
+        return insert(*args, **kwargs)
 
-    monkeypatch.setattr(recorder, "_insert_events", counted)
+    monkeypatch.setattr(recorder, "insert_events", counted)
     for _ in range(20):
         attempts.append(0)
         assert app.execute(acquire) == first
@@ -361,7 +351,7 @@ def test_batch_with_a_failing_command_records_nothing(
         recorded[0].aggregate_version + i for i in range(4)
     ]
     assert assert_chain_intact(app.store) == recorded[-1].aggregate_version
-    assert ledger_to_dict(app.head().ledger) == replayed(app.store)
+    assert ledger_to_dict(app.refreshed_state().ledger) == replayed(app.store)
 
 
 def test_batch_shares_one_correlation_id_and_is_idempotent(
@@ -394,7 +384,8 @@ def test_second_application_sees_the_first_ones_facts(store_url: str, make_app: 
     first = make_app(store_url, actor="first")
     record_reference(first)
     second = make_app(store_url, actor="second")
-    assert ledger_to_dict(second.head().ledger) == ledger_to_dict(first.head().ledger)
+    second_ledger = second.refreshed_state().ledger
+    assert ledger_to_dict(second_ledger) == ledger_to_dict(first.refreshed_state().ledger)
 
     # The second's cached state goes stale; its command is still valid: conflict, retry.
     mine = first.execute(
@@ -408,7 +399,7 @@ def test_second_application_sees_the_first_ones_facts(store_url: str, make_app: 
     assert theirs[0].actor == "second"
 
     # The first now leaves 100.00 unallocated; the stale second must be refused.
-    ledger = first.head().ledger
+    ledger = first.refreshed_state().ledger
     rest = ledger.years[2021].unallocated - Decimal("100.00")
     first.execute(c.AllocateFunds(initiative="gw-bissau-village", year=2021, amount=str(rest)))
     top = first.store.max_position()
@@ -419,16 +410,16 @@ def test_second_application_sees_the_first_ones_facts(store_url: str, make_app: 
         )
     assert second.store.max_position() == top
     second.execute(c.AllocateFunds(initiative="nl-siblings-together", year=2021, amount="100.00"))
-    assert first.head().ledger.years[2021].unallocated == Decimal("0.00")
-    assert assert_chain_intact(first.store) == first.head().version
-    assert ledger_to_dict(second.head().ledger) == replayed(first.store)
+    assert first.refreshed_state().ledger.years[2021].unallocated == Decimal("0.00")
+    assert assert_chain_intact(first.store) == first.refreshed_state().version
+    assert ledger_to_dict(second.refreshed_state().ledger) == replayed(first.store)
 
 
 def test_stale_application_accepts_what_the_store_allows(store_url: str, make_app: MakeApp) -> None:
     first = make_app(store_url, actor="first")
     record_reference(first)
     second = make_app(store_url, actor="second")
-    second.head()  # cached as of now
+    second.refreshed_state()  # cached as of now
     first.execute(
         c.RegisterInitiative(
             id="dk-family-strengthening",
@@ -447,7 +438,7 @@ def test_stale_application_accepts_what_the_store_allows(store_url: str, make_ap
 
 
 def snapshot_app(url: str, apps: list[LedgerApplication]) -> LedgerApplication:
-    settings = Settings(store=url, actor="snapshots", snapshot_every=3)
+    settings = Settings(store=url, actor="snapshots", ledger_snapshot_every=3)
     app = build_application(settings, clock=StepClock())
     apps.append(app)
     return app
@@ -489,14 +480,14 @@ def test_snapshots_load_the_same_head_as_a_full_replay(
     assert version > 3 and state["version"] == version
 
     fresh = snapshot_app(store_url, snapshot_apps)
-    head = fresh.head()
+    head = fresh.refreshed_state()
     assert ledger_to_dict(head.ledger) == replayed(fresh.store)
     assert head.version == len(envelopes) + len(GOOD_BATCH)
     assert head.last_hash == list(fresh.store.envelopes())[-1].hash
 
     # It records on from there, the chain unbroken.
     fresh.execute(c.AllocateFunds(initiative="gw-bissau-village", year=2021, amount="1.00"))
-    assert assert_chain_intact(fresh.store) == head.version
+    assert assert_chain_intact(fresh.store) == head.version + 1
 
 
 def _garbage(state: dict[str, object]) -> bytes:
@@ -548,16 +539,16 @@ def test_a_corrupted_snapshot_is_ignored(
 ) -> None:
     writer = snapshot_app(store_url, snapshot_apps)
     record_reference(writer)
-    while writer.head().version % 3:  # so that the newest snapshot is at the head version
+    while writer.refreshed_state().version % 3:  # the newest snapshot is at the head version
         writer.execute(
             c.AllocateFunds(initiative="pl-youth-employability", year=2021, amount="1.00")
         )
     version, state = latest_snapshot(writer.store)
-    assert version == writer.head().version
+    assert version == writer.refreshed_state().version
     overwrite_snapshot(writer.store, version, corrupt(state))
 
     fresh = snapshot_app(store_url, snapshot_apps)
-    head = fresh.head()
+    head = fresh.refreshed_state()
     assert ledger_to_dict(head.ledger) == replayed(fresh.store)
     assert head.version == version
     fresh.execute(c.AllocateFunds(initiative="gw-bissau-village", year=2021, amount="1.00"))

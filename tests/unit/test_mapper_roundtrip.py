@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,23 +19,22 @@ from eventsourcing.cryptography import AESCipher
 from hypothesis import given
 from hypothesis import strategies as st
 
-from homeledger.adapters.bootstrap import open_store
-from homeledger.adapters.envelope import (
+from homeledger.adapters.envelope import envelope_from_body, new_body
+from homeledger.adapters.hash_chain import (
     ENVELOPE_FIELDS,
     HASHED_FIELDS,
     LEDGER_ID,
     canonical_json,
     chain_hash,
-    envelope_from_body,
-    new_body,
 )
+from homeledger.adapters.ledger_snapshot import SNAPSHOT_FORMAT, ledger_from_dict, ledger_to_dict
 from homeledger.adapters.settings import Settings
-from homeledger.adapters.snapshots import SNAPSHOT_FORMAT, ledger_from_dict, ledger_to_dict
 from homeledger.adapters.store import LedgerStore
+from homeledger.cli.bootstrap import open_store
 from homeledger.domain import commands as c
 from homeledger.domain.errors import DomainError
 from homeledger.domain.events import (
-    EVENT_CLASSES,
+    EVENTS,
     DomainEvent,
     LedgerSealed,
     event_data,
@@ -45,18 +44,18 @@ from homeledger.domain.ledger import Ledger, replay
 from tests import strategies as s
 
 WIRE_AMOUNT = re.compile(r"-?[0-9]+\.[0-9]{2}")
-TODAY = date(2022, 3, 1)
+
 
 
 def test_there_is_a_strategy_for_every_event_and_command() -> None:
-    assert set(s.EVENT_STRATEGIES) == set(EVENT_CLASSES)
+    assert set(s.EVENT_STRATEGIES) == set(EVENTS.types())
     assert set(c.COMMAND_CLASSES.values()) | {c.SealLedger} == set(s.COMMAND_STRATEGIES)
 
 
 # Facts <-> wire data.
 
 
-@pytest.mark.parametrize("event_type", sorted(EVENT_CLASSES))
+@pytest.mark.parametrize("event_type", sorted(EVENTS.types()))
 @given(data=st.data())
 def test_event_data_round_trips(event_type: str, data: st.DataObject) -> None:
     fact = data.draw(s.EVENT_STRATEGIES[event_type])
@@ -202,7 +201,7 @@ def _ledger(history: list[c.Command]) -> tuple[Ledger, int, list[DomainEvent]]:
     ledger, accepted, facts = Ledger(), 0, []
     for command in history:
         try:
-            new = ledger.decide(command, TODAY)
+            new = ledger.decide(command)
         except DomainError:
             continue
         accepted += 1
@@ -237,7 +236,7 @@ def test_a_restored_ledger_decides_as_the_original(
     outcomes = []
     for state in (ledger, restored):
         try:
-            facts = state.decide(command, TODAY)
+            facts = state.decide(command)
         except DomainError as refused:
             outcomes.append((type(refused), str(refused)))
         else:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from homeledger.domain import commands as c
 from homeledger.domain.errors import InsufficientUnitsError
 from homeledger.domain.ledger import Ledger
-from homeledger.domain.portfolio import Portfolio, compute_pledge, days_in_year
+from homeledger.domain.pledge import compute_pledge, days_in_year
+from homeledger.domain.portfolio import Portfolio
 from tests.strategies import COUNTRIES
 
 RATE_100 = 10_000  # EUR 100.00 in cents
@@ -195,25 +196,24 @@ def test_lowest_from_sees_later_disposals() -> None:
 
 def test_backdated_disposal_refused_when_a_later_disposal_would_go_negative() -> None:
     ledger = Ledger()
-    today = date(2021, 12, 1)
     for command in (
         c.EstablishPartnership(donor="Heimstaden", beneficiary="SOS", rate="100.00",
                                currency="EUR", basis="pro-rata", start=date(2021, 7, 1)),
         c.AcquireUnits(country="DE", units=100, on=date(2021, 7, 1)),
         c.DisposeUnits(country="DE", units=60, on=date(2021, 10, 1)),
     ):  # fmt: skip
-        for fact in ledger.decide(command, today):
+        for fact in ledger.decide(command):
             ledger.apply(fact)
     # On 1 August 100 are held, but 60 of them are already sold on 1 October:
     # only 40 can go on 1 August without the October sale selling homes not held.
     backdated = c.DisposeUnits(country="DE", units=50, on=date(2021, 8, 1))
     with pytest.raises(InsufficientUnitsError) as refused:
-        ledger.decide(backdated, today)
+        ledger.decide(backdated)
     assert str(refused.value) == (
         "disposal of 50 units in DE on 2021-08-01 exceeds the 100 held then "
         "(40 after later disposals) by 10"
     )
-    facts = ledger.decide(c.DisposeUnits(country="DE", units=40, on=date(2021, 8, 1)), today)
+    facts = ledger.decide(c.DisposeUnits(country="DE", units=40, on=date(2021, 8, 1)))
     assert [fact.TYPE for fact in facts] == ["UnitsDisposed"]
 
 

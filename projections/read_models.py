@@ -1,6 +1,6 @@
 """All read models together, in memory: the one API for anyone who projects facts.
 
-    state = ProjectionState()
+    state = ReadModels()
     for envelope in envelopes:          # from the store, or from NATS
         state.apply(envelope)
     state.balance_rows(by="country")
@@ -8,8 +8,8 @@
     state.portfolio(date(2021, 12, 31))
     state.trial_balance()
 
-The store-backed runner (`projections.runner`) drives the very same models and
-writes their rows; `projections.as_of` rebuilds them to any past position.
+The store-backed runner (`runner`) drives the very same models and writes their rows;
+`as_of` rebuilds them to any past position.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from typing import Any
 from homeledger.adapters.envelope import Envelope
 from homeledger.projections.audit_trail import AuditModel
 from homeledger.projections.balances import BalancesModel
+from homeledger.projections.double_entry import DoubleEntryModel, TrialBalance
 from homeledger.projections.model import Model, Rows
 from homeledger.projections.portfolio import PortfolioModel
-from homeledger.projections.postings import LedgerModel, TrialBalance
 from homeledger.projections.timeline import TimelineModel
 
 MODEL_CLASSES: dict[str, type[Model]] = {
     cls.NAME: cls
-    for cls in (BalancesModel, AuditModel, PortfolioModel, LedgerModel, TimelineModel)
+    for cls in (BalancesModel, AuditModel, PortfolioModel, DoubleEntryModel, TimelineModel)
 }
 PROJECTIONS = tuple(MODEL_CLASSES)
 
@@ -41,7 +41,7 @@ def new_model(name: str) -> Model:
         ) from None
 
 
-class ProjectionState:
+class ReadModels:
     """Every read model as of `position`, evolved in memory.
 
     With `keep_rows` (the default) the audit trails and the timeline are kept in
@@ -53,7 +53,7 @@ class ProjectionState:
         self.balances = BalancesModel()
         self.audit = AuditModel(keep_trails=keep_rows)
         self.portfolio_model = PortfolioModel()
-        self.ledger = LedgerModel()
+        self.double_entry = DoubleEntryModel()
         self.timeline = TimelineModel()
         if keep_rows:
             self.timeline.kept = []
@@ -65,7 +65,7 @@ class ProjectionState:
             BalancesModel.NAME: self.balances,
             AuditModel.NAME: self.audit,
             PortfolioModel.NAME: self.portfolio_model,
-            LedgerModel.NAME: self.ledger,
+            DoubleEntryModel.NAME: self.double_entry,
             TimelineModel.NAME: self.timeline,
         }
 
@@ -95,4 +95,4 @@ class ProjectionState:
         return self.portfolio_model.held_on(on)
 
     def trial_balance(self) -> TrialBalance:
-        return self.ledger.trial_balance()
+        return self.double_entry.trial_balance()

@@ -1,8 +1,9 @@
-"""Snapshots of the ledger state: a cache that spares replaying every fact on start.
+"""Snapshots of the ledger's decision state: a cache that spares replaying every fact.
 
 A snapshot is never a source of truth: it carries the version and chain hash it was
-taken at, and a format number; one of an unknown format is ignored and the state
-is rebuilt from the facts.
+taken at, and a format number; one of an unknown format is ignored and the state is
+rebuilt from the facts. (The store trusts a snapshot only if the fact at its version
+is stored with that very hash.)
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from homeledger.domain.ledger import Allocation, Initiative, Ledger, Partnership, YearBook
+from homeledger.domain.ledger import Allocation, Initiative, Ledger, YearBook
+from homeledger.domain.pledge import Terms
 from homeledger.domain.portfolio import Portfolio
 
-SNAPSHOT_FORMAT = 1
+# 2: no per-year unit basis, no ledger-wide disbursed total (never read).
+SNAPSHOT_FORMAT = 2
 
 
 def _d(value: date | None) -> str | None:
@@ -33,8 +36,7 @@ def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
             for country, entries in ledger.portfolio.changes.items()
         },
         "years": {
-            str(year): [str(b.pledged), b.unit_basis, str(b.received), str(b.allocated),
-                        str(b.released)]
+            str(year): [str(b.pledged), str(b.received), str(b.allocated), str(b.released)]
             for year, b in ledger.years.items()
         },
         "initiatives": {
@@ -46,7 +48,6 @@ def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
             key: [a.initiative, a.year, str(a.amount), str(a.released)]
             for key, a in ledger.allocations.items()
         },
-        "disbursed": str(ledger.disbursed),
         "last_seal_position": ledger.last_seal_position,
     }
 
@@ -58,28 +59,26 @@ def ledger_from_dict(data: dict[str, Any]) -> Ledger | None:
     ledger = Ledger(
         partnership=None
         if p is None
-        else Partnership(p[0], p[1], Decimal(p[2]), p[3], p[4], date.fromisoformat(p[5])),
+        else Terms(p[0], p[1], Decimal(p[2]), p[3], p[4], date.fromisoformat(p[5])),
         portfolio=Portfolio(
             {
                 country: [(date.fromisoformat(on), delta) for on, delta in entries]
                 for country, entries in data["portfolio"].items()
             }
         ),
-        disbursed=Decimal(data["disbursed"]),
         last_seal_position=data["last_seal_position"],
     )
-    for year, (pledged, basis, received, allocated, released) in data["years"].items():
+    for year, (pledged, received, allocated, released) in data["years"].items():
         ledger.years[int(year)] = YearBook(
-            Decimal(pledged), basis, Decimal(received), Decimal(allocated), Decimal(released)
+            Decimal(pledged), Decimal(received), Decimal(allocated), Decimal(released)
         )
-    for key, (name, country, programme, closed, alloc, rel, disb, ms) in data[
-        "initiatives"
-    ].items():
+    for key, fields in data["initiatives"].items():
+        name, country, programme, closed, alloc, rel, disb, milestones = fields
         ledger.initiatives[key] = Initiative(
             key, name, country, programme,
             date.fromisoformat(closed) if closed else None,
-            Decimal(alloc), Decimal(rel), Decimal(disb), set(ms),
-        )
+            Decimal(alloc), Decimal(rel), Decimal(disb), frozenset(milestones),
+        )  # fmt: skip
     for key, (initiative, year, amount, released) in data["allocations"].items():
         ledger.allocations[key] = Allocation(
             key, initiative, year, Decimal(amount), Decimal(released)

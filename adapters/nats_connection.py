@@ -1,49 +1,24 @@
-"""JetStream side of SPEC section 4: the connection, the stream, and each event's message.
+"""The connection to NATS, made from Settings: user and password, token, creds file, TLS CA.
 
-A connection is made from Settings (user and password, token, creds file, TLS CA).
 Its failures become NatsUnavailableError with one line that names the servers and
-the reason but never a password, token or the userinfo of a URL. The stream is
-created or brought up to date (subjects, duplicate window, replicas). Each envelope
-becomes one message: subject `homeledger.events.<Type>.<scope>`, the contract
-headers, and the envelope's JSON as payload.
+the reason but never a password, token or the userinfo of a URL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import nats
 import nats.errors
-import nats.js.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 
-from homeledger.adapters.envelope import Envelope
-from homeledger.adapters.settings import ConfigError, Settings
-
-SUBJECT_PREFIX = "homeledger.events"
-STREAM_SUBJECTS = f"{SUBJECT_PREFIX}.>"
-DEFAULT_DUPLICATE_WINDOW = 600.0  # seconds; a relay restarted within it cannot store twice
-DEFAULT_REPLICAS = 1
-
-MSG_ID = "Nats-Msg-Id"
-EVENT_TYPE = "Homeledger-Event-Type"
-POSITION = "Homeledger-Position"
-SCHEMA_VERSION = "Homeledger-Schema-Version"
-CONTENT_TYPE = "Content-Type"
-JSON = "application/json"
-# JetStream control header: the message is stored only if the stream's last sequence
-# is this one, so a message that was buffered across a reconnect can never land after
-# a later one (the relay keeps store order even when publishes are lost mid-window).
-EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
+from homeledger.adapters.errors import ConfigError, NatsUnavailableError
+from homeledger.adapters.settings import Settings
 
 # Everything nats-py raises for a connection, a request or a JetStream API call.
 NATS_FAILURES: tuple[type[BaseException], ...] = (
@@ -51,54 +26,6 @@ NATS_FAILURES: tuple[type[BaseException], ...] = (
     TimeoutError,
     OSError,
 )
-
-
-class NatsUnavailableError(Exception):
-    """NATS cannot be reached, refused us, or failed (exit 4). The message is one line."""
-
-
-class StreamConfigError(Exception):
-    """The existing stream cannot be brought to the configuration asked for."""
-
-
-# Messages.
-
-
-_NOT_IN_TOKEN = re.compile(r"[.*> \t\r\n]")
-
-
-def subject_for(event_type: str, scope: str) -> str:
-    for token in (event_type, scope):
-        if not token or _NOT_IN_TOKEN.search(token):
-            raise ValueError(f"{token!r} is not a valid NATS subject token")
-    return f"{SUBJECT_PREFIX}.{event_type}.{scope}"
-
-
-def headers_for(envelope: Envelope) -> dict[str, str]:
-    return {
-        MSG_ID: envelope.event_id,
-        EVENT_TYPE: envelope.type,
-        POSITION: str(envelope.position),
-        SCHEMA_VERSION: str(envelope.schema_version),
-        CONTENT_TYPE: JSON,
-    }
-
-
-@dataclass(frozen=True)
-class EventMessage:
-    subject: str
-    payload: bytes
-    headers: dict[str, str]
-
-
-def message_for(envelope: Envelope) -> EventMessage:
-    """The message SPEC section 4 publishes for one recorded event."""
-    return EventMessage(
-        subject_for(envelope.type, envelope.scope), envelope.to_json(), headers_for(envelope)
-    )
-
-
-# Connection.
 
 
 def display_servers(url: str) -> str:
@@ -275,66 +202,3 @@ def _scrub(text: str, settings: Settings | None) -> str:
         if secret is not None and secret.get_secret_value():
             text = text.replace(secret.get_secret_value(), "***")
     return text
-
-
-# Stream.
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    name: str
-    duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
-    replicas: int = DEFAULT_REPLICAS
-
-    def config(self) -> StreamConfig:
-        return StreamConfig(
-            name=self.name,
-            description="homeledger: every recorded fact, in store order",
-            subjects=[STREAM_SUBJECTS],
-            retention=RetentionPolicy.LIMITS,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            max_msgs=-1,
-            max_bytes=-1,
-            max_age=0,
-            duplicate_window=self.duplicate_window,
-            num_replicas=self.replicas,
-            allow_direct=True,
-            deny_delete=True,  # a published fact is a witness: no one removes it
-        )
-
-
-async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> StreamInfo:
-    """Create the stream, or update it when subjects, window or replicas differ."""
-    wanted = spec.config()
-    try:
-        info = await js.stream_info(spec.name)
-    except nats.js.errors.NotFoundError:
-        return await _api(js.add_stream(wanted), f"create stream {spec.name}")
-    current = info.config
-    if current.storage not in (None, StorageType.FILE):
-        raise StreamConfigError(
-            f"stream {spec.name} exists with {current.storage} storage, not file storage; "
-            "delete it or use another --stream"
-        )
-    same = (
-        list(current.subjects or []) == [STREAM_SUBJECTS]
-        and abs((current.duplicate_window or 0) - spec.duplicate_window) < 1e-3
-        and (current.num_replicas or 1) == spec.replicas
-    )
-    if same:
-        return info
-    updated = current.evolve(
-        subjects=[STREAM_SUBJECTS], duplicate_window=spec.duplicate_window,
-        num_replicas=spec.replicas,
-    )  # fmt: skip
-    return await _api(js.update_stream(updated), f"update stream {spec.name}")
-
-
-async def _api(call: Awaitable[StreamInfo], what: str) -> StreamInfo:
-    try:
-        return await call
-    except nats.js.errors.ServiceUnavailableError:
-        raise  # no JetStream leader right now (an election): the caller retries
-    except nats.js.errors.APIError as exc:
-        raise StreamConfigError(f"cannot {what}: {exc.description or exc}") from None

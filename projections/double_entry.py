@@ -138,12 +138,12 @@ MONEY_FACTS = (e.DonationPledged, e.DonationReceived, e.FundsAllocated,
                e.AllocationReleased, e.FundsDisbursed)  # fmt: skip
 
 
-class LedgerModel(Model):
-    """Postings (a log) and account totals (keyed), checkpointed for point-in-time reads."""
+class DoubleEntryModel(Model):
+    """Postings (a log) and account totals (keyed), snapshotted for point-in-time reads."""
 
-    NAME = "ledger"
+    NAME = "postings"
     TABLES = (POSTINGS, ACCOUNTS)
-    CHECKPOINTED = True
+    SNAPSHOTTED = True
     STATE_QUERIES: ClassVar[dict[str, str]] = {
         ACCOUNTS.name: f"SELECT * FROM {ACCOUNTS.name} ORDER BY account"
     }
@@ -155,8 +155,8 @@ class LedgerModel(Model):
         # an unbalanced entry.
         self.imbalance = ZERO
 
-    def _handlers(self) -> dict[type[DomainEvent], Callable[[Envelope, Any], None]]:
-        return {kind: self._post for kind in MONEY_FACTS}
+    def _handlers(self) -> dict[str, Callable[[Envelope, Any], None]]:
+        return {kind.TYPE: self._post for kind in MONEY_FACTS}
 
     def _post(self, env: Envelope, ev: DomainEvent) -> None:
         line = 0

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeledger.adapters.envelope import envelope_from_body
+from homeledger.adapters.settings import Settings
 from homeledger.adapters.store import LedgerStore
-from homeledger.adapters.stream_reader import StreamRecord
+from homeledger.adapters.stream_reader import StreamRecord, walk_stream
 from homeledger.projections.as_of import PointInTime
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.model import Model
-from homeledger.projections.state import MODEL_CLASSES
+from homeledger.projections.read_models import MODEL_CLASSES
 from homeledger.projections.verify import Check
 
 STREAM_CHECKS = ("stream-copy", "stream-head", "stream-projections")
@@ -144,6 +145,17 @@ class StreamWitness:
                 continue
             if stored.state_rows() != model.state_rows():
                 check.find(None, f"{name} built from the stream differs from the store's")
+
+
+async def verify_against_stream(settings: Settings, store: LedgerStore, db: ProjectionDB,
+                                head: int) -> list[Check]:  # fmt: skip
+    """Read the whole stream once as the store's witness; the three checks.
+
+    NatsUnavailableError when the stream cannot be read.
+    """
+    witness = StreamWitness(store, db, head)
+    await walk_stream(settings, witness.feed)
+    return witness.finish()
 
 
 @dataclass(frozen=True)

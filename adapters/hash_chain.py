@@ -1,0 +1,93 @@
+"""The hash chain over recorded facts: one check, used by the store's `verify` and by
+every consumer of the stream.
+
+Each fact's stored body is its envelope without `position` and `scope` (both derived).
+Its `hash` is SHA-256 over the canonical JSON of every other field of the body, and
+those include `prev_hash`, the hash of the fact before it, so editing, deleting,
+reordering or inserting a fact breaks the chain there. Versions run 1, 2, 3... in
+position order: one ledger, one sequence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid5
+
+GENESIS_HASH = "0" * 64
+LEDGER_ID = uuid5(UUID("6f0d6f36-52d8-4cf4-9d0e-5f2ad1c1e0a1"), "homeledger-ledger")
+
+# The order in which envelope fields are printed and published.
+ENVELOPE_FIELDS = (
+    "event_id", "type", "schema_version", "position", "scope", "aggregate_id",
+    "aggregate_version", "effective_date", "recorded_at", "actor", "command_id",
+    "correlation_id", "data", "prev_hash", "hash",
+)  # fmt: skip
+DERIVED_FIELDS = ("position", "scope")
+BODY_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in DERIVED_FIELDS)
+HASHED_FIELDS = tuple(f for f in BODY_FIELDS if f != "hash")
+
+# Built once: json.dumps with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte form for one value: sorted keys, no spaces, ASCII only."""
+    return _CANONICAL.encode(value).encode()
+
+
+def chain_hash(body: dict[str, Any]) -> str:
+    """The hash of a fact's body (every hashed field, `prev_hash` included)."""
+    return hashlib.sha256(canonical_json({k: body[k] for k in HASHED_FIELDS})).hexdigest()
+
+
+def link_problem(body: dict[str, Any], expected_version: int, prev_hash: str, *,
+                 stored_version: int | None = None) -> str | None:  # fmt: skip
+    """Why this body does not continue the chain after `prev_hash`, or None.
+
+    `stored_version` is the version a store keeps beside the body, when there is one.
+    """
+    if not body or any(name not in body for name in BODY_FIELDS):
+        return "the fact cannot be read or lacks fields"
+    if len(body) != len(BODY_FIELDS):  # a field outside the hash would go unseen
+        return "the fact has fields its hash does not cover"
+    if stored_version is not None and stored_version != expected_version:
+        return f"stored version {stored_version} where {expected_version} was expected"
+    if body["aggregate_version"] != expected_version:
+        why = "a fact is missing or repeated" if stored_version is None else (
+            f"stored version {stored_version}")  # fmt: skip
+        return (f"the fact's aggregate_version is {body['aggregate_version']} where "
+                f"{expected_version} was expected ({why})")  # fmt: skip
+    if body["aggregate_id"] != str(LEDGER_ID):
+        return "the fact belongs to another aggregate"
+    if body["prev_hash"] != prev_hash:
+        return "prev_hash does not match the hash of the fact before it"
+    if chain_hash(body) != body["hash"]:
+        return "the content does not match its hash"
+    return None
+
+
+def body_of(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The body of a published envelope (the envelope without its derived fields)."""
+    return {k: v for k, v in envelope.items() if k not in DERIVED_FIELDS}
+
+
+@dataclass
+class ChainWalk:
+    """Walks a chain fact by fact from the genesis: what the next fact must continue."""
+
+    expected_version: int = 1
+    prev_hash: str = GENESIS_HASH
+    count: int = 0
+
+    def step(self, body: dict[str, Any], stored_version: int | None = None) -> str | None:
+        """Check one fact and move past it; why it breaks the chain, or None."""
+        problem = link_problem(body, self.expected_version, self.prev_hash,
+                               stored_version=stored_version)  # fmt: skip
+        version = body.get("aggregate_version") if stored_version is None else stored_version
+        self.expected_version = (version if isinstance(version, int) else self.expected_version) + 1
+        self.prev_hash = str(body.get("hash", ""))
+        self.count += 1
+        return problem

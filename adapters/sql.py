@@ -1,0 +1,48 @@
+"""Plain SQL connections to the store's database, for whoever keeps tables of their own
+beside the events (the read models, a consumer's store).
+
+SQLite: the same file, through the standard library's sqlite3. PostgreSQL: the same
+database and schema, through psycopg, in autocommit mode (callers open transactions).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import psycopg
+from psycopg import sql as pg_sql
+
+from homeledger.adapters.settings import StoreLocation
+
+LOCK_TIMEOUT = 30  # seconds a write waits for another writer's lock
+
+
+def connect(location: StoreLocation) -> Any:
+    """A DB-API connection to the location's database (sqlite3 or psycopg)."""
+    if location.kind == "sqlite":
+        return _connect_sqlite(location)
+    return _connect_postgres(location)
+
+
+def _connect_sqlite(location: StoreLocation) -> sqlite3.Connection:
+    # An in-memory store cannot be shared between connections: a connection to
+    # ":memory:" gets an in-memory database of its own.
+    conn = sqlite3.connect(
+        location.path, isolation_level=None, timeout=LOCK_TIMEOUT, check_same_thread=False
+    )
+    # In WAL mode NORMAL survives a crashed process; at worst a power cut loses the
+    # last pages, and then their tracking position with them.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _connect_postgres(location: StoreLocation) -> psycopg.Connection[tuple[Any, ...]]:
+    conn = psycopg.connect(
+        host=location.host, port=location.port, user=location.user,
+        password=location.password or None, dbname=location.dbname,
+        connect_timeout=location.connect_timeout, autocommit=True,
+    )  # fmt: skip
+    conn.execute(pg_sql.SQL("SET search_path TO {}").format(pg_sql.Identifier(location.schema)))
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}s'")
+    return conn

@@ -1,0 +1,122 @@
+"""The one place that turns Settings into the objects the commands use.
+
+Nothing connects at import: each object is built on first use (`Services`) and closed
+with the command. The CLI parses strings into Settings and domain values, asks this
+module for what it needs, calls it and prints; tests and the bench build the same
+objects here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from homeledger.adapters.application import Clock, LedgerApplication, utc_now
+from homeledger.adapters.settings import Settings, store_location
+from homeledger.adapters.store import LedgerStore
+from homeledger.projections.as_of import PointInTime
+from homeledger.projections.consumer_store import AppliedLog, is_consumer_db
+from homeledger.projections.db import ProjectionDB
+from homeledger.projections.runner import ProjectionRunner
+from homeledger.projections.source import EventSource
+
+
+class ConsumerStoreGivenError(Exception):
+    """The store given is a consumer-side store: it has no events to record or check."""
+
+
+def open_store(settings: Settings, *, create: bool = True) -> LedgerStore:
+    """The event store of `settings.store` (with `create`, made if it is not there)."""
+    key = settings.cipher_key.get_secret_value() if settings.cipher_key else None
+    return LedgerStore(store_location(settings.store), cipher_key=key, create=create)
+
+
+def build_application(
+    settings: Settings, *, create: bool = True, clock: Clock = utc_now
+) -> LedgerApplication:
+    return LedgerApplication(
+        open_store(settings, create=create),
+        actor=settings.effective_actor(),
+        clock=clock,
+        snapshot_every=settings.ledger_snapshot_every,
+    )
+
+
+def open_projection_db(settings: Settings) -> ProjectionDB:
+    """The read models' database: the store's own, or a consumer store."""
+    return ProjectionDB(store_location(settings.store))
+
+
+@dataclass
+class Projections:
+    """The stored read models of one database and what keeps and reads them."""
+
+    source: EventSource  # the store, or a consumer store's applied log
+    db: ProjectionDB
+    runner: ProjectionRunner
+    reader: PointInTime
+    store: LedgerStore | None = None  # None for a consumer store
+
+
+def projections_of(settings: Settings, store: LedgerStore | None, db: ProjectionDB, *,
+                   page: int | None = None) -> Projections:  # fmt: skip
+    """The read models of `db`, built from `store` (or, for a consumer store, from the
+    envelopes it applied); `page` facts per transaction (default: the settings')."""
+    source: EventSource = store if store is not None else AppliedLog(db)
+    runner = ProjectionRunner(source, db, page=page or settings.projection_page,
+                              snapshot_every=settings.projection_snapshot_every)  # fmt: skip
+    return Projections(source, db, runner, PointInTime(source, db), store)
+
+
+@dataclass
+class Services:
+    """What one command uses, built from its settings on first use, closed with it."""
+
+    settings: Settings
+    clock: Clock = utc_now
+    _app: LedgerApplication | None = None
+    _store: LedgerStore | None = None
+    _closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    def application(self) -> LedgerApplication:
+        """The application for recording: creates an empty store on first use."""
+        if self._app is None:
+            self._app = build_application(self.settings, clock=self.clock)
+            self._closers.append(self._app.store.close)
+        return self._app
+
+    def store(self) -> LedgerStore:
+        """The store for reading: it must already exist."""
+        if self._app is not None:
+            return self._app.store
+        if self._store is None:
+            self._store = open_store(self.settings, create=False)
+            self._closers.append(self._store.close)
+        return self._store
+
+    def projections(self, *, consumer_ok: bool = False, page: int | None = None) -> Projections:
+        """The read models of --store. With `consumer_ok` it may be a consumer-side store
+        (built by `project --from-nats`), read the same way."""
+        location = store_location(self.settings.store)
+        store = None if location.exists() and not location.in_memory else self.store()
+        db = self.projection_db()
+        if store is None and is_consumer_db(db):
+            if not consumer_ok:
+                raise ConsumerStoreGivenError(
+                    f"{location.display} is a consumer-side store built by 'project "
+                    "--from-nats': it has no events; give the ledger's --store"
+                )
+            return projections_of(self.settings, None, db, page=page)
+        return projections_of(self.settings, store or self.store(), db, page=page)
+
+    def projection_db(self) -> ProjectionDB:
+        """The read models' database of --store (a consumer store is made if missing)."""
+        db = open_projection_db(self.settings)
+        self._closers.append(db.close)
+        return db
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()

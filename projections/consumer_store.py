@@ -1,0 +1,142 @@
+"""The consumer-side store: a database of its own that `project --from-nats` fills.
+
+It keeps the same read models as the ledger's store (the `hl_proj_*` tables, written
+by the same model code), with no events table. Two tables of its own say what it has
+applied:
+
+    hl_stream_head    (id, stream, stream_seq, position, version, event_id, hash, events)
+                      the last fact applied: the chain continues from its hash
+    hl_stream_events  (position, event_id, hash, stream_seq, envelope)
+                      every applied fact's envelope: for idempotence (a redelivered fact
+                      is recognised by its id and hash) and for point-in-time reads
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from homeledger.adapters.envelope import Envelope, envelope_from_body
+from homeledger.adapters.hash_chain import GENESIS_HASH
+from homeledger.adapters.store import EVENT_TABLES
+from homeledger.projections.db import ProjectionDB, Tx
+from homeledger.projections.model import Table
+
+PAGE = 1000
+LAST_APPLIED = Table(
+    "hl_stream_head",
+    (("id", "INT"), ("stream", "TEXT"), ("stream_seq", "INT"), ("position", "INT"),
+     ("version", "INT"), ("event_id", "TEXT"), ("hash", "TEXT"), ("events", "INT")),
+    ("id",),
+)  # fmt: skip
+APPLIED = Table(
+    "hl_stream_events",
+    (("position", "INT"), ("event_id", "TEXT"), ("hash", "TEXT"), ("stream_seq", "INT"),
+     ("envelope", "TEXT")),
+    ("position",),
+    log=True,
+)  # fmt: skip
+
+
+@dataclass
+class LastApplied:
+    """The last fact a consumer applied (the genesis before the first)."""
+
+    stream: str
+    stream_seq: int = 0
+    position: int = 0
+    version: int = 0
+    event_id: str = ""
+    hash: str = GENESIS_HASH
+    events: int = 0
+
+    def row(self) -> tuple[Any, ...]:
+        return (1, self.stream, self.stream_seq, self.position, self.version, self.event_id,
+                self.hash, self.events)  # fmt: skip
+
+
+def _table_names(tx: Tx, kind: str) -> set[str]:
+    if kind == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        sql = ("SELECT table_name FROM information_schema.tables "
+               "WHERE table_schema = current_schema()")  # fmt: skip
+    return {str(row[0]) for row in tx.query(sql)}
+
+
+def is_consumer_db(db: ProjectionDB) -> bool:
+    """Whether this database is a consumer-side store (built by `project --from-nats`)."""
+    with db.read() as tx:
+        tables = _table_names(tx, db.kind)
+        return LAST_APPLIED.name in tables and not _holds_events(tx, tables)
+
+
+def holds_events(db: ProjectionDB) -> bool:
+    """Whether this database holds a ledger's recorded events."""
+    with db.read() as tx:
+        return _holds_events(tx, _table_names(tx, db.kind))
+
+
+def _holds_events(tx: Tx, tables: set[str]) -> bool:
+    return any(tx.query(f"SELECT 1 FROM {name} LIMIT 1")
+               for name in EVENT_TABLES if name in tables)  # fmt: skip
+
+
+def create_tables(db: ProjectionDB, tx: Tx) -> None:
+    types = {"INT": "BIGINT", "TEXT": "TEXT"} if db.kind == "postgresql" else {}
+    for table in (LAST_APPLIED, APPLIED):
+        columns = ", ".join(f"{name} {types.get(kind, kind)}" for name, kind in table.columns)
+        tx.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}, "
+                   f"PRIMARY KEY ({', '.join(table.key)}))")  # fmt: skip
+
+
+def write_ahead(db: ProjectionDB) -> None:
+    """An SQLite consumer store (a database of its own) keeps a write-ahead log and
+    syncs it at every commit: a batch is acknowledged only once its commit is on disk,
+    at the cost of one sync per batch instead of the rollback journal's several."""
+    # If another process holds the database it keeps its journal (still synced).
+    with contextlib.suppress(sqlite3.Error):
+        db.conn.execute("PRAGMA journal_mode=WAL")
+    db.conn.execute("PRAGMA synchronous=FULL")
+
+
+def read_last_applied(tx: Tx, stream: str) -> LastApplied:
+    rows = tx.query(f"SELECT * FROM {LAST_APPLIED.name} WHERE id = 1")
+    return LastApplied(stream) if not rows else LastApplied(*rows[0][1:])
+
+
+def applied_page(tx: Tx, start: int, stop: int) -> list[Envelope]:
+    """Up to PAGE applied envelopes from `start` to `stop`, in order."""
+    rows = tx.query(
+        f"SELECT position, envelope FROM {APPLIED.name} WHERE position >= ? "
+        f"AND position <= ? ORDER BY position LIMIT {PAGE}",
+        (start, stop),
+    )
+    return [envelope_from_body(json.loads(text), int(position)) for position, text in rows]
+
+
+class AppliedLog:
+    """A consumer store's applied envelopes, read like the store's facts (an
+    EventSource), so that its read models answer as of any past position."""
+
+    def __init__(self, db: ProjectionDB) -> None:
+        self.db = db
+
+    def envelopes(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        last = stop if stop is not None else 2**62
+        while True:
+            with self.db.read() as tx:  # one page per transaction: none held across yields
+                page = applied_page(tx, start, last)
+            yield from page
+            if len(page) < PAGE:
+                return
+            start = page[-1].position + 1
+
+    def max_position(self) -> int:
+        with self.db.read() as tx:
+            rows = tx.query(f"SELECT position FROM {LAST_APPLIED.name} WHERE id = 1")
+        return int(rows[0][0]) if rows else 0
