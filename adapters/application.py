@@ -117,20 +117,25 @@ class LedgerApplication:
 
     # Use cases.
 
-    def execute(self, command: Command, *, correlation_id: str | None = None) -> list[Envelope]:
+    def execute(self, command: Command, *, correlation_id: str | None = None,
+                dry_run: bool = False) -> list[Envelope]:  # fmt: skip
         """Record one command; the envelopes it recorded (or recorded the first time)."""
         try:
-            return self.execute_batch([command], correlation_id=correlation_id)
+            return self.execute_batch([command], correlation_id=correlation_id, dry_run=dry_run)
         except BatchError as failure:
             raise failure.error from None
 
     def execute_batch(
-        self, commands: Sequence[Command], *, correlation_id: str | None = None
-    ) -> list[Envelope]:
+        self, commands: Sequence[Command], *, correlation_id: str | None = None,
+        dry_run: bool = False,
+    ) -> list[Envelope]:  # fmt: skip
         """Record commands all or nothing, in one transaction.
 
         Commands already recorded under their command id are answered from the store
         and not recorded again. Raises BatchError naming the first failing command.
+        With `dry_run` the commands are decided against the current ledger exactly as
+        they would be, and nothing is written: the envelopes are what would be recorded
+        (at the positions that follow the head now).
         """
         look_up_first = len(commands) > 1  # a batch is often a file run again
         for _ in range(MAX_ATTEMPTS):
@@ -143,6 +148,9 @@ class LedgerApplication:
                 raise
             if not plan.decided:
                 return plan.answers([])
+            if dry_run:
+                after = self.store.max_position()
+                return plan.answers(range(after + 1, after + 1 + len(plan.bodies())))
             try:
                 positions = self.store.append(
                     plan.bodies(), [slot.receipt() for slot in plan.decided]
