@@ -12,9 +12,10 @@ and becomes the new cached state only once its facts are stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from uuid import uuid4
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body, new_body
@@ -25,13 +26,18 @@ from homeledger.adapters.store import (
     DecisionState,
     LedgerStore,
     VersionConflictError,
+    WriteSession,
 )
 from homeledger.domain.commands import Command, SealLedger
 from homeledger.domain.errors import ConcurrencyError, DomainError
 from homeledger.domain.events import DomainEvent
 
 MAX_ATTEMPTS = 50
+STREAM_CHUNK = 1000  # commands decided and inserted per step of a streamed recording
 Clock = Callable[[], datetime]
+RepeatLookup = Callable[[Command], "Repeated | None"]
+Numbered = tuple[int, Command]  # a command and its number (an import file's line)
+OnDecided = Callable[[list[Envelope]], None]
 
 
 def utc_now() -> datetime:
@@ -39,7 +45,8 @@ def utc_now() -> datetime:
 
 
 class BatchError(Exception):
-    """A command of a batch failed: nothing of the batch was recorded."""
+    """A command of a batch failed: nothing of the batch was recorded. `index` is the
+    command's index in the batch (for `record_all`: the number it came with)."""
 
     def __init__(self, index: int, error: Exception) -> None:
         super().__init__(str(error))
@@ -63,9 +70,38 @@ class Decided:
 
 @dataclass(frozen=True)
 class Repeated:
-    """A command recorded before under its command id: answered as then."""
+    """A command recorded before under its command id: answered as then (`envelopes`,
+    when they were read back), at ledger versions first..last."""
 
     envelopes: list[Envelope]
+    first_version: int = 0
+    last_version: int = 0
+
+
+@dataclass
+class Recorded:
+    """What a streamed recording did: counts, and where its facts went.
+
+    `segments` say, in command order, where each command's facts are: ("new", first
+    position, last position) for facts recorded now, ("repeat", first version, last
+    version) for commands recorded before; consecutive ones are merged.
+    """
+
+    commands: int = 0
+    repeats: int = 0
+    events: int = 0
+    segments: list[tuple[str, int, int]] = field(default_factory=list)
+
+    @property
+    def positions(self) -> tuple[int, int] | None:
+        new = [(first, last) for kind, first, last in self.segments if kind == "new"]
+        return (new[0][0], new[-1][1]) if new else None
+
+    def add(self, kind: str, first: int, last: int) -> None:
+        if self.segments and self.segments[-1][0] == kind and self.segments[-1][2] + 1 == first:
+            self.segments[-1] = (kind, self.segments[-1][1], last)
+        else:
+            self.segments.append((kind, first, last))
 
 
 @dataclass
@@ -90,6 +126,11 @@ class Plan:
     def after(self) -> DecisionState:
         """The decision state once the plan's facts are stored."""
         return DecisionState(self.ledger, self.version, self.last_hash)
+
+    def take(self) -> list[Decided | Repeated]:
+        """The slots planned so far, handed over; the plan goes on from its state."""
+        slots, self.slots, self.seen = self.slots, [], {}
+        return slots
 
     def answers(self, positions: Sequence[int]) -> list[Envelope]:
         """Every command's envelopes in command order, repeats where they stood."""
@@ -153,7 +194,8 @@ class LedgerApplication:
                 return plan.answers(range(after + 1, after + 1 + len(plan.bodies())))
             try:
                 positions = self.store.append(
-                    plan.bodies(), [slot.receipt() for slot in plan.decided]
+                    plan.bodies(), [slot.receipt() for slot in plan.decided],
+                    plan.ledger.allocations.changed, plan.version,
                 )
             except VersionConflictError:
                 self._state = None  # another writer was first: decide again on fresh state
@@ -187,34 +229,104 @@ class LedgerApplication:
 
     # Planning: every command decided in order, on the plan's copy of the ledger.
 
+    def record_all(
+        self, commands: Iterable[Numbered], *, dry_run: bool = False,
+        correlation_id: str | None = None, on_decided: OnDecided | None = None,
+        chunk: int = STREAM_CHUNK,
+    ) -> Recorded:  # fmt: skip
+        """Record a stream of numbered commands all or nothing, in one write transaction,
+        holding the store's write lock from the start (so nothing can conflict), deciding
+        and inserting `chunk` commands at a time: memory does not grow with the number of
+        commands. Commands recorded before under their command id (also earlier in this
+        stream) are counted as repeats. Raises BatchError(number, error) naming the first
+        failing command. With `dry_run` everything is decided and inserted as it would be,
+        and rolled back; `on_decided` sees each chunk's envelopes as they are decided.
+        """
+        result, state = Recorded(), self.state()  # loaded before the session: SQLite
+        with self.store.writing(commit=not dry_run) as session:  # lets no other reader in
+            before = self._caught_up(session, state)
+            plan, now = Plan(before), self.clock()
+            for batch in _batches(commands, chunk):
+                self._record_batch(session, plan, batch, now, correlation_id, result, on_decided)
+            after = plan.after()
+        if not dry_run and after.version != before.version:
+            self._recorded(before, after)
+        return result
+
+    def _record_batch(self, session: WriteSession, plan: Plan, batch: list[Numbered],
+                      now: datetime, correlation: str | None, result: Recorded,
+                      on_decided: OnDecided | None) -> None:  # fmt: skip
+        known = session.receipts([c.command_id for _, c in batch if c.command_id])
+        plan.ledger.allocations.know(
+            session.allocations([i for _, c in batch for i in c.allocation_ids()])
+        )
+        for number, command in batch:
+            try:
+                self._add(plan, command, now, correlation, _known_repeats(known))
+            except DomainError as error:
+                raise BatchError(number, error) from None
+        slots = plan.take()
+        decided = [slot for slot in slots if isinstance(slot, Decided)]
+        positions = session.append([b for s in decided for b in s.bodies],
+                                   [s.receipt() for s in decided])  # fmt: skip
+        # Kept in the store now, where the ledger looks them up (in this session).
+        session.save_allocations(plan.ledger.allocations.changed, plan.version)
+        plan.ledger.allocations = plan.ledger.allocations.kept()
+        remaining = iter(positions)
+        for slot in slots:
+            result.commands += 1
+            if isinstance(slot, Repeated):
+                result.repeats += 1
+                result.add("repeat", slot.first_version, slot.last_version)
+                continue
+            where = [next(remaining) for _ in slot.bodies]
+            result.events += len(where)
+            if where:
+                result.add("new", where[0], where[-1])
+        if on_decided is not None:
+            on_decided(_envelopes(decided, positions))
+
+    def _caught_up(self, session: WriteSession, state: DecisionState) -> DecisionState:
+        """`state` with the facts other writers stored since (read in the session)."""
+        ledger, version, last_hash = None, state.version, state.last_hash
+        while bodies := session.facts_after(version, 1000):
+            ledger = ledger or state.ledger.copy()
+            for body in bodies:
+                ledger.apply(envelope_from_body(body, 0).fact)
+                version, last_hash = int(body["aggregate_version"]), str(body["hash"])
+        return state if ledger is None else DecisionState(ledger, version, last_hash)
+
     def _plan(self, state: DecisionState, commands: Sequence[Command], correlation: str | None,
               look_up_first: bool) -> Plan:  # fmt: skip
         plan = Plan(state)
         now = self.clock()
+        repeat = self._repeat if look_up_first else _no_repeat
         for index, command in enumerate(commands):
             try:
-                self._add(plan, command, now, correlation, look_up_first)
+                self._add(plan, command, now, correlation, repeat, fallback=self._repeat)
             except DomainError as error:
                 raise BatchError(index, error) from None
         return plan
 
     def _add(self, plan: Plan, command: Command, now: datetime, correlation: str | None,
-             look_up_first: bool) -> None:  # fmt: skip
+             repeat: RepeatLookup, fallback: RepeatLookup | None = None) -> None:  # fmt: skip
+        """Plan one command: decided anew, or answered as a repeat (looked up first with
+        `repeat`, or with `fallback` when the ledger refuses it)."""
         command_id = command.command_id
         if command_id and command_id in plan.seen:
             check_same(command, plan.seen[command_id])
             return  # the same command twice in one batch is recorded once
-        repeat = self._repeat(command) if look_up_first else None
-        if repeat is None:
+        found = repeat(command)
+        if found is None:
             try:
                 facts = plan.ledger.decide(command)
             except DomainError:
-                repeat = self._repeat(command)  # refused now, perhaps recorded before
-                if repeat is None:
+                found = fallback(command) if fallback else None  # refused now, recorded before?
+                if found is None:
                     raise
-        if repeat is not None:
+        if found is not None:
             plan.seen[str(command_id)] = command.fingerprint()
-            plan.slots.append(repeat)
+            plan.slots.append(found)
             return
         command_id = command_id or str(uuid4())
         fingerprint = plan.seen[command_id] = command.fingerprint()
@@ -240,7 +352,8 @@ class LedgerApplication:
         if receipt is None:
             return None
         check_same(command, receipt.fingerprint)
-        return Repeated(self.store.envelopes_for(receipt))
+        return Repeated(self.store.envelopes_for(receipt), receipt.first_version,
+                        receipt.last_version)  # fmt: skip
 
     # The cached state.
 
@@ -250,7 +363,39 @@ class LedgerApplication:
         return self._state.version != state.version
 
     def _recorded(self, before: DecisionState, after: DecisionState) -> None:
+        # The allocations the facts changed are kept in the store: the cache looks them up.
+        after.ledger.allocations = after.ledger.allocations.kept()
         self._state = after
         every = self.snapshot_every
         if every and after.version // every > before.version // every:
             self.store.save_snapshot(after)
+
+
+def _no_repeat(command: Command) -> Repeated | None:
+    return None
+
+
+def _known_repeats(known: dict[str, Receipt]) -> RepeatLookup:
+    """A repeat lookup in receipts read beforehand (the envelopes are not read back)."""
+
+    def lookup(command: Command) -> Repeated | None:
+        receipt = known.get(command.command_id or "")
+        if receipt is None:
+            return None
+        check_same(command, receipt.fingerprint)
+        return Repeated([], receipt.first_version, receipt.last_version)
+
+    return lookup
+
+
+def _batches(items: Iterable[Numbered], size: int) -> Iterator[list[Numbered]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _envelopes(decided: list[Decided], positions: Sequence[int]) -> list[Envelope]:
+    bodies = [(body, fact) for slot in decided for body, fact in zip(slot.bodies, slot.facts,
+                                                                      strict=True)]  # fmt: skip
+    return [envelope_from_body(body, position, fact)
+            for (body, fact), position in zip(bodies, positions, strict=True)]  # fmt: skip

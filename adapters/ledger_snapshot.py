@@ -12,12 +12,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from homeledger.domain.ledger import Allocation, Initiative, Ledger, YearBook
+from homeledger.domain.ledger import Allocations, Initiative, Ledger, YearBook
 from homeledger.domain.pledge import Terms
 from homeledger.domain.portfolio import Portfolio
 
 # 2: no per-year unit basis, no ledger-wide disbursed total (never read).
-SNAPSHOT_FORMAT = 2
+# 3: no allocations: the store keeps them in a table of their own.
+SNAPSHOT_FORMAT = 3
 
 
 def _d(value: date | None) -> str | None:
@@ -44,15 +45,12 @@ def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
                   str(i.released), str(i.disbursed), sorted(i.milestones)]
             for key, i in ledger.initiatives.items()
         },
-        "allocations": {
-            key: [a.initiative, a.year, str(a.amount), str(a.released)]
-            for key, a in ledger.allocations.items()
-        },
         "last_seal_position": ledger.last_seal_position,
     }
 
 
-def ledger_from_dict(data: dict[str, Any]) -> Ledger | None:
+def ledger_from_dict(data: dict[str, Any], allocations: Allocations) -> Ledger | None:
+    """The ledger of a snapshot, its allocations found in `allocations`."""
     if data.get("format") != SNAPSHOT_FORMAT:
         return None
     p = data["partnership"]
@@ -66,6 +64,7 @@ def ledger_from_dict(data: dict[str, Any]) -> Ledger | None:
                 for country, entries in data["portfolio"].items()
             }
         ),
+        allocations=allocations,
         last_seal_position=data["last_seal_position"],
     )
     for year, (pledged, received, allocated, released) in data["years"].items():
@@ -79,8 +78,4 @@ def ledger_from_dict(data: dict[str, Any]) -> Ledger | None:
             date.fromisoformat(closed) if closed else None,
             Decimal(alloc), Decimal(rel), Decimal(disb), frozenset(milestones),
         )  # fmt: skip
-    for key, (initiative, year, amount, released) in data["allocations"].items():
-        ledger.allocations[key] = Allocation(
-            key, initiative, year, Decimal(amount), Decimal(released)
-        )
     return ledger

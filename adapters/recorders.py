@@ -1,41 +1,62 @@
-"""The eventsourcing library's recorders, extended with the command-receipt table.
+"""The eventsourcing library's recorders, extended with the command-receipt table and
+write sessions.
 
 A receipt (command id, fingerprint, versions recorded) is inserted in the same
-transaction as the command's events, so a command id is recorded at most once even
-when two processes race with it, and a repeat can answer as the first time did.
+transaction as the command's facts, so a command id is recorded at most once even when
+two processes race with it, and a repeat can answer as the first time did.
+
+A write session (`writing`) is one transaction that holds the store's write lock from
+its start: facts and receipts are inserted in bounded statements, and what the session
+wrote is read back through its own cursor (SQLite's in-process reader/writer interlock
+would make any other connection wait for the session to end). It commits or rolls back
+as a whole, so an import of any size is all or nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from homeledger.adapters.idempotency import Receipt
 
 RECEIPTS_TABLE = "homeledger_commands"
+# Every allocation ever made, kept current in the same transaction as the facts, and the
+# ledger version it is current at: the decision state does not hold them in memory.
+ALLOCATIONS_TABLE = "homeledger_allocations"
+ALLOCATIONS_AT_TABLE = "homeledger_allocations_at"
+AllocationRow = tuple[str, str, int, int, int]  # id, initiative, year, amount, released (cents)
 INSERT_CHUNK = 2000  # facts per INSERT statement: bounded messages whatever the batch
 SCHEMA_LOCK_KEY = 0x686C6564  # pg_advisory_lock key for creating homeledger's tables
+_RECEIPT_COLUMNS = "command_id, fingerprint, first_version, last_version"
 
 
-def _receipt_rows(kwargs: dict[str, Any]) -> list[tuple[str, str, int, int]]:
-    receipts: Sequence[Receipt] = kwargs.get("receipts", ())
-    return [(r.command_id, r.fingerprint, r.first_version, r.last_version) for r in receipts]
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
-def _chunks(items: Sequence[StoredEvent], size: int) -> list[Sequence[StoredEvent]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _receipt_row(r: Receipt) -> tuple[str, str, int, int]:
+    return (r.command_id, r.fingerprint, r.first_version, r.last_version)
 
 
 # Every stored fact has the one ledger id: parse its text once, not once per row read.
 _uuid = lru_cache(maxsize=64)(UUID)
+
+
+class WriteCursor(Protocol):
+    """The cursor of a write session (sqlite3's, wrapped by the library, or psycopg's)."""
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any: ...
+    def fetchall(self) -> Any: ...
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
@@ -50,51 +71,129 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {RECEIPTS_TABLE} ("
             "command_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
             "first_version INTEGER NOT NULL, last_version INTEGER NOT NULL) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {ALLOCATIONS_TABLE} ("
+            "allocation_id TEXT PRIMARY KEY, initiative TEXT NOT NULL, year INTEGER NOT NULL, "
+            "amount INTEGER NOT NULL, released INTEGER NOT NULL) WITHOUT ROWID",
+            f"CREATE TABLE IF NOT EXISTS {ALLOCATIONS_AT_TABLE} ("
+            "id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
         ]
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    def allocations_in(self, cursor: Any, ids: Sequence[str]) -> dict[str, AllocationRow]:
+        found: dict[str, AllocationRow] = {}
+        for chunk in _chunks(list(set(ids)), 500):
+            marks = ",".join("?" * len(chunk))
+            cursor.execute(f"SELECT * FROM {ALLOCATIONS_TABLE} WHERE allocation_id IN ({marks})",
+                           tuple(chunk))  # fmt: skip
+            found.update((row[0], tuple(row)) for row in cursor.fetchall())
+        return found
+
+    def allocation_in(self, cursor: Any, allocation_id: str) -> AllocationRow | None:
+        cursor.execute(f"SELECT * FROM {ALLOCATIONS_TABLE} WHERE allocation_id = ?",
+                       (allocation_id,))  # fmt: skip
+        row = cursor.fetchone()
+        return tuple(row) if row else None
+
+    def save_allocations_in(self, cursor: Any, rows: Sequence[AllocationRow],
+                            version: int) -> None:  # fmt: skip
+        """Upsert allocations, and say the table is current at ledger `version`."""
+        cursor.executemany(
+            f"INSERT INTO {ALLOCATIONS_TABLE} VALUES (?,?,?,?,?) ON CONFLICT (allocation_id) "
+            "DO UPDATE SET released = excluded.released", rows,
+        )  # fmt: skip
+        cursor.execute(f"INSERT INTO {ALLOCATIONS_AT_TABLE} VALUES (1, ?) ON CONFLICT (id) "
+                       "DO UPDATE SET version = excluded.version", (version,))  # fmt: skip
+
+    def clear_allocations_in(self, cursor: Any) -> None:
+        cursor.execute(f"DELETE FROM {ALLOCATIONS_TABLE}")
+        cursor.execute(f"DELETE FROM {ALLOCATIONS_AT_TABLE}")
+
+    def allocations_at_in(self, cursor: Any) -> int | None:
+        cursor.execute(f"SELECT version FROM {ALLOCATIONS_AT_TABLE} WHERE id = 1")
+        row = cursor.fetchone()
+        return int(row[0]) if row else None
+
+    def allocation(self, allocation_id: str) -> AllocationRow | None:
+        with self.datastore.transaction(commit=False) as cursor:
+            return self.allocation_in(cursor, allocation_id)
+
+    def allocations_at(self) -> int | None:
+        with self.datastore.transaction(commit=False) as cursor:
+            return self.allocations_at_in(cursor)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        rows = _receipt_rows(kwargs)
-        if rows:
-            c.executemany(f"INSERT INTO {RECEIPTS_TABLE} VALUES (?,?,?,?)", rows)
-        return super()._insert_events(c, stored_events, **kwargs)
+        with self.writing(commit=True) as cursor:
+            return self.insert_in(cursor, stored_events, kwargs.get("receipts", ()))
+
+    @contextmanager
+    def writing(self, *, commit: bool) -> Iterator[WriteCursor]:
+        """A transaction holding the database's write lock from its first statement."""
+        pool = self.datastore.pool
+        conn = pool.get_connection(is_writer=True)  # the library's in-process interlock
+        try:
+            cursor = conn.cursor()
+            cursor.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first insert
+            try:
+                yield cursor
+            except BaseException:
+                conn.rollback()
+                raise
+            if commit:
+                conn.commit()
+            else:
+                conn.rollback()
+        finally:
+            pool.put_connection(conn)
+
+    def insert_in(self, cursor: Any, stored_events: Sequence[StoredEvent],
+                  receipts: Sequence[Receipt]) -> list[int]:  # fmt: skip
+        """Insert receipts, then facts, in the session; the facts' positions, in order."""
+        if receipts:
+            cursor.executemany(f"INSERT INTO {RECEIPTS_TABLE} VALUES (?,?,?,?)",
+                               [_receipt_row(r) for r in receipts])  # fmt: skip
+        return list(super()._insert_events(cursor, stored_events) or [])
+
+    def receipts_in(self, cursor: Any, command_ids: Sequence[str]) -> dict[str, Receipt]:
+        found: dict[str, Receipt] = {}
+        for chunk in _chunks(command_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            cursor.execute(f"SELECT {_RECEIPT_COLUMNS} FROM {RECEIPTS_TABLE} "
+                           f"WHERE command_id IN ({marks})", tuple(chunk))  # fmt: skip
+            found.update((row[0], Receipt(*row)) for row in cursor.fetchall())
+        return found
+
+    def by_version_in(self, cursor: Any, originator_id: UUID, first: int,
+                      last: int) -> list[Notification]:  # fmt: skip
+        """The facts of versions first..last (inclusive), as notifications, in order."""
+        cursor.execute(
+            f"SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE originator_id=? "
+            "AND originator_version>=? AND originator_version<=? ORDER BY originator_version",
+            (originator_id.hex, first, last),
+        )
+        return [
+            Notification(id=row[0], originator_id=self.convert_originator_id(row[1]),
+                         originator_version=row[2], topic=row[3], state=row[4])
+            for row in cursor.fetchall()
+        ]  # fmt: skip
 
     def select_receipt(self, command_id: str) -> Receipt | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT command_id, fingerprint, first_version, last_version "
-                f"FROM {RECEIPTS_TABLE} WHERE command_id=?",
-                (command_id,),
-            )
-            row = c.fetchone()
-        return Receipt(*row) if row else None
+        with self.datastore.transaction(commit=False) as cursor:
+            return self.receipts_in(cursor, [command_id]).get(command_id)
 
     def select_notifications_by_version(
         self, originator_id: UUID, first: int, last: int
     ) -> list[Notification]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT rowid, * FROM {self.events_table_name} WHERE originator_id=? "
-                "AND originator_version>=? AND originator_version<=? ORDER BY originator_version",
-                (originator_id.hex, first, last),
-            )
-            return [
-                Notification(
-                    id=row["rowid"],
-                    originator_id=self.convert_originator_id(row["originator_id"]),
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=row["state"],
-                )
-                for row in c.fetchall()
-            ]
+        with self.datastore.transaction(commit=False) as cursor:
+            return self.by_version_in(cursor, originator_id, first, last)
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.receipts = Identifier(self.datastore.schema), Identifier(RECEIPTS_TABLE)
+        self.events = Identifier(self.datastore.schema), Identifier(self.events_table_name)
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} ("
@@ -102,6 +201,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "first_version bigint NOT NULL, last_version bigint NOT NULL)"
             ).format(*self.receipts)
         )
+        self.allocations = Identifier(self.datastore.schema), Identifier(ALLOCATIONS_TABLE)
+        self.allocations_at_table = (Identifier(self.datastore.schema),
+                                     Identifier(ALLOCATIONS_AT_TABLE))  # fmt: skip
+        self.sql_create_statements += [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (allocation_id text PRIMARY KEY, "
+                "initiative text NOT NULL, year bigint NOT NULL, amount bigint NOT NULL, "
+                "released bigint NOT NULL)"
+            ).format(*self.allocations),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {}.{} (id int PRIMARY KEY CHECK (id = 1), "
+                "version bigint NOT NULL)"
+            ).format(*self.allocations_at_table),
+        ]
         # One statement for any number of receipts (no executemany: it pipelines).
         self.insert_receipts_statement = SQL(
             "INSERT INTO {}.{} SELECT * FROM unnest(%s::text[], %s::text[], "
@@ -111,37 +224,127 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """Insert facts and their receipts in one transaction, without pipeline mode.
+        with self.writing(commit=True) as cursor:
+            return self.insert_in(cursor, stored_events, kwargs.get("receipts", ()))
 
-        The library's own path sends everything through one psycopg pipeline; with
-        tens of thousands of facts its send and receive buffers can fill each other
-        (the client waits for results the server has not been sent all of, the server
-        waits for the rest of the query: a hang, psycopg issue 685). Here each
-        statement is sent whole and answered before the next, in bounded chunks, so an
-        insert of any size completes. No library retry either: a failure is reported.
+    @contextmanager
+    def writing(self, *, commit: bool) -> Iterator[WriteCursor]:
+        """A transaction holding the events table's write lock from its start.
+
+        No pipeline mode: the library's own insert path sends everything through one
+        psycopg pipeline, and with tens of thousands of facts its send and receive
+        buffers can fill each other (the client waits for results the server has not
+        been sent all of, the server for the rest of the query: a hang, psycopg issue
+        685). Here each statement is sent whole and answered before the next. No
+        library retry either: a failure is reported.
         """
-        if not stored_events:
-            return []
-        positions: list[int] = []
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(force_rollback=not commit),
+            conn.cursor() as cursor,
+        ):
             # The table lock first: writers queue on it (and give up after the lock
             # timeout), so that positions are handed out in commit order.
-            self._lock_table(curs)
-            self._notify_channel(curs)
-            for chunk in _chunks(stored_events, INSERT_CHUNK):
-                rows = [
-                    self.construct_pg_stored_event(
-                        e.originator_id, e.originator_version, e.topic, e.state
-                    )
-                    for e in chunk
-                ]
-                curs.execute(self.insert_events_statement, (rows,))
-                positions += [row["notification_id"] for row in curs.fetchall()]
-            receipts = _receipt_rows(kwargs)
-            if receipts:
-                columns = [list(column) for column in zip(*receipts, strict=True)]
-                curs.execute(self.insert_receipts_statement, columns)
+            self._lock_table(cursor)
+            self._notify_channel(cursor)
+            yield cursor
+
+    def insert_in(self, cursor: Any, stored_events: Sequence[StoredEvent],
+                  receipts: Sequence[Receipt]) -> list[int]:  # fmt: skip
+        """Insert facts, then receipts, in the session; the facts' positions, in order."""
+        positions: list[int] = []
+        for chunk in _chunks(stored_events, INSERT_CHUNK):
+            rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version,
+                                                   e.topic, e.state) for e in chunk]  # fmt: skip
+            cursor.execute(self.insert_events_statement, (rows,))
+            positions += [row["notification_id"] for row in cursor.fetchall()]
+        for chunk in _chunks(receipts, INSERT_CHUNK):
+            columns = [list(column) for column in zip(*map(_receipt_row, chunk), strict=True)]
+            cursor.execute(self.insert_receipts_statement, columns)
         return positions
+
+    def receipts_in(self, cursor: Any, command_ids: Sequence[str]) -> dict[str, Receipt]:
+        if not command_ids:
+            return {}
+        cursor.execute(
+            SQL(f"SELECT {_RECEIPT_COLUMNS} FROM {{}}.{{}} WHERE command_id = ANY(%s)").format(
+                *self.receipts
+            ),
+            (list(command_ids),),
+        )
+        rows: list[DictRow] = cursor.fetchall()
+        return {
+            row["command_id"]: Receipt(row["command_id"], row["fingerprint"],
+                                       row["first_version"], row["last_version"])
+            for row in rows
+        }  # fmt: skip
+
+    def by_version_in(self, cursor: Any, originator_id: UUID, first: int,
+                      last: int) -> list[Notification]:  # fmt: skip
+        """The facts of versions first..last (inclusive), as notifications, in order."""
+        cursor.execute(
+            SQL(
+                "SELECT * FROM {}.{} WHERE originator_id=%s AND originator_version>=%s "
+                "AND originator_version<=%s ORDER BY originator_version"
+            ).format(*self.events),
+            (originator_id, first, last),
+        )
+        return [
+            Notification(id=row["notification_id"], originator_id=row["originator_id"],
+                         originator_version=row["originator_version"], topic=row["topic"],
+                         state=bytes(row["state"]))
+            for row in cursor.fetchall()
+        ]  # fmt: skip
+
+    def allocations_in(self, cursor: Any, ids: Sequence[str]) -> dict[str, AllocationRow]:
+        if not ids:
+            return {}
+        cursor.execute(SQL("SELECT * FROM {}.{} WHERE allocation_id = ANY(%s)").format(
+            *self.allocations), (list(set(ids)),))  # fmt: skip
+        return {row["allocation_id"]: (row["allocation_id"], row["initiative"], row["year"],
+                                       row["amount"], row["released"])
+                for row in cursor.fetchall()}  # fmt: skip
+
+    def allocation_in(self, cursor: Any, allocation_id: str) -> AllocationRow | None:
+        cursor.execute(SQL("SELECT * FROM {}.{} WHERE allocation_id = %s").format(
+            *self.allocations), (allocation_id,))  # fmt: skip
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return (row["allocation_id"], row["initiative"], row["year"], row["amount"],
+                row["released"])  # fmt: skip
+
+    def save_allocations_in(self, cursor: Any, rows: Sequence[AllocationRow],
+                            version: int) -> None:  # fmt: skip
+        """Upsert allocations, and say the table is current at ledger `version`."""
+        for chunk in _chunks(rows, INSERT_CHUNK):
+            columns = [list(column) for column in zip(*chunk, strict=True)]
+            cursor.execute(SQL(
+                "INSERT INTO {}.{} SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], "
+                "%s::bigint[], %s::bigint[]) ON CONFLICT (allocation_id) "
+                "DO UPDATE SET released = excluded.released").format(*self.allocations),
+                columns)  # fmt: skip
+        cursor.execute(SQL("INSERT INTO {}.{} VALUES (1, %s) ON CONFLICT (id) "
+                           "DO UPDATE SET version = excluded.version").format(
+            *self.allocations_at_table), (version,))  # fmt: skip
+
+    def clear_allocations_in(self, cursor: Any) -> None:
+        cursor.execute(SQL("DELETE FROM {}.{}").format(*self.allocations))
+        cursor.execute(SQL("DELETE FROM {}.{}").format(*self.allocations_at_table))
+
+    def allocations_at_in(self, cursor: Any) -> int | None:
+        cursor.execute(SQL("SELECT version FROM {}.{} WHERE id = 1").format(
+            *self.allocations_at_table))  # fmt: skip
+        row = cursor.fetchone()
+        return int(row["version"]) if row else None
+
+    def allocation(self, allocation_id: str) -> AllocationRow | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            return self.allocation_in(cursor, allocation_id)
+
+    def allocations_at(self) -> int | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            return self.allocations_at_in(cursor)
 
     def tables_exist(self, *others: str) -> bool:
         names = [self.events_table_name, RECEIPTS_TABLE, *others]
@@ -165,44 +368,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
     def select_receipt(self, command_id: str) -> Receipt | None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                SQL(
-                    "SELECT command_id, fingerprint, first_version, last_version "
-                    "FROM {}.{} WHERE command_id=%s"
-                ).format(*self.receipts),
-                (command_id,),
-            )
-            row: DictRow | None = curs.fetchone()
-        if row is None:
-            return None
-        return Receipt(
-            row["command_id"], row["fingerprint"], row["first_version"], row["last_version"]
-        )
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            return self.receipts_in(cursor, [command_id]).get(command_id)
 
     def select_notifications_by_version(
         self, originator_id: UUID, first: int, last: int
     ) -> list[Notification]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                SQL(
-                    "SELECT * FROM {}.{} WHERE originator_id=%s AND originator_version>=%s "
-                    "AND originator_version<=%s ORDER BY originator_version"
-                ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
-                (originator_id, first, last),
-            )
-            return [
-                Notification(
-                    id=row["notification_id"],
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            return self.by_version_in(cursor, originator_id, first, last)
 
 
 LedgerRecorder = LedgerSQLiteRecorder | LedgerPostgresRecorder
 __all__ = ["LedgerPostgresRecorder", "LedgerRecorder", "LedgerSQLiteRecorder",
-           "SQLiteDatastore"]
+           "SQLiteDatastore", "WriteCursor"]

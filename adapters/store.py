@@ -12,7 +12,9 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -40,9 +42,17 @@ from homeledger.adapters.errors import (
 from homeledger.adapters.hash_chain import GENESIS_HASH, LEDGER_ID, ChainWalk, canonical_json
 from homeledger.adapters.idempotency import Receipt
 from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
-from homeledger.adapters.recorders import LedgerPostgresRecorder, LedgerRecorder
+from homeledger.adapters.recorders import (
+    ALLOCATIONS_AT_TABLE,
+    ALLOCATIONS_TABLE,
+    AllocationRow,
+    LedgerPostgresRecorder,
+    LedgerRecorder,
+)
 from homeledger.adapters.settings import APP_NAME, StoreLocation
-from homeledger.domain.ledger import Ledger
+from homeledger.domain.events import AllocationReleased, FundsAllocated
+from homeledger.domain.ledger import Allocation, Allocations, Ledger, allocation_after
+from homeledger.domain.money import CENT
 
 TOPIC_PREFIX = "homeledger:"
 SNAPSHOT_TOPIC = TOPIC_PREFIX + "snapshot"
@@ -69,6 +79,66 @@ class StoredChain:
         if problem is None and stored.topic != topic_for(str(body.get("type"))):
             return "stored topic does not match the event type"
         return problem
+
+
+class WriteSession:
+    """What a write transaction can do: append facts and receipts, and read back (through
+    its own cursor) the receipts and facts it or earlier writers stored."""
+
+    def __init__(self, store: LedgerStore, cursor: Any) -> None:
+        self.store, self.cursor = store, cursor
+        self.receipts_written: list[Receipt] = []
+
+    def allocations(self, allocation_ids: Sequence[str]) -> dict[str, Allocation | None]:
+        """The allocations of these ids as stored (None for an id with none), in bulk."""
+        rows = self.store.recorder.allocations_in(self.cursor, allocation_ids)
+        return {i: (_allocation(rows[i]) if i in rows else None) for i in allocation_ids}
+
+    def save_allocations(self, changed: dict[str, Allocation], version: int) -> None:
+        """Keep the allocations changed by the facts appended, the table now current at
+        ledger `version` (called after every append)."""
+        rows = [_allocation_row(a) for a in changed.values()]
+        self.store.recorder.save_allocations_in(self.cursor, rows, version)
+
+    def rebuild_allocations(self) -> int:
+        """The allocation table made again from every stored fact; the version it is at."""
+        allocations: dict[str, Allocation] = {}
+        version = 0
+        while bodies := self.facts_after(version, PAGE):
+            for body in bodies:
+                fact = envelope_from_body(body, 0).fact
+                if isinstance(fact, FundsAllocated | AllocationReleased):
+                    allocations[fact.allocation_id] = allocation_after(
+                        allocations.get(fact.allocation_id), fact
+                    )
+                version = int(body["aggregate_version"])
+        recorder = self.store.recorder
+        recorder.clear_allocations_in(self.cursor)
+        recorder.save_allocations_in(
+            self.cursor, [_allocation_row(a) for a in allocations.values()], version
+        )
+        return version
+
+    def append(self, bodies: Sequence[dict[str, Any]], receipts: Sequence[Receipt]) -> list[int]:
+        """Insert facts and receipts; positions of the facts, in order (uncommitted)."""
+        self.receipts_written = list(receipts)  # the last append's: what a conflict is about
+        stored = [self.store.encode(body) for body in bodies]
+        return self.store.recorder.insert_in(self.cursor, stored, receipts)
+
+    def receipts(self, command_ids: Sequence[str]) -> dict[str, Receipt]:
+        return self.store.recorder.receipts_in(self.cursor, command_ids)
+
+    def envelopes_for(self, receipt: Receipt) -> list[Envelope]:
+        rows = self.store.recorder.by_version_in(
+            self.cursor, LEDGER_ID, receipt.first_version, receipt.last_version
+        )
+        return [self.store.decode(row) for row in rows]
+
+    def facts_after(self, version: int, limit: int) -> list[dict[str, Any]]:
+        """The stored bodies of the facts after `version` (up to `limit`), in order."""
+        rows = self.store.recorder.by_version_in(self.cursor, LEDGER_ID, version + 1,
+                                                 version + limit)  # fmt: skip
+        return [self.store.decode_body(row) for row in rows]
 
 
 class VersionConflictError(Exception):
@@ -123,6 +193,7 @@ class LedgerStore:
     def __init__(self, location: StoreLocation, *, cipher_key: str | None = None,
                  create: bool = True) -> None:  # fmt: skip
         self.location = location
+        self._session_cursor: Any = None  # while a write session is open
         if location.kind == "sqlite" and not create and not location.in_memory:
             if not location.exists():
                 raise StoreUnavailableError(f"store {location.display} does not exist")
@@ -159,13 +230,16 @@ class LedgerStore:
     def _prepare_postgres(self, recorder: LedgerPostgresRecorder, create: bool) -> None:
         """Create the tables once, serially; a reader never needs the right to create."""
         snapshots = cast(PostgresAggregateRecorder, self.snapshots)
-        if recorder.tables_exist(snapshots.events_table_name):
-            return
+        ledger = recorder.tables_exist(snapshots.events_table_name)
         if not create:
-            raise StoreUnavailableError(
-                f"store {self.location.display} holds no homeledger ledger yet"
-            )
-        recorder.create_tables_serially(snapshots)
+            if not ledger:
+                raise StoreUnavailableError(
+                    f"store {self.location.display} holds no homeledger ledger yet"
+                )
+            return
+        # A store made by an earlier homeledger gains the tables it lacks.
+        if not (ledger and recorder.tables_exist(ALLOCATIONS_TABLE, ALLOCATIONS_AT_TABLE)):
+            recorder.create_tables_serially(snapshots)
 
     def close(self) -> None:
         self.factory.close()
@@ -209,24 +283,45 @@ class LedgerStore:
 
     # Writing.
 
-    def append(self, bodies: Sequence[dict[str, Any]], receipts: Sequence[Receipt]) -> list[int]:
-        """Insert facts and receipts atomically; positions of the facts, in order."""
-        stored = [self.encode(body) for body in bodies]
+    def append(self, bodies: Sequence[dict[str, Any]], receipts: Sequence[Receipt],
+               allocations: dict[str, Allocation], version: int) -> list[int]:  # fmt: skip
+        """Insert facts, receipts and the allocations they changed atomically (the
+        allocation table then current at `version`); positions of the facts, in order."""
+        with self.writing() as session:
+            positions = session.append(bodies, receipts)
+            session.save_allocations(allocations, version)
+            return positions
+
+    @contextmanager
+    def writing(self, *, commit: bool = True) -> Iterator[WriteSession]:
+        """One write transaction holding the store's write lock from its start; committed
+        at the end of the block (rolled back with `commit=False` or on any failure).
+
+        VersionConflictError: another writer took a version first; CommandIdTakenError:
+        another writer recorded a command id first; StoreBusyError: the lock stayed taken.
+        """
+        session: WriteSession | None = None
         try:
-            positions = self.recorder.insert_events(stored, receipts=receipts)
-        except IntegrityError:
-            if any(self.recorder.select_receipt(r.command_id) for r in receipts):
+            with self.recorder.writing(commit=commit) as cursor:
+                session = WriteSession(self, cursor)
+                self._session_cursor = cursor  # lookups read what the session wrote
+                try:
+                    yield session
+                finally:
+                    self._session_cursor = None
+        except (IntegrityError, sqlite3.IntegrityError):
+            receipts = session.receipts_written if session else []
+            if any(self.receipt(r.command_id) for r in receipts):
                 raise CommandIdTakenError from None
             raise VersionConflictError from None
-        except OperationalError as exc:
+        except (OperationalError, sqlite3.OperationalError) as exc:
             if "locked" in str(exc) or "lock timeout" in str(exc):
                 raise StoreBusyError(
                     "the store stayed locked by another writer; nothing was recorded, retry"
                 ) from None
             raise StoreUnavailableError(f"store write failed: {first_line(exc)}") from None
-        except PersistenceError as exc:
+        except (PersistenceError, sqlite3.DatabaseError) as exc:
             raise StoreUnavailableError(f"store write failed: {first_line(exc)}") from None
-        return list(positions or [])
 
     # Reading.
 
@@ -270,6 +365,17 @@ class LedgerStore:
     def receipt(self, command_id: str) -> Receipt | None:
         return cast(Receipt | None, self._guard(lambda: self.recorder.select_receipt(command_id)))
 
+    def envelopes_of(self, segments: Sequence[tuple[str, int, int]]) -> Iterator[Envelope]:
+        """The facts of segments ("new", first position, last position) and ("repeat",
+        first version, last version), in order, read in pages (see Recorded)."""
+        for kind, first, last in segments:
+            if kind == "new":
+                yield from self.envelopes(first, last)
+                continue
+            for start in range(first, last + 1, PAGE):
+                end = min(last, start + PAGE - 1)
+                yield from self.envelopes_for(Receipt("", "", start, end))
+
     def envelopes_for(self, receipt: Receipt) -> list[Envelope]:
         rows = self._guard(
             lambda: self.recorder.select_notifications_by_version(
@@ -280,10 +386,23 @@ class LedgerStore:
 
     # The decision state, from the latest snapshot and the facts after it.
 
+    def allocation(self, allocation_id: str) -> Allocation | None:
+        """An allocation as the store keeps it (the lookup of every loaded ledger)."""
+        if self._session_cursor is not None:
+            row = self.recorder.allocation_in(self._session_cursor, allocation_id)
+        else:
+            row = self._guard(lambda: self.recorder.allocation(allocation_id))
+        return None if row is None else _allocation(row)
+
     def load_state(self, after: DecisionState | None = None) -> DecisionState:
         """The ledger as of the last stored fact: from `after` (a state already loaded)
-        or the latest trusted snapshot, and the facts recorded since."""
-        start = after or self._latest_snapshot() or DecisionState(Ledger())
+        or the latest trusted snapshot, and the facts recorded since. Its allocations are
+        looked up in the store's allocation table (made again first when it is not
+        current: a store written by an earlier homeledger)."""
+        if after is None:
+            self._ensure_allocations()
+        fresh = DecisionState(Ledger(allocations=Allocations(self.allocation)))
+        start = after or self._latest_snapshot() or fresh
         ledger, version, last_hash = None, start.version, start.last_hash
         while True:
             rows = self._guard(
@@ -299,6 +418,17 @@ class LedgerStore:
                 break
         return start if ledger is None else DecisionState(ledger, version, last_hash)
 
+    def _ensure_allocations(self) -> None:
+        at = self._guard(lambda: self.recorder.allocations_at()) or 0
+        if at < self.head_version():
+            with self.writing() as session:
+                session.rebuild_allocations()
+
+    def head_version(self) -> int:
+        """The ledger version of the last stored fact (0 before the first)."""
+        rows = self._guard(lambda: self.recorder.select_events(LEDGER_ID, desc=True, limit=1))
+        return int(rows[0].originator_version) if rows else 0
+
     def save_snapshot(self, state: DecisionState) -> None:
         body = {"version": state.version, "hash": state.last_hash,
                 "ledger": ledger_to_dict(state.ledger)}  # fmt: skip
@@ -313,7 +443,7 @@ class LedgerStore:
             return None
         try:
             state = json.loads(self._open_bytes(rows[0].state))
-            ledger = ledger_from_dict(state["ledger"])
+            ledger = ledger_from_dict(state["ledger"], Allocations(self.allocation))
             version, last_hash = int(state["version"]), str(state["hash"])
         except Exception:  # noqa: BLE001 - a snapshot is only a cache: rebuild from facts
             return None
@@ -380,3 +510,13 @@ def _postgres_reason(location: StoreLocation, exc: BaseException) -> str:
             text = text.replace(location.password, "***")
         return text
     return reason
+
+
+def _allocation_row(a: Allocation) -> AllocationRow:
+    return (a.allocation_id, a.initiative, a.year, int(a.amount / CENT), int(a.released / CENT))
+
+
+def _allocation(row: AllocationRow) -> Allocation:
+    allocation_id, initiative, year, amount, released = row
+    return Allocation(allocation_id, initiative, int(year), Decimal(amount) * CENT,
+                      Decimal(released) * CENT)  # fmt: skip

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from homeledger.adapters.application import BatchError
+from homeledger.adapters.application import BatchError, Recorded
+from homeledger.adapters.envelope import Envelope
 from homeledger.cli.context import Context, build, pass_context
-from homeledger.cli.errors import Failure, InputError, classify, describe_validation
-from homeledger.cli.render import emit_envelopes
+from homeledger.cli.errors import Failure, classify
+from homeledger.cli.import_file import checked
+from homeledger.cli.render import EventPrinter, emit_envelopes
 from homeledger.domain import commands as c
-from homeledger.domain.commands import Command, UnknownCommandError, parse_command
+from homeledger.domain.commands import Command
 
 command_id_option = click.option(
     "--command-id", help="Idempotency key: a repeat records nothing and answers as the first."
@@ -159,70 +158,55 @@ def milestone(ctx: Context, /, **options: Any) -> None:
 
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--dry-run", is_flag=True,
+              help="Check the whole file against the ledger and record nothing.")  # fmt: skip
 @pass_context
-def import_(ctx: Context, file: str) -> None:
-    """Record a JSON Lines file of commands, all or nothing."""
-    commands = read_commands(file)
-    if not commands:
-        raise InputError(f"{file}: no commands to import")
-    try:
-        envelopes = ctx.services.application().execute_batch([cmd for _, cmd in commands])
-    except BatchError as failure:
-        code, message = classify(failure.error, flags=False)
-        raise Failure(code, f"line {commands[failure.index][0]}: {message}") from None
-    emit_envelopes(envelopes, ctx.fmt)
+def import_(ctx: Context, file: str, dry_run: bool) -> None:
+    """Record a JSON Lines file of commands (- reads standard input), all or nothing.
+
+    Prints a one-line summary; with --format json or jsonl the envelopes instead.
+    """
+    app = ctx.services.application()
+    printer = EventPrinter(ctx.fmt) if dry_run and ctx.fmt in ("json", "jsonl") else None
+    with checked(file) as commands:
+        if printer is not None:
+            printer.start()
+        try:
+            result = app.record_all(commands.commands(), dry_run=dry_run,
+                                    on_decided=_print_each(printer))  # fmt: skip
+        except BatchError as failure:
+            code, message = classify(failure.error, flags=False)
+            raise Failure(code, f"line {failure.index}: {message}") from None
+    if ctx.fmt not in ("json", "jsonl"):
+        click.echo(_summary(result, dry_run))
+        return
+    if printer is None:  # recorded: read back what the import recorded or answered
+        printer = EventPrinter(ctx.fmt)
+        printer.start()
+        for envelope in app.store.envelopes_of(result.segments):
+            printer.event(envelope)
+    printer.finish()
 
 
-def read_commands(file: str) -> list[tuple[int, Command]]:
-    """Parse and validate every line before anything is recorded; name the first bad line."""
-    stream = click.open_file(file, "rb") if file == "-" else _open(file)
-    commands: list[tuple[int, Command]] = []
-    with stream:
-        for number, raw in enumerate(stream, start=1):
-            if not raw.strip():
-                continue
-            commands.append((number, _parse_line(number, raw)))
-    return commands
+def _print_each(printer: EventPrinter | None) -> Callable[[list[Envelope]], None] | None:
+    if printer is None:
+        return None
+
+    def show(envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            printer.event(envelope)
+
+    return show
 
 
-def _open(file: str) -> Any:
-    try:
-        return Path(file).open("rb")
-    except OSError as exc:
-        raise InputError(f"cannot read {file}: {exc.strerror}") from None
-
-
-# Money in files is a fixed-point string: a JSON number is ambiguous (units or cents?).
-MONEY_FIELDS = ("amount", "rate")
-
-
-def _parse_line(number: int, raw: bytes) -> Command:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"line {number}: not valid UTF-8") from None
-    try:
-        fields = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"line {number}: not valid JSON ({str(exc)[:80]})") from None
-    if not isinstance(fields, dict):
-        raise InputError(f"line {number}: a command must be a JSON object")
-    for key in MONEY_FIELDS:
-        if key in fields and not isinstance(fields[key], str):
-            raise InputError(
-                f'line {number}: {key} must be a decimal string such as "250000.00", '
-                "not a JSON number"
-            )
-    try:
-        return parse_command(fields)
-    except UnknownCommandError as exc:
-        raise InputError(f"line {number}: {exc}") from None
-    except ValidationError as exc:
-        raise InputError(f"line {number}: {describe_validation(exc, flags=False)}") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number")
+def _summary(result: Recorded, dry_run: bool) -> str:
+    where = result.positions
+    at = f" at positions {where[0]}..{where[1]}" if where else ""
+    repeats = f"; {result.repeats} recorded before, answered as then" if result.repeats else ""
+    if dry_run:
+        return (f"dry run: {result.commands} commands would record {result.events} events"
+                f"{at}{repeats}; nothing was recorded")  # fmt: skip
+    return f"imported {result.commands} commands: {result.events} events recorded{at}{repeats}"
 
 
 @click.command("seal")

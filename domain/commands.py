@@ -38,6 +38,10 @@ class Command(BaseModel):
     NAME: ClassVar[str] = ""
     command_id: Token | None = None
 
+    def allocation_ids(self) -> tuple[str, ...]:
+        """The allocations the command refers to by id (read ahead before deciding)."""
+        return ()
+
     def fingerprint(self) -> str:
         """A digest of what the command asks, without its id: same id, same content."""
         body = self.model_dump(mode="json", exclude={"command_id"})
@@ -107,12 +111,18 @@ class AllocateFunds(MoneyCommand):
     amount: Amount
     allocation_id: Token | None = None
 
+    def allocation_ids(self) -> tuple[str, ...]:
+        return (self.allocation_id,) if self.allocation_id else ()
+
 
 class ReleaseAllocation(MoneyCommand):
     NAME: ClassVar[str] = "release"
     id: Token
     amount: Amount
     reason: Text
+
+    def allocation_ids(self) -> tuple[str, ...]:
+        return (self.id,)
 
 
 class DisburseFunds(MoneyCommand):

@@ -68,6 +68,73 @@ class Allocation:
         return self.amount - self.released
 
 
+Lookup = Callable[[str], "Allocation | None"]
+
+
+def _nowhere(allocation_id: str) -> Allocation | None:
+    return None
+
+
+class Allocations:
+    """A ledger's allocations by id: those changed since the ledger was loaded, in
+    memory, over those kept elsewhere and found with `lookup` (the store keeps every
+    allocation ever made in a table of its own, so that a ledger's memory and the cost of
+    loading it do not grow with the partnership's age). A ledger replayed in memory keeps
+    them all in `changed`."""
+
+    def __init__(self, lookup: Lookup = _nowhere, changed: dict[str, Allocation] | None = None):
+        self.lookup = lookup
+        self.changed: dict[str, Allocation] = {} if changed is None else changed
+        # Answers known without a lookup: read ahead in bulk, or ids made here (new).
+        self.known: dict[str, Allocation | None] = {}
+
+    def get(self, allocation_id: str) -> Allocation | None:
+        found = self.changed.get(allocation_id)
+        if found is not None:
+            return found
+        if allocation_id in self.known:
+            return self.known[allocation_id]
+        return self.lookup(allocation_id)
+
+    def know(self, answers: dict[str, Allocation | None]) -> None:
+        """Answers read ahead (None: no such allocation), spared a lookup each."""
+        self.known.update(answers)
+
+    def new_id(self) -> str:
+        """A new allocation id, known to be unused (a random UUID)."""
+        allocation_id = str(uuid4())
+        self.known[allocation_id] = None
+        return allocation_id
+
+    def __contains__(self, allocation_id: object) -> bool:
+        return isinstance(allocation_id, str) and self.get(allocation_id) is not None
+
+    def __getitem__(self, allocation_id: str) -> Allocation:
+        found = self.get(allocation_id)
+        if found is None:
+            raise KeyError(allocation_id)
+        return found
+
+    def __setitem__(self, allocation_id: str, allocation: Allocation) -> None:
+        self.changed[allocation_id] = allocation
+
+    def copy(self) -> Allocations:
+        return Allocations(self.lookup, dict(self.changed))
+
+    def kept(self) -> Allocations:
+        """The same allocations once the changed ones are kept where `lookup` finds them."""
+        return Allocations(self.lookup)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Allocations) and self.lookup is other.lookup
+                and self.changed == other.changed)  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Allocations({len(self.changed)} changed)"
+
+
 @dataclass(frozen=True)
 class Initiative:
     initiative: str
@@ -145,7 +212,7 @@ class Ledger:
     portfolio: Portfolio = field(default_factory=Portfolio)
     years: dict[int, YearBook] = field(default_factory=dict)
     initiatives: dict[str, Initiative] = field(default_factory=dict)
-    allocations: dict[str, Allocation] = field(default_factory=dict)
+    allocations: Allocations = field(default_factory=Allocations)
     last_seal_position: int = 0
 
     def decide(self, command: c.Command) -> list[e.DomainEvent]:
@@ -184,7 +251,7 @@ class Ledger:
         """An independent ledger in the same state (its entities are immutable values)."""
         return Ledger(
             self.partnership, self.portfolio.copy(), dict(self.years), dict(self.initiatives),
-            dict(self.allocations), self.last_seal_position,
+            self.allocations.copy(), self.last_seal_position,
         )  # fmt: skip
 
     def year(self, year: int) -> YearBook:
@@ -309,7 +376,7 @@ def _close(ledger: Ledger, cmd: c.CloseInitiative) -> list[e.DomainEvent]:
 def _allocate(ledger: Ledger, cmd: c.AllocateFunds) -> list[e.DomainEvent]:
     return [
         EVENTS.new(
-            e.FundsAllocated, allocation_id=cmd.allocation_id or str(uuid4()),
+            e.FundsAllocated, allocation_id=cmd.allocation_id or ledger.allocations.new_id(),
             initiative=cmd.initiative, year=cmd.year, amount=cmd.amount,
             currency=ledger._terms().currency,
         )
@@ -573,11 +640,20 @@ def _on_closed(ledger: Ledger, ev: e.InitiativeClosed) -> None:
     ledger.initiatives[ev.initiative] = replace(initiative, closed_on=ev.closed_on)
 
 
+def allocation_after(
+    allocation: Allocation | None, ev: e.FundsAllocated | e.AllocationReleased
+) -> Allocation:
+    """An allocation as a fact leaves it (made by FundsAllocated, changed by a release)."""
+    if isinstance(ev, e.FundsAllocated):
+        return Allocation(ev.allocation_id, ev.initiative, ev.year, ev.amount)
+    if allocation is None:
+        raise KeyError(ev.allocation_id)
+    return replace(allocation, released=allocation.released + ev.amount)
+
+
 @_applies(e.FundsAllocated)
 def _on_allocated(ledger: Ledger, ev: e.FundsAllocated) -> None:
-    ledger.allocations[ev.allocation_id] = Allocation(
-        ev.allocation_id, ev.initiative, ev.year, ev.amount
-    )
+    ledger.allocations[ev.allocation_id] = allocation_after(None, ev)
     book = ledger.year(ev.year)
     ledger.years[ev.year] = replace(book, allocated=book.allocated + ev.amount)
     initiative = ledger.initiatives[ev.initiative]
@@ -588,9 +664,8 @@ def _on_allocated(ledger: Ledger, ev: e.FundsAllocated) -> None:
 
 @_applies(e.AllocationReleased)
 def _on_released(ledger: Ledger, ev: e.AllocationReleased) -> None:
-    allocation = ledger.allocations[ev.allocation_id]
-    ledger.allocations[ev.allocation_id] = replace(
-        allocation, released=allocation.released + ev.amount
+    ledger.allocations[ev.allocation_id] = allocation_after(
+        ledger.allocations.get(ev.allocation_id), ev
     )
     book = ledger.year(ev.year)
     ledger.years[ev.year] = replace(book, released=book.released + ev.amount)

@@ -220,14 +220,14 @@ def test_a_repeat_is_answered_in_one_write_attempt(
     acquire = reference_commands()[1]
     first = app.execute(acquire)
     recorder = app.store.recorder
-    insert = recorder.insert_events
+    insert = recorder.insert_in
     attempts: list[int] = []
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         attempts[-1] += 1
         return insert(*args, **kwargs)
 
-    monkeypatch.setattr(recorder, "insert_events", counted)
+    monkeypatch.setattr(recorder, "insert_in", counted)
     for _ in range(20):
         attempts.append(0)
         assert app.execute(acquire) == first

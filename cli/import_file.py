@@ -1,0 +1,148 @@
+"""The import file: JSON Lines of commands, read twice and never held in memory.
+
+Each line is one JSON object naming its command as on the command line with dots
+(`"units.acquire"`), the options as fields named like the flags in snake_case, and the
+positional ids as `"id"` (docs/reference.md). Money is a decimal string. Blank lines
+are skipped.
+
+The first pass checks every line (UTF-8, JSON, no repeated keys, at most MAX_LINE
+bytes, a known command with valid fields) before anything is locked or written; the
+second pass hands the commands to the application, which records them in one
+transaction. Standard input is copied to a private temporary file during the first
+pass, so that the second does not depend on how fast the input arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from homeledger.cli.errors import InputError, describe_validation
+from homeledger.domain.commands import Command, UnknownCommandError, parse_command
+
+MAX_LINE = 1 << 20  # 1 MiB: far more than any command needs
+# Money in files is a fixed-point string: a JSON number is ambiguous (units or cents?).
+MONEY_FIELDS = ("amount", "rate")
+
+
+@dataclass(frozen=True)
+class CommandFile:
+    """A checked import file: how many commands it holds, and a way to read them again."""
+
+    path: Path
+    count: int
+
+    def commands(self) -> Iterator[tuple[int, Command]]:
+        with self.path.open("rb") as stream:
+            for number, raw in _lines(stream):
+                yield number, parse_line(number, raw)
+
+
+@contextlib.contextmanager
+def checked(file: str) -> Iterator[CommandFile]:
+    """The import file `file` ("-": standard input) with every line checked."""
+    if file != "-":
+        path = Path(file)
+        yield CommandFile(path, _check(_open(path)))
+        return
+    with tempfile.TemporaryDirectory(prefix="homeledger-import-") as folder:
+        copy = Path(folder) / "stdin.jsonl"
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            count = _check(sys.stdin.buffer, out)
+        yield CommandFile(copy, count)
+
+
+def _open(path: Path) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _check(stream: IO[bytes], copy: IO[bytes] | None = None) -> int:
+    """Check every line; the number of commands. With `copy`, the lines are copied."""
+    count = 0
+    with stream:
+        for number, raw in _lines(stream):
+            parse_line(number, raw)
+            count += 1
+            if copy is not None:
+                copy.write(raw if raw.endswith(b"\n") else raw + b"\n")
+    if count == 0:
+        raise InputError("no commands to import")
+    return count
+
+
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of the non-blank lines, none longer than MAX_LINE."""
+    number = 0
+    while raw := stream.readline(MAX_LINE + 1):
+        number += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            raise InputError(f"line {number}: longer than {MAX_LINE} bytes")
+        if raw.strip():
+            yield number, raw
+
+
+def parse_line(number: int, raw: bytes) -> Command:
+    """One line as a validated command, or InputError naming the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"line {number}: not valid UTF-8") from None
+    try:
+        fields = json.loads(text, parse_float=Decimal, parse_constant=_no_constant,
+                            object_pairs_hook=_unique_keys)  # fmt: skip
+    except _RepeatedKeyError as exc:
+        raise InputError(f"line {number}: the key {exc.key[:40]!r} appears twice") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"line {number}: not valid JSON ({str(exc)[:80]})") from None
+    if not isinstance(fields, dict):
+        raise InputError(f"line {number}: a command must be a JSON object")
+    for key in MONEY_FIELDS:
+        if key in fields and not isinstance(fields[key], str):
+            raise InputError(
+                f'line {number}: {key} must be a decimal string such as "250000.00", '
+                "not a JSON number"
+            )
+    try:
+        return parse_command(fields)
+    except UnknownCommandError as exc:
+        raise InputError(f"line {number}: {exc}") from None
+    except ValidationError as exc:
+        raise InputError(f"line {number}: {describe_validation(exc, flags=False)}") from None
+
+
+class _RepeatedKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a repeated key is refused, not
+    silently resolved to its last value."""
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in fields:
+            raise _RepeatedKeyError(key)
+        fields[key] = value
+    return fields
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+__all__ = ["MAX_LINE", "CommandFile", "checked", "parse_line"]
