@@ -42,7 +42,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body
 from homeledger.adapters.errors import ConfigError, NatsUnavailableError
-from homeledger.adapters.nats_connection import NATS_FAILURES, connect, explain
+from homeledger.adapters.nats_connection import NATS_FAILURES, close, connect, explain
 from homeledger.adapters.nats_messages import POSITION, STREAM_SUBJECTS, SUBJECT_PREFIX
 from homeledger.adapters.nats_stream import missing_stream
 from homeledger.adapters.settings import Settings
@@ -430,7 +430,7 @@ async def consume(
     client = await connect(settings, name=f"homeledger-consumer:{spec.durable}",
                            reconnect_forever=True, on_event=report)  # fmt: skip
     try:
-        js = client.jetstream(timeout=5)
+        js = client.jetstream(timeout=settings.nats_timeout)
         loop = ConsumerLoop(client, js, settings.stream, spec, handler, max_outage=max_outage,
                             nats_url=settings.nats_url, batch_handler=batch_handler)  # fmt: skip
         try:
@@ -442,4 +442,4 @@ async def consume(
         except NATS_FAILURES as failure:
             raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
     finally:
-        await client.close()
+        await close(client, settings)

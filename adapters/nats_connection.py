@@ -7,6 +7,7 @@ the reason but never a password, token or the userinfo of a URL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -110,7 +111,7 @@ def connect_options(settings: Settings) -> dict[str, Any]:
 
 async def connect(
     settings: Settings, *, name: str = "homeledger", reconnect_forever: bool = False,
-    connect_timeout: float = 3.0, on_event: Callable[[str], None] | None = None,
+    connect_timeout: float | None = None, on_event: Callable[[str], None] | None = None,
 ) -> Client:  # fmt: skip
     """A connection, or NatsUnavailableError saying why none could be made.
 
@@ -119,6 +120,7 @@ async def connect(
     """
     failures = _Failures()
     options = connect_options(settings)
+    connect_timeout = connect_timeout or settings.nats_timeout
     report = on_event or (lambda _line: None)
 
     async def reconnected() -> None:
@@ -202,3 +204,10 @@ def _scrub(text: str, settings: Settings | None) -> str:
         if secret is not None and secret.get_secret_value():
             text = text.replace(secret.get_secret_value(), "***")
     return text
+
+
+async def close(client: Client, settings: Settings) -> None:
+    """Close a connection without waiting more than the NATS timeout (a server that
+    stopped answering cannot hold the command: what was not flushed is retried)."""
+    with contextlib.suppress(*NATS_FAILURES):
+        await asyncio.wait_for(client.close(), settings.nats_timeout)

@@ -34,7 +34,7 @@ from nats.js.api import PubAck
 
 from homeledger.adapters.envelope import Envelope
 from homeledger.adapters.errors import NatsUnavailableError
-from homeledger.adapters.nats_connection import NATS_FAILURES, connect, explain
+from homeledger.adapters.nats_connection import NATS_FAILURES, close, connect, explain
 from homeledger.adapters.nats_messages import (
     EXPECTED_LAST_SEQUENCE,
     MSG_ID,
@@ -140,7 +140,7 @@ class Relay:
             await self._loop(js, once, stop)
         finally:
             self.progress.finish()
-            await client.close()
+            await close(client, self.settings)
         return self.stats
 
     async def _loop(self, js: JetStreamContext, once: bool, stop: asyncio.Event) -> None:

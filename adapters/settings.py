@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from homeledger.adapters.errors import ConfigError
+from homeledger.adapters.postgres import Timeouts
 
 DEFAULT_STORE = "sqlite:///homeledger.db"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -31,7 +32,11 @@ ENVIRONMENT_ONLY = {
     "projection_page": "HOMELEDGER_PROJECTION_PAGE",
     "projection_snapshot_every": "HOMELEDGER_PROJECTION_SNAPSHOT_EVERY",
     "nats_server_bin": "HOMELEDGER_NATS_SERVER_BIN",
+    "store_timeout": "HOMELEDGER_STORE_TIMEOUT",
+    "lock_timeout": "HOMELEDGER_LOCK_TIMEOUT",
+    "nats_timeout": "HOMELEDGER_NATS_TIMEOUT",
 }
+DAY = 86_400.0
 
 
 def default_actor() -> str:
@@ -61,6 +66,11 @@ class Settings(BaseModel):
     # Facts between snapshots of the ledger's decision state.
     ledger_snapshot_every: int = Field(default=500, ge=0, le=10_000_000)
     nats_server_bin: str | None = None
+    # Seconds: the longest wait for one answer of the store (PostgreSQL: each statement,
+    # on the client and the server), for another writer's lock, for one answer of NATS.
+    store_timeout: float = Field(default=60.0, gt=0, le=DAY, allow_inf_nan=False)
+    lock_timeout: float = Field(default=10.0, gt=0, le=DAY, allow_inf_nan=False)
+    nats_timeout: float = Field(default=5.0, gt=0, le=DAY, allow_inf_nan=False)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Settings:
@@ -111,6 +121,10 @@ class Settings(BaseModel):
     def effective_actor(self) -> str:
         return self.actor or default_actor()
 
+    def timeouts(self, location: StoreLocation) -> Timeouts:
+        return Timeouts(connect=location.connect_timeout, statement=self.store_timeout,
+                        lock=self.lock_timeout)  # fmt: skip
+
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name in ("store", "nats_url") else value
@@ -127,6 +141,8 @@ def _describe(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] in ("int_parsing", "int_type"):
         message = "must be a whole number"
+    if first["type"] in ("float_parsing", "float_type", "finite_number"):
+        message = "must be a number of seconds"
     return f"{where}: {message}"
 
 

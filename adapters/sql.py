@@ -10,26 +10,25 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import psycopg
 from psycopg import sql as pg_sql
 
+from homeledger.adapters.postgres import Timeouts, bounded, connection_kwargs
 from homeledger.adapters.settings import StoreLocation
 
-LOCK_TIMEOUT = 30  # seconds a write waits for another writer's lock
 
-
-def connect(location: StoreLocation) -> Any:
-    """A DB-API connection to the location's database (sqlite3 or psycopg)."""
+def connect(location: StoreLocation, timeouts: Timeouts) -> Any:
+    """A DB-API connection to the location's database (sqlite3 or psycopg), whose waits
+    are bounded by `timeouts`."""
     if location.kind == "sqlite":
-        return _connect_sqlite(location)
-    return _connect_postgres(location)
+        return _connect_sqlite(location, timeouts)
+    return _connect_postgres(location, timeouts)
 
 
-def _connect_sqlite(location: StoreLocation) -> sqlite3.Connection:
+def _connect_sqlite(location: StoreLocation, timeouts: Timeouts) -> sqlite3.Connection:
     # An in-memory store cannot be shared between connections: a connection to
     # ":memory:" gets an in-memory database of its own.
     conn = sqlite3.connect(
-        location.path, isolation_level=None, timeout=LOCK_TIMEOUT, check_same_thread=False
+        location.path, isolation_level=None, timeout=timeouts.lock, check_same_thread=False
     )
     # In WAL mode NORMAL survives a crashed process; at worst a power cut loses the
     # last pages, and then their tracking position with them.
@@ -37,12 +36,12 @@ def _connect_sqlite(location: StoreLocation) -> sqlite3.Connection:
     return conn
 
 
-def _connect_postgres(location: StoreLocation) -> psycopg.Connection[tuple[Any, ...]]:
-    conn = psycopg.connect(
+def _connect_postgres(location: StoreLocation, timeouts: Timeouts) -> Any:
+    connection = bounded(timeouts, f"PostgreSQL at {location.display}")
+    conn = connection.connect(
         host=location.host, port=location.port, user=location.user,
-        password=location.password or None, dbname=location.dbname,
-        connect_timeout=location.connect_timeout, autocommit=True,
+        password=location.password or None, dbname=location.dbname, autocommit=True,
+        **connection_kwargs(timeouts),
     )  # fmt: skip
     conn.execute(pg_sql.SQL("SET search_path TO {}").format(pg_sql.Identifier(location.schema)))
-    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}s'")
     return conn

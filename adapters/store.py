@@ -42,6 +42,7 @@ from homeledger.adapters.errors import (
 from homeledger.adapters.hash_chain import GENESIS_HASH, LEDGER_ID, ChainWalk, canonical_json
 from homeledger.adapters.idempotency import Receipt
 from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
+from homeledger.adapters.postgres import Timeouts, bounded, connection_kwargs
 from homeledger.adapters.recorders import (
     ALLOCATIONS_AT_TABLE,
     ALLOCATIONS_TABLE,
@@ -159,13 +160,14 @@ class DecisionState:
     last_hash: str = GENESIS_HASH
 
 
-def library_env(location: StoreLocation) -> dict[str, str]:
+def library_env(location: StoreLocation, timeouts: Timeouts | None = None) -> dict[str, str]:
     """The eventsourcing library's settings for a location (only the store reads them)."""
+    lock = str(max(1, round((timeouts or Timeouts()).lock)))
     if location.kind == "sqlite":
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": location.path,
-            "SQLITE_LOCK_TIMEOUT": "10",
+            "SQLITE_LOCK_TIMEOUT": lock,
             "APPLICATION_RECORDER_TOPIC": "homeledger.adapters.recorders:LedgerSQLiteRecorder",
         }
     return {
@@ -176,7 +178,7 @@ def library_env(location: StoreLocation) -> dict[str, str]:
         "POSTGRES_USER": location.user,
         "POSTGRES_PASSWORD": location.password,
         "POSTGRES_CONNECT_TIMEOUT": str(location.connect_timeout),
-        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": lock,
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_MAX_OVERFLOW": "8",
         "POSTGRES_SCHEMA": location.schema,
@@ -191,14 +193,15 @@ def library_env(location: StoreLocation) -> dict[str, str]:
 
 class LedgerStore:
     def __init__(self, location: StoreLocation, *, cipher_key: str | None = None,
-                 create: bool = True) -> None:  # fmt: skip
+                 create: bool = True, timeouts: Timeouts | None = None) -> None:  # fmt: skip
         self.location = location
+        self.timeouts = timeouts or Timeouts(connect=location.connect_timeout)
         self._session_cursor: Any = None  # while a write session is open
         if location.kind == "sqlite" and not create and not location.in_memory:
             if not location.exists():
                 raise StoreUnavailableError(f"store {location.display} does not exist")
             _require_sqlite_ledger(location.path, location.display)
-        env = library_env(location)
+        env = library_env(location, self.timeouts)
         if not create:  # a reader never creates tables (PostgreSQL: see _prepare_postgres)
             env["CREATE_TABLE"] = "no"
         if cipher_key:
@@ -208,6 +211,8 @@ class LedgerStore:
         try:
             self.factory = InfrastructureFactory.construct(Environment(APP_NAME, env))
             self.cipher = self.factory.cipher()
+            if location.kind == "postgresql":
+                self._bound_postgres()
         except ValueError:  # never echo the key itself
             raise ConfigError(
                 "HOMELEDGER_CIPHER_KEY is not a base64 AES key of 16, 24 or 32 bytes"
@@ -226,6 +231,12 @@ class LedgerStore:
                 f"cannot open store {location.display}: {_postgres_reason(location, exc)}"
             ) from None
         self.compressor = self.factory.compressor()
+
+    def _bound_postgres(self) -> None:
+        """Every connection of the library's pool waits with a bound (before it opens)."""
+        pool = cast(Any, self.factory).datastore.pool
+        pool.connection_class = bounded(self.timeouts, f"PostgreSQL at {self.location.display}")
+        pool.kwargs.update(connection_kwargs(self.timeouts))
 
     def _prepare_postgres(self, recorder: LedgerPostgresRecorder, create: bool) -> None:
         """Create the tables once, serially; a reader never needs the right to create."""

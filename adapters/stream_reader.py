@@ -20,13 +20,12 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from homeledger.adapters.errors import NatsUnavailableError
-from homeledger.adapters.nats_connection import NATS_FAILURES, connect, explain
+from homeledger.adapters.nats_connection import NATS_FAILURES, close, connect, explain
 from homeledger.adapters.nats_messages import STREAM_SUBJECTS
 from homeledger.adapters.nats_stream import missing_stream
 from homeledger.adapters.settings import Settings
 
 BATCH = 1000
-FETCH_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH)
     """Hand every message of the stream to `visit`, in batches; the last sequence read."""
     client = await connect(settings, name="homeledger-reader")
     try:
-        js = client.jetstream(timeout=FETCH_TIMEOUT)
+        js = client.jetstream(timeout=settings.nats_timeout)
         try:
             last = int((await js.stream_info(settings.stream)).state.last_seq)
         except nats.js.errors.NotFoundError:
@@ -53,21 +52,21 @@ async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH)
             return 0
         sub = await _ephemeral(js, settings.stream, DeliverPolicy.ALL)
         try:
-            return await _read(sub, last, visit, batch)
+            return await _read(sub, last, visit, batch, settings.nats_timeout)
         finally:
             await _remove(js, sub, settings.stream)
     except NATS_FAILURES as failure:
         raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
     finally:
-        await client.close()
+        await close(client, settings)
 
 
-async def _read(sub: PullSubscription, last: int, visit: Visitor,
-                batch: int) -> int:  # fmt: skip
+async def _read(sub: PullSubscription, last: int, visit: Visitor, batch: int,
+                timeout: float) -> int:  # fmt: skip
     seq = 0
     while seq < last:
         try:
-            messages = await sub.fetch(batch, timeout=FETCH_TIMEOUT)
+            messages = await sub.fetch(batch, timeout=timeout)
         except nats.errors.TimeoutError:
             raise NatsUnavailableError(
                 f"the stream stopped delivering at sequence {seq} of {last}"
@@ -113,7 +112,7 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
     client = await connect(settings, name="homeledger-tail", reconnect_forever=True)
     seen = 0
     try:
-        js = client.jetstream(timeout=FETCH_TIMEOUT)
+        js = client.jetstream(timeout=settings.nats_timeout)
         try:
             sub = await _ephemeral(js, settings.stream, DeliverPolicy.NEW)
         except nats.js.errors.NotFoundError:
@@ -131,5 +130,5 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
     except NATS_FAILURES as failure:
         raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
     finally:
-        await client.close()
+        await close(client, settings)
     return seen

@@ -38,6 +38,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench import paths as paths_bench
 from bench import rebuild as rebuild_bench
 from bench import record as record_bench
 from bench import relay as relay_bench
@@ -48,7 +49,8 @@ CACHE = Path(__file__).parent / ".cache"
 # Bump when bench.rebuild's generator or the stored event format changes: cached
 # stores of another generation are not reused.
 GENERATION = "1"
-MEASURES = ("record", "import", "rebuild", "as-of", "relay", "latency", "consumer", "scale")
+MEASURES = ("record", "import", "rebuild", "as-of", "relay", "latency", "consumer", "scale",
+            "paths")
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,13 @@ class Sizes:
     latency_seconds: float = 10.0
     consumer: int = 20_000
     cache_from: int = 100_000
+    paths: tuple[int, ...] = (10_000, 100_000)  # commands of the allocation-heavy shape
 
 
 QUICK = Sizes(
     record=30, import_=300, rebuild=(600, 1_200), scale_sqlite=(300, 600, 1_200),
     scale_postgres=(300, 600), as_of_samples=3, relay=300, window=100, latency_rate=200,
-    latency_seconds=1.5, consumer=300, cache_from=10**12,
+    latency_seconds=1.5, consumer=300, cache_from=10**12, paths=(600,),
 )  # fmt: skip
 
 
@@ -105,6 +108,7 @@ class Run:
     folder: Path
     rows: list[Row] = field(default_factory=list)
     scale: dict[str, dict[str, Any]] = field(default_factory=dict)  # "sqlite-100000" -> result
+    paths: list[dict[str, Any]] = field(default_factory=list)  # bench.paths rows
 
     def log(self, text: str) -> None:
         print(f"[bench {datetime.now(UTC):%H:%M:%S}] {text}", file=sys.stderr, flush=True)
@@ -489,10 +493,25 @@ def environment() -> dict[str, Any]:
     }  # fmt: skip
 
 
+def measure_paths(run: Run) -> None:
+    """import, replay and verify through the CLI, SQLite and PostgreSQL side by side."""
+    for kind in run.stores:
+        for commands in run.sizes.paths:
+            run.log(f"paths: {kind}, {commands:,} commands x {run.repeat}")
+            for row in paths_bench.measure(_kind(kind), commands, run.folder,
+                                           rebuild_bench.new_store, run.repeat):  # fmt: skip
+                run.paths.append(row)
+                name = f"{row['path']} {commands:,}, {_store_name(_kind(kind))}, CLI"
+                run.rows.append(Row(name, "commands/s" if row["path"] == "import" else "events/s",
+                                    row["baseline_per_s"], row["homeledger_per_s"], "(none)", None,
+                                    runs=row["runs"], baseline_runs=row["baseline_runs"],
+                                    detail={"peak_rss_mb": row["peak_rss_mb"]}))  # fmt: skip
+
+
 RUNNERS: dict[str, Callable[[Run], None]] = {
     "record": measure_record, "import": measure_import, "rebuild": measure_rebuild,
     "as-of": measure_as_of, "relay": measure_relay, "latency": measure_latency,
-    "consumer": measure_consumer, "scale": measure_scale,
+    "consumer": measure_consumer, "scale": measure_scale, "paths": measure_paths,
 }  # fmt: skip
 
 
@@ -537,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     if run.scale:
         print("\nscale (rebuild and as-of by store size):")
         print(scale_table(run.scale))
+    if run.paths:
+        print("\nCLI paths, allocation-heavy shape (ratio: homeledger over the raw library):")
+        print(paths_bench.table(run.paths))
     report = {
         "benchmark": args.measure, "quick": args.quick, "repeat": args.repeat,
         "large_repeat": args.large_repeat, "stores": list(args.stores),
@@ -544,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.perf_counter() - started, 1), "environment": env,
         "sizes": asdict(sizes), "table": [asdict(r) for r in run.rows],
         "scale": sorted(run.scale.values(), key=lambda r: (r["store"], r["events"])),
+        "paths": run.paths,
     }  # fmt: skip
     out = args.out_dir / f"{args.name or args.measure}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,9 @@ class ConsumerStoreGivenError(Exception):
 def open_store(settings: Settings, *, create: bool = True) -> LedgerStore:
     """The event store of `settings.store` (with `create`, made if it is not there)."""
     key = settings.cipher_key.get_secret_value() if settings.cipher_key else None
-    return LedgerStore(store_location(settings.store), cipher_key=key, create=create)
+    location = store_location(settings.store)
+    return LedgerStore(location, cipher_key=key, create=create,
+                       timeouts=settings.timeouts(location))  # fmt: skip
 
 
 def build_application(
@@ -45,7 +47,8 @@ def build_application(
 
 def open_projection_db(settings: Settings) -> ProjectionDB:
     """The read models' database: the store's own, or a consumer store."""
-    return ProjectionDB(store_location(settings.store))
+    location = store_location(settings.store)
+    return ProjectionDB(location, settings.timeouts(location))
 
 
 @dataclass

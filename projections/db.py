@@ -23,6 +23,7 @@ from psycopg import errors as pg_errors
 
 from homeledger.adapters import sql
 from homeledger.adapters.errors import StoreBusyError, StoreUnavailableError, first_line
+from homeledger.adapters.postgres import Timeouts
 from homeledger.adapters.settings import StoreLocation
 from homeledger.projections.model import Model, Row, Rows, Table, normalise
 from homeledger.projections.read_models import MODEL_CLASSES
@@ -173,11 +174,11 @@ class Tx:
 class ProjectionDB:
     """A connection to the store's database for the read models."""
 
-    def __init__(self, location: StoreLocation) -> None:
+    def __init__(self, location: StoreLocation, timeouts: Timeouts | None = None) -> None:
         self.kind = location.kind
         self.display = location.display
         try:
-            self.conn: Any = sql.connect(location)
+            self.conn: Any = sql.connect(location, timeouts or Timeouts(location.connect_timeout))
         except (sqlite3.Error, psycopg.Error) as exc:
             raise StoreUnavailableError(
                 f"cannot open the projections of {location.display}: {first_line(exc)}"
