@@ -433,10 +433,18 @@ class ConsumerLoop:
         await self._remove_ephemeral()
 
     async def _remove_ephemeral(self) -> None:
-        """An ephemeral consumer is deleted when done (else the server removes it soon)."""
-        if self.spec.ephemeral and self.consumer_name:
-            with contextlib.suppress(*NATS_FAILURES):
+        """An ephemeral consumer is deleted when done (else the server removes it after
+        EPHEMERAL_INACTIVE). A cluster may not answer for a moment: a few tries."""
+        if not (self.spec.ephemeral and self.consumer_name):
+            return
+        for attempt in range(3):
+            try:
                 await self.js.delete_consumer(self.stream, self.consumer_name)
+                return
+            except nats.js.errors.NotFoundError:
+                return
+            except NATS_FAILURES:
+                await asyncio.sleep(0.2 * (attempt + 1))
 
 
 async def _ack_all(messages: Any) -> None:
