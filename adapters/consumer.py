@@ -1,9 +1,14 @@
-"""A durable pull consumer of the ledger stream, and the loop that feeds a handler.
+"""A pull consumer of the ledger stream, and the loop that feeds a handler.
 
 `consume()` binds to (or creates) a durable consumer, fetches batches, decodes each
 message into an Envelope, hands it to the handler and acknowledges it only after the
 handler returned. Delivery is at least once: a handler must be idempotent on the
 event id (a message whose acknowledgement was lost comes again).
+
+Without a durable name the consumer is ephemeral (an ad-hoc look): held in the
+server's memory, deleted when the loop ends, and removed by the server by itself
+shortly after a crash, so nothing is left behind. Filters and subjects follow the
+settings' subject prefix (`<prefix>.events.>`).
 
 Events reach the handler in stream order, also after a crash: messages a dead
 process left unacknowledged are redelivered only after the ack wait, while newer
@@ -28,9 +33,10 @@ import contextlib
 import inspect
 import json
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import nats.errors
@@ -43,12 +49,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from homeledger.adapters.envelope import Envelope, envelope_from_body
 from homeledger.adapters.errors import ConfigError, NatsUnavailableError
 from homeledger.adapters.nats_connection import NATS_FAILURES, close, connect, explain
-from homeledger.adapters.nats_messages import POSITION, STREAM_SUBJECTS, SUBJECT_PREFIX
-from homeledger.adapters.nats_stream import missing_stream
-from homeledger.adapters.settings import Settings
+from homeledger.adapters.nats_messages import POSITION, stream_subjects, subject_root
+from homeledger.adapters.nats_stream import check_subjects, missing_stream
+from homeledger.adapters.settings import DEFAULT_SUBJECT_PREFIX, Settings
 
 DURABLE_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
 FROM_POSITION_KEY = "homeledger_from_position"
+# An ephemeral consumer left behind by a crashed process is removed by the server after
+# this long without a fetch (a running one fetches at least every fetch_timeout).
+EPHEMERAL_INACTIVE = 60.0
 
 
 class ConsumerConfigError(Exception):
@@ -61,27 +70,38 @@ class UnreadableMessageError(Exception):
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    durable: str
-    subject: str = STREAM_SUBJECTS
-    from_position: int | None = None  # only when the durable is created
+    durable: str | None = None  # None: an ephemeral consumer, deleted when done
+    subject: str | None = None  # None: every subject of the stream
+    from_position: int | None = None  # only when the consumer is created
     ack_wait: float = 30.0
     max_ack_pending: int = 1000
     batch: int = 100
     fetch_timeout: float = 1.0
+    prefix: str = DEFAULT_SUBJECT_PREFIX  # the settings' subject prefix (set by consume)
+
+    @property
+    def filter(self) -> str:
+        """The subject filter: the one asked for, or all of the stream's subjects."""
+        return self.subject or stream_subjects(self.prefix)
+
+    @property
+    def ephemeral(self) -> bool:
+        return self.durable is None
 
     def check(self) -> None:
-        if not DURABLE_RE.fullmatch(self.durable):
+        if self.durable is not None and not DURABLE_RE.fullmatch(self.durable):
             raise ConfigError(
                 f"--durable {self.durable[:40]!r}: use 1-128 of A-Z, a-z, 0-9, '_' and '-'"
             )
-        if self.subject != STREAM_SUBJECTS and not self.subject.startswith(SUBJECT_PREFIX + "."):
+        root = subject_root(self.prefix)
+        if self.filter != stream_subjects(self.prefix) and not self.filter.startswith(root + "."):
             raise ConfigError(
-                f"--subject {self.subject[:80]!r} is outside the stream: it must start with "
-                f"{SUBJECT_PREFIX}. (e.g. {SUBJECT_PREFIX}.*.gw-bissau-village)"
+                f"--subject {self.filter[:80]!r} is outside the stream: it must start with "
+                f"{root}. (e.g. {root}.*.gw-bissau-village)"
             )
-        problem = subject_filter_problem(self.subject)
+        problem = subject_filter_problem(self.filter)
         if problem:
-            raise ConfigError(f"--subject {self.subject[:80]!r} is not a valid filter: {problem}")
+            raise ConfigError(f"--subject {self.filter[:80]!r} is not a valid filter: {problem}")
 
 
 def subject_filter_problem(subject: str) -> str | None:
@@ -174,8 +194,11 @@ async def start_sequence(js: JetStreamContext, stream: str, position: int) -> in
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> ConsumerInfo:
-    """The durable, created if missing; an existing one must match what is asked."""
+    """The durable, created if missing (an existing one must match what is asked), or a
+    new ephemeral consumer when the spec names no durable."""
     spec.check()
+    if spec.durable is None:
+        return await _create(js, stream, spec)
     try:
         info = await js.consumer_info(stream, spec.durable)
     except nats.js.errors.NotFoundError:
@@ -194,18 +217,24 @@ async def _create(js: JetStreamContext, stream: str, spec: ConsumerSpec) -> Cons
         name=spec.durable, durable_name=spec.durable,
         description=f"homeledger subscriber {spec.durable}",
         ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-        filter_subject=spec.subject, ack_wait=spec.ack_wait,
+        filter_subject=spec.filter, ack_wait=spec.ack_wait,
         max_ack_pending=spec.max_ack_pending, max_waiting=16,
         metadata={FROM_POSITION_KEY: str(spec.from_position or 1)},
     )  # fmt: skip
+    if spec.durable is None:  # in memory, one replica, removed if its process dies
+        config.name = f"ephemeral-{secrets.token_hex(8)}"
+        config.description = "homeledger ephemeral subscriber (deleted when it exits)"
+        config.inactive_threshold = EPHEMERAL_INACTIVE
+        config.mem_storage, config.num_replicas = True, 1
     if spec.from_position and spec.from_position > 1:
         config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
         config.opt_start_seq = await start_sequence(js, stream, spec.from_position)
     try:
         return await js.add_consumer(stream, config=config)
     except nats.js.errors.BadRequestError as exc:
+        what = f"durable {spec.durable!r}" if spec.durable else "an ephemeral consumer"
         raise ConsumerConfigError(
-            f"cannot create durable {spec.durable!r} on stream {stream}: {exc.description}"
+            f"cannot create {what} on stream {stream}: {exc.description}"
         ) from None
 
 
@@ -215,10 +244,11 @@ def _check_existing(info: ConsumerInfo, spec: ConsumerSpec) -> None:
     if config.deliver_subject:
         raise ConsumerConfigError(f"durable {name!r} is a push consumer, not a pull consumer")
     current_filter = config.filter_subject or ",".join(config.filter_subjects or []) or ">"
-    if current_filter != spec.subject:
+    if current_filter != spec.filter:
         raise ConsumerConfigError(
             f"durable {name!r} exists with subject filter {current_filter!r}, not "
-            f"{spec.subject!r}: a durable keeps its filter; use another --durable or delete it"
+            f"{spec.filter!r}: a durable keeps its filter; use another --durable, or remove "
+            f"it with 'homeledger consumers remove {name}'"
         )
     recorded = (config.metadata or {}).get(FROM_POSITION_KEY, "1")
     if spec.from_position is not None and str(spec.from_position) != recorded:
@@ -257,6 +287,7 @@ class ConsumerLoop:
     max_outage: float | None = None
     nats_url: str = ""
     batch_handler: BatchHandler | None = None
+    consumer_name: str = ""  # the durable's name, or the ephemeral consumer's
 
     async def run(self, *, max_messages: int | None = None, idle: float | None = None,
                   stop: asyncio.Event | None = None,
@@ -265,12 +296,14 @@ class ConsumerLoop:
         stream sequence `until_seq` was acknowledged (or had been before)."""
         stop = stop or asyncio.Event()
         info = await ensure_consumer(self.js, self.stream, self.spec)
+        self.consumer_name = info.name
         floor = int(info.ack_floor.stream_seq or 0) if info.ack_floor else 0
         self.stats.last_seq = floor
         if until_seq is not None and floor >= until_seq:
+            await self._remove_ephemeral()
             return self.stats
         recovery = self._recovery(info)
-        sub = await self.js.pull_subscribe_bind(durable=self.spec.durable, stream=self.stream)
+        sub = await self.js.pull_subscribe_bind(durable=info.name, stream=self.stream)
         last_activity = healthy_since = time.monotonic()
         try:
             while not stop.is_set() and not self._reached(max_messages):
@@ -397,6 +430,21 @@ class ConsumerLoop:
             await self.client.flush(timeout=2)  # the acknowledgements go out first
         with contextlib.suppress(*NATS_FAILURES):
             await sub.unsubscribe()  # never drain() after a fetch timeout: it hangs
+        await self._remove_ephemeral()
+
+    async def _remove_ephemeral(self) -> None:
+        """An ephemeral consumer is deleted when done (else the server removes it after
+        EPHEMERAL_INACTIVE). A cluster may not answer for a moment: a few tries."""
+        if not (self.spec.ephemeral and self.consumer_name):
+            return
+        for attempt in range(3):
+            try:
+                await self.js.delete_consumer(self.stream, self.consumer_name)
+                return
+            except nats.js.errors.NotFoundError:
+                return
+            except NATS_FAILURES:
+                await asyncio.sleep(0.2 * (attempt + 1))
 
 
 async def _ack_all(messages: Any) -> None:
@@ -426,20 +474,25 @@ async def consume(
     With `once`, it returns when the stream's last message at the start was acknowledged
     (for the whole stream's subjects; a narrower filter may never reach it).
     """
+    spec = replace(spec, prefix=settings.subject_prefix)
     spec.check()
-    client = await connect(settings, name=f"homeledger-consumer:{spec.durable}",
+    client = await connect(settings, name=f"homeledger-consumer:{spec.durable or 'ephemeral'}",
                            reconnect_forever=True, on_event=report)  # fmt: skip
     try:
         js = client.jetstream(timeout=settings.nats_timeout)
         loop = ConsumerLoop(client, js, settings.stream, spec, handler, max_outage=max_outage,
                             nats_url=settings.nats_url, batch_handler=batch_handler)  # fmt: skip
         try:
-            until = int((await js.stream_info(settings.stream)).state.last_seq) if once else None
+            info = await js.stream_info(settings.stream)
+            check_subjects(info.config, spec.prefix)
+            until = int(info.state.last_seq) if once else None
             return await loop.run(max_messages=max_messages, idle=idle, stop=stop,
                                   until_seq=until)  # fmt: skip
         except nats.js.errors.NotFoundError:
             raise missing_stream(settings) from None
         except NATS_FAILURES as failure:
-            raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
+            raise NatsUnavailableError(
+                explain(failure, settings.nats_url, settings, client=client)
+            ) from None
     finally:
         await close(client, settings)

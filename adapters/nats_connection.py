@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,19 +52,43 @@ class _Failures:
     """The errors nats-py reports while connecting, kept so that a failure can say why.
 
     A refused credential or an untrusted certificate will not change on retry, so it
-    ends the first connection attempt at once instead of after every retry.
+    ends the first connection attempt at once instead of after every retry. A request
+    the server refuses for want of a permission gets no answer at all (it times out):
+    the server's reason is kept (`refused`), and said once on `report`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, report: Callable[[str], None] | None = None) -> None:
         self.last: BaseException | None = None
         self.fatal = asyncio.Event()
+        self.denied: str | None = None
+        self.report = report
 
     async def record(self, error: Exception) -> None:
+        if _is_permission_error(error):
+            reason = str(error).strip().splitlines()[0].removeprefix("nats: ")
+            if reason != self.denied and self.report is not None:
+                self.report(f"NATS refused: {reason}")
+            self.denied = reason
+            return
         if self.fatal.is_set():
             return  # keep the reason that ends the attempt, not what followed it
         self.last = error
         if isinstance(error, ssl.SSLCertVerificationError) or _is_auth_error(error):
             self.fatal.set()
+
+
+# Each connection's failures, for `refused`.
+_FAILURES: weakref.WeakKeyDictionary[Client, _Failures] = weakref.WeakKeyDictionary()
+
+
+def refused(client: Client) -> str | None:
+    """The last permission the server refused this connection (its reason), if any."""
+    failures = _FAILURES.get(client)
+    return failures.denied if failures is not None else None
+
+
+def _is_permission_error(error: BaseException) -> bool:
+    return "permissions violation" in str(error).lower()
 
 
 def _is_auth_error(error: BaseException) -> bool:
@@ -118,7 +143,7 @@ async def connect(
     The first connection fails fast; once connected, a relay or consumer keeps
     reconnecting through outages (`reconnect_forever`).
     """
-    failures = _Failures()
+    failures = _Failures(on_event)
     options = connect_options(settings)
     connect_timeout = connect_timeout or settings.nats_timeout
     report = on_event or (lambda _line: None)
@@ -153,15 +178,20 @@ async def connect(
     if reconnect_forever:
         # The option is read on each reconnect attempt: from now on, never give up.
         client.options["max_reconnect_attempts"] = -1
+    _FAILURES[client] = failures
     return client
 
 
 def explain(error: BaseException, url: str, settings: Settings | None = None, *,
-            connecting: bool = False) -> str:  # fmt: skip
-    """One line about a NATS failure, with no secret in it."""
+            connecting: bool = False, client: Client | None = None) -> str:  # fmt: skip
+    """One line about a NATS failure, with no secret in it. With the `client`, a request
+    that timed out because the server refused a permission says so."""
     where = display_servers(url)
     text = str(error)
     lowered = text.lower()
+    denied = refused(client) if client is not None else None
+    if denied and isinstance(error, TimeoutError | nats.errors.TimeoutError):
+        return f"NATS at {where} refused: {denied} (the credential lacks that permission)"
     if _is_auth_error(error):
         how = _auth_kind(settings)
         return f"NATS at {where} refused the {how} (authorization violation)"

@@ -1,6 +1,8 @@
 """The message each recorded fact becomes on JetStream (docs/nats.md).
 
-Subject `homeledger.events.<EventType>.<scope>`, where the scope is the initiative id
+Subject `<prefix>.events.<EventType>.<scope>`, where the prefix is the settings'
+`subject_prefix` (`homeledger` by default: several ledgers share one NATS deployment,
+each under its own prefix and in its own stream) and the scope is the initiative id
 for initiative facts, the year for pledge and receipt facts, the country code for unit
 facts and `partnership` for the rest; the contract headers; and the envelope's JSON as
 payload.
@@ -12,9 +14,7 @@ import re
 from dataclasses import dataclass
 
 from homeledger.adapters.envelope import Envelope
-
-SUBJECT_PREFIX = "homeledger.events"
-STREAM_SUBJECTS = f"{SUBJECT_PREFIX}.>"
+from homeledger.adapters.settings import DEFAULT_SUBJECT_PREFIX
 
 MSG_ID = "Nats-Msg-Id"
 EVENT_TYPE = "Homeledger-Event-Type"
@@ -30,11 +30,21 @@ EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
 _NOT_IN_TOKEN = re.compile(r"[.*> \t\r\n]")
 
 
-def subject_for(event_type: str, scope: str) -> str:
-    for token in (event_type, scope):
+def subject_root(prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
+    """What every subject of a ledger starts with: `<prefix>.events`."""
+    return f"{prefix}.events"
+
+
+def stream_subjects(prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
+    """The subjects of a ledger's stream (and the filter for all of it)."""
+    return f"{subject_root(prefix)}.>"
+
+
+def subject_for(event_type: str, scope: str, prefix: str = DEFAULT_SUBJECT_PREFIX) -> str:
+    for token in (prefix, event_type, scope):
         if not token or _NOT_IN_TOKEN.search(token):
             raise ValueError(f"{token!r} is not a valid NATS subject token")
-    return f"{SUBJECT_PREFIX}.{event_type}.{scope}"
+    return f"{subject_root(prefix)}.{event_type}.{scope}"
 
 
 def headers_for(envelope: Envelope) -> dict[str, str]:
@@ -54,8 +64,9 @@ class EventMessage:
     headers: dict[str, str]
 
 
-def message_for(envelope: Envelope) -> EventMessage:
-    """The message published for one recorded event."""
+def message_for(envelope: Envelope, prefix: str = DEFAULT_SUBJECT_PREFIX) -> EventMessage:
+    """The message published for one recorded event, under the subject prefix given."""
     return EventMessage(
-        subject_for(envelope.type, envelope.scope), envelope.to_json(), headers_for(envelope)
+        subject_for(envelope.type, envelope.scope, prefix), envelope.to_json(),
+        headers_for(envelope),
     )

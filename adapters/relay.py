@@ -116,7 +116,9 @@ class Relay:
     stats: RelayStats = field(default_factory=RelayStats)
 
     def __post_init__(self) -> None:
-        self.spec = self.options.stream or StreamSpec(self.settings.stream)
+        self.spec = self.options.stream or StreamSpec(
+            self.settings.stream, prefix=self.settings.subject_prefix
+        )
         self.position = RelayPosition(self.store, self.spec.name)
         self.name = self.position.name
         self._last_report, self._last_report_at = "", 0.0
@@ -193,7 +195,7 @@ class Relay:
         futures: list[asyncio.Future[PubAck]] = []
         try:
             for offset, envelope in enumerate(batch):
-                message = message_for(envelope)
+                message = message_for(envelope, self.spec.prefix)
                 headers = {**message.headers, EXPECTED_LAST_SEQUENCE: str(last_seq + offset)}
                 # No wait_stall: a window never exceeds nats-py's 4000 pending publishes,
                 # and a bounded wait here would hand control to the flusher per message.
@@ -224,7 +226,7 @@ class Relay:
         if ack.stream != self.spec.name:
             raise WindowFailedError(
                 f"position {envelope.position} was stored in stream {ack.stream!r}, "
-                f"not {self.spec.name!r}: another stream claims homeledger.events.>"
+                f"not {self.spec.name!r}: another stream claims {self.spec.subjects}"
             )
         if ack.duplicate:
             # Already in the stream (an earlier attempt stored it): nothing new stored.

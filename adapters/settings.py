@@ -24,6 +24,8 @@ from homeledger.adapters.postgres import Timeouts
 DEFAULT_STORE = "sqlite:///homeledger.db"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_STREAM = "HOMELEDGER"
+# The first token of every subject: <prefix>.events.<EventType>.<scope>.
+DEFAULT_SUBJECT_PREFIX = "homeledger"
 APP_NAME = "homeledger"
 
 # Settings that have no flag: field name -> environment variable.
@@ -35,6 +37,7 @@ ENVIRONMENT_ONLY = {
     "store_timeout": "HOMELEDGER_STORE_TIMEOUT",
     "lock_timeout": "HOMELEDGER_LOCK_TIMEOUT",
     "nats_timeout": "HOMELEDGER_NATS_TIMEOUT",
+    "subject_prefix": "HOMELEDGER_SUBJECT_PREFIX",
 }
 DAY = 86_400.0
 
@@ -57,6 +60,7 @@ class Settings(BaseModel):
     nats_creds: str | None = None
     nats_ca: str | None = None
     stream: str = DEFAULT_STREAM
+    subject_prefix: str = DEFAULT_SUBJECT_PREFIX
     actor: str = ""
     cipher_key: SecretStr | None = None
     # Facts per read-model transaction when catching up.
@@ -94,6 +98,16 @@ class Settings(BaseModel):
             raise ValueError(
                 f"stream name {value[:40]!r} must be non-empty, without spaces, control "
                 "characters, '.', '*', '>', '/' or '\\'"
+            )
+        return value
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _subject_prefix(cls, value: str) -> str:
+        if not SUBJECT_TOKEN.fullmatch(value):
+            raise ValueError(
+                f"subject prefix {value[:40]!r} must be one NATS subject token: 1-64 of "
+                "A-Z, a-z, 0-9, '_' and '-'"
             )
         return value
 
@@ -148,6 +162,9 @@ def _describe(error: ValidationError) -> str:
 
 MAX_ACTOR = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A subject token that needs no quoting anywhere (NATS permissions, shells): no '.',
+# no wildcard, no '$' (the server's own subjects start with it), ASCII only.
+SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BAD_STREAM_CHAR = re.compile(r"[\s\x00-\x1f\x7f.*>/\\]")
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 

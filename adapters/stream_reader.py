@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -21,11 +22,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from homeledger.adapters.errors import NatsUnavailableError
 from homeledger.adapters.nats_connection import NATS_FAILURES, close, connect, explain
-from homeledger.adapters.nats_messages import STREAM_SUBJECTS
-from homeledger.adapters.nats_stream import missing_stream
+from homeledger.adapters.nats_messages import stream_subjects
+from homeledger.adapters.nats_stream import check_subjects, missing_stream
 from homeledger.adapters.settings import Settings
 
 BATCH = 1000
+# On a cluster, a consumer just created may answer "no responders" for a moment (its
+# leader is not placed yet): a fetch is tried again for this long before giving up.
+NOT_READY_FOR = 5.0
 
 
 @dataclass(frozen=True)
@@ -45,18 +49,22 @@ async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH)
     try:
         js = client.jetstream(timeout=settings.nats_timeout)
         try:
-            last = int((await js.stream_info(settings.stream)).state.last_seq)
+            info = await js.stream_info(settings.stream)
         except nats.js.errors.NotFoundError:
             raise missing_stream(settings) from None
+        check_subjects(info.config, settings.subject_prefix)
+        last = int(info.state.last_seq)
         if last == 0:
             return 0
-        sub = await _ephemeral(js, settings.stream, DeliverPolicy.ALL)
+        sub = await _ephemeral(js, settings, DeliverPolicy.ALL)
         try:
             return await _read(sub, last, visit, batch, settings.nats_timeout)
         finally:
             await _remove(js, sub, settings.stream)
     except NATS_FAILURES as failure:
-        raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
+        raise NatsUnavailableError(
+            explain(failure, settings.nats_url, settings, client=client)
+        ) from None
     finally:
         await close(client, settings)
 
@@ -66,7 +74,7 @@ async def _read(sub: PullSubscription, last: int, visit: Visitor, batch: int,
     seq = 0
     while seq < last:
         try:
-            messages = await sub.fetch(batch, timeout=timeout)
+            messages = await _fetch(sub, batch, timeout)
         except nats.errors.TimeoutError:
             raise NatsUnavailableError(
                 f"the stream stopped delivering at sequence {seq} of {last}"
@@ -77,15 +85,28 @@ async def _read(sub: PullSubscription, last: int, visit: Visitor, batch: int,
     return seq
 
 
-async def _ephemeral(js: nats.js.JetStreamContext, stream: str,
+async def _fetch(sub: PullSubscription, batch: int, timeout: float) -> list[Msg]:
+    """`sub.fetch`, waiting out a consumer that does not answer yet (503)."""
+    deadline = time.monotonic() + NOT_READY_FOR
+    while True:
+        try:
+            return await sub.fetch(batch, timeout=timeout)
+        except nats.js.errors.ServiceUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def _ephemeral(js: nats.js.JetStreamContext, settings: Settings,
                      deliver: DeliverPolicy) -> PullSubscription:  # fmt: skip
     """A pull consumer of the whole stream without acknowledgements, held in memory and
     removed by the server if it is left behind; `_remove` deletes it when done."""
+    subjects = stream_subjects(settings.subject_prefix)
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE, deliver_policy=deliver,
-        inactive_threshold=30.0, mem_storage=True, filter_subject=STREAM_SUBJECTS,
+        inactive_threshold=30.0, mem_storage=True, filter_subject=subjects,
     )  # fmt: skip
-    return await js.pull_subscribe(STREAM_SUBJECTS, stream=stream, config=config)
+    return await js.pull_subscribe(subjects, stream=settings.stream, config=config)
 
 
 async def _hand_over(messages: list[Msg], visit: Visitor) -> None:
@@ -114,13 +135,15 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
     try:
         js = client.jetstream(timeout=settings.nats_timeout)
         try:
-            sub = await _ephemeral(js, settings.stream, DeliverPolicy.NEW)
+            check_subjects((await js.stream_info(settings.stream)).config,
+                           settings.subject_prefix)  # fmt: skip
+            sub = await _ephemeral(js, settings, DeliverPolicy.NEW)
         except nats.js.errors.NotFoundError:
             raise missing_stream(settings) from None
         try:
             while not stop.is_set():
                 try:
-                    messages = await sub.fetch(BATCH, timeout=fetch_timeout)
+                    messages = await _fetch(sub, BATCH, fetch_timeout)
                 except nats.errors.TimeoutError:
                     continue
                 seen += len(messages)
@@ -128,7 +151,9 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
         finally:
             await _remove(js, sub, settings.stream)
     except NATS_FAILURES as failure:
-        raise NatsUnavailableError(explain(failure, settings.nats_url, settings)) from None
+        raise NatsUnavailableError(
+            explain(failure, settings.nats_url, settings, client=client)
+        ) from None
     finally:
         await close(client, settings)
     return seen

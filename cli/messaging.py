@@ -1,16 +1,25 @@
-"""Messaging commands: `relay` (store -> JetStream), `subscribe` (a durable consumer) and
-`project --from-nats` (read models from the stream, into the consumer's own store)."""
+"""Messaging commands: `relay` (store -> JetStream), `subscribe` (a durable or ephemeral
+consumer) and `project --from-nats` (read models from the stream, into the consumer's
+own store)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
+import time
 from typing import Any
 
 import click
 
 from homeledger.adapters.consumer import ConsumerSpec, Delivery, consume
-from homeledger.adapters.nats_messages import STREAM_SUBJECTS
-from homeledger.adapters.nats_stream import DEFAULT_DUPLICATE_WINDOW, DEFAULT_REPLICAS, StreamSpec
+from homeledger.adapters.errors import NatsUnavailableError, StoreUnavailableError
+from homeledger.adapters.nats_stream import (
+    DEFAULT_DUPLICATE_WINDOW,
+    DEFAULT_REPLICAS,
+    StreamSpec,
+    create_stream,
+)
 from homeledger.adapters.relay import (
     DEFAULT_ACK_TIMEOUT,
     DEFAULT_POLL_INTERVAL,
@@ -19,7 +28,9 @@ from homeledger.adapters.relay import (
     Progress,
     Relay,
     RelayOptions,
+    RelayStats,
 )
+from homeledger.adapters.store import LedgerStore
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import InputError, run_until_signal
 from homeledger.cli.render import EventPrinter, emit_object
@@ -28,6 +39,7 @@ from homeledger.projections.stream_projector import StreamProjector, project_str
 
 PROGRESS_FROM = 2000  # backlog size from which a TTY gets a progress bar
 ONCE_MAX_OUTAGE = 120.0
+LEDGER_POLL = 1.0  # seconds between looks for a ledger that is not initialised yet
 
 
 def _outage(max_outage: float | None, once: bool) -> float | None:
@@ -91,12 +103,15 @@ def relay(ctx: Context, once: bool, window: int, ack_timeout: float, poll_interv
     options = RelayOptions(
         window=window, ack_timeout=ack_timeout, poll_interval=poll_interval,
         max_outage=_outage(max_outage, once),
-        stream=StreamSpec(ctx.settings.stream, duplicate_window, replicas),
+        stream=StreamSpec(ctx.settings.stream, duplicate_window, replicas,
+                          prefix=ctx.settings.subject_prefix),
     )  # fmt: skip
     progress: Progress = BarProgress() if sys.stderr.isatty() else NoProgress()
-    worker = Relay(ctx.services.store(), ctx.settings, options, report=report,
-                   progress=progress)  # fmt: skip
-    stats = run_until_signal(lambda stop: worker.run(once=once, stop=stop))
+    store = ctx.services.store() if once else _await_ledger(ctx, options)
+    stats = RelayStats()
+    if store is not None:
+        worker = Relay(store, ctx.settings, options, report=report, progress=progress)
+        stats = run_until_signal(lambda stop: worker.run(once=once, stop=stop))
     result = {"stream": ctx.settings.stream, "published": stats.published,
               "duplicates": stats.duplicates, "position": stats.position}  # fmt: skip
     if ctx.fmt == "table":
@@ -107,15 +122,49 @@ def relay(ctx: Context, once: bool, window: int, ack_timeout: float, poll_interv
         emit_object(result, ctx.fmt)
 
 
+def _await_ledger(ctx: Context, options: RelayOptions) -> LedgerStore | None:
+    """The store for a following relay. On a deployment's first start there is no ledger
+    yet: the relay creates the stream at once (so readers find it) and waits for
+    `homeledger init` instead of failing; None if stopped first. --max-outage bounds
+    the wait (exit 4)."""
+    try:
+        return ctx.services.store()
+    except StoreUnavailableError as missing:
+        report(f"waiting for the ledger ({missing}): run 'homeledger init'")
+
+    async def wait(stop: asyncio.Event) -> LedgerStore | None:
+        if options.stream is not None:
+            try:
+                await create_stream(ctx.settings, options.stream)
+            except NatsUnavailableError as exc:  # the relay itself retries later
+                report(f"the stream is not created yet: {exc}")
+        started = time.monotonic()
+        while not stop.is_set():
+            try:
+                return ctx.services.store()
+            except StoreUnavailableError:
+                if options.max_outage is not None \
+                        and time.monotonic() - started > options.max_outage:  # fmt: skip
+                    raise
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LEDGER_POLL)
+        return None
+
+    return run_until_signal(wait)  # type: ignore[no-any-return]
+
+
 # subscribe
 
 
 @click.command("subscribe")
-@click.option("--durable", required=True, help="Durable consumer name: resumes where it acked.")
-@click.option("--subject", default=STREAM_SUBJECTS, show_default=True,
-              help="Subject filter, e.g. 'homeledger.events.*.gw-bissau-village'.")
+@click.option("--durable",
+              help="Durable consumer name: resumes where it acknowledged. Without it, an "
+                   "ephemeral consumer that is deleted on exit.")
+@click.option("--subject",
+              help="Subject filter, e.g. 'homeledger.events.*.gw-bissau-village' "
+                   "(default: every event of the stream).")
 @click.option("--from-position", type=click.IntRange(min=1),
-              help="Start at this store position (when the durable is created).")
+              help="Start at this store position (when the consumer is created).")
 @click.option("--max", "max_messages", type=click.IntRange(min=1),
               help="Exit after this many events.")
 @click.option("--idle", type=click.FloatRange(min=0.1),
@@ -125,13 +174,19 @@ def relay(ctx: Context, once: bool, window: int, ack_timeout: float, poll_interv
 @click.option("--batch", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Events fetched per request.")
 @pass_context
-def subscribe(ctx: Context, durable: str, subject: str, from_position: int | None,
-              max_messages: int | None, idle: float | None, ack_wait: float,
-              batch: int) -> None:  # fmt: skip
-    """Print events from a durable JetStream consumer, acknowledging each after printing."""
+def subscribe(ctx: Context, durable: str | None, subject: str | None,
+              from_position: int | None, max_messages: int | None, idle: float | None,
+              ack_wait: float, batch: int) -> None:  # fmt: skip
+    """Print events from the stream, acknowledging each after printing.
+
+    With --durable the consumer stays on the server and the next run resumes after the
+    last event acknowledged; without it the consumer is ephemeral: it starts at the
+    beginning (or --from-position) and is deleted when the command exits.
+    """
     spec = ConsumerSpec(durable=durable, subject=subject, from_position=from_position,
-                        ack_wait=ack_wait, batch=batch,
-                        max_ack_pending=max(batch * 2, 100))  # fmt: skip
+                        ack_wait=ack_wait, batch=batch, max_ack_pending=max(batch * 2, 100),
+                        prefix=ctx.settings.subject_prefix)  # fmt: skip
+    spec.check()  # bad names and filters before anything is printed
     printer = EventPrinter(ctx.fmt)
     started = False
 
@@ -184,7 +239,8 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
     if not from_nats:
         raise InputError("project builds from NATS only: give --from-nats")
     spec = ConsumerSpec(durable=durable, ack_wait=ack_wait, batch=batch,
-                        max_ack_pending=max(batch * 2, 100))  # fmt: skip
+                        max_ack_pending=max(batch * 2, 100),
+                        prefix=ctx.settings.subject_prefix)  # fmt: skip
     spec.check()
     projector = StreamProjector(ctx.services.projection_db(), ctx.settings.stream)
     outage = _outage(max_outage, once)

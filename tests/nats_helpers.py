@@ -28,7 +28,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.envelope import Envelope
-from homeledger.adapters.nats_messages import MSG_ID, STREAM_SUBJECTS
+from homeledger.adapters.nats_messages import MSG_ID, stream_subjects
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.cli.main import cli
 from homeledger.domain.commands import (
@@ -148,14 +148,15 @@ class StreamMessage:
         return dict(json.loads(self.data))
 
 
-async def read_stream_async(url: str, stream: str, **connect: Any) -> list[StreamMessage]:
+async def read_stream_async(url: str, stream: str, *, prefix: str = "homeledger",
+                            **connect: Any) -> list[StreamMessage]:  # fmt: skip
     """Every message of the stream, in stream order (an ephemeral consumer, no acks)."""
     nc = await nats.connect(url.split(","), **connect)
     try:
         js = nc.jetstream()
         total = (await js.stream_info(stream)).state.messages
         sub = await js.pull_subscribe(
-            STREAM_SUBJECTS, stream=stream,
+            stream_subjects(prefix), stream=stream,
             config=ConsumerConfig(ack_policy=AckPolicy.NONE, inactive_threshold=30,
                                   mem_storage=True),
         )  # fmt: skip
@@ -170,12 +171,13 @@ async def read_stream_async(url: str, stream: str, **connect: Any) -> list[Strea
         await nc.close()
 
 
-def read_stream(url: str, stream: str = "HOMELEDGER", **connect: Any) -> list[StreamMessage]:
+def read_stream(url: str, stream: str = "HOMELEDGER", *, prefix: str = "homeledger",
+                **connect: Any) -> list[StreamMessage]:  # fmt: skip
     """Read the whole stream; a cluster that has just lost its leader may need a second try
     (creating the reading consumer or a fetch can time out while the new leader settles)."""
     for attempt in range(3):
         try:
-            return asyncio.run(read_stream_async(url, stream, **connect))
+            return asyncio.run(read_stream_async(url, stream, prefix=prefix, **connect))
         except (nats.errors.TimeoutError, TimeoutError):
             if attempt == 2:
                 raise

@@ -177,7 +177,7 @@ def test_the_stream_is_created_with_file_storage_and_updated_when_settings_chang
     assert found.storage == StorageType.FILE
     assert found.subjects == ["homeledger.events.>"]
     assert found.duplicate_window == 90
-    assert found.deny_delete
+    assert found.deny_delete and found.deny_purge and not found.allow_rollup_hdrs
 
 
 def test_a_stream_that_cannot_be_used_is_a_clear_input_error(
