@@ -249,7 +249,7 @@ def peak_rss_mb() -> float:
 def _cli_as_of(url: str, position: int) -> float:
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", "from homeledger.cli.main import main; main()", "--store", url,
+        [sys.executable, "-m", "homeledger.cli", "--store", url,
          "--format", "json", "balances", "--as-of-position", str(position)],
         check=True, capture_output=True, env={**os.environ, "PYTHONPATH": _root()},
     )  # fmt: skip

@@ -136,8 +136,7 @@ def measure_latency(folder: Path, rate: int, seconds: float,
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
         env.update(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=server.url)
         python = [sys.executable, "-c"]
-        relay = subprocess.Popen([*python, "from homeledger.cli.main import main; main()", "relay",
-                                  *relay_args],
+        relay = subprocess.Popen([sys.executable, "-m", "homeledger.cli", "relay", *relay_args],
                                  env=env, stdout=subprocess.DEVNULL)  # fmt: skip
         appender = subprocess.Popen(
             [*python, f"from bench.relay import append_steadily as a; "

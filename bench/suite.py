@@ -222,7 +222,7 @@ def cli(url: str, *args: str, env: dict[str, str] | None = None,
         check: bool = True) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     """`homeledger --store URL ARGS...` as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-c", "from homeledger.cli.main import main; main()", "--store", url,
+        [sys.executable, "-m", "homeledger.cli", "--store", url,
          "--actor", "bench", *args],
         check=check, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
@@ -408,7 +408,7 @@ def measure_latency(run: Run) -> None:
 def consumer_available() -> bool:
     """Whether `homeledger project --from-nats` exists in this tree."""
     done = subprocess.run(
-        [sys.executable, "-c", "from homeledger.cli.main import main; main()", "project", "--help"],
+        [sys.executable, "-m", "homeledger.cli", "project", "--help"],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     return done.returncode == 0 and "--from-nats" in done.stdout

@@ -1,5 +1,5 @@
 """`python -m homeledger.cli`: the same as the `homeledger` command."""
 
-from homeledger.cli.main import main
+from homeledger.cli.entry import main
 
 main()

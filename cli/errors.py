@@ -125,15 +125,31 @@ def quiet_asyncio() -> Iterator[None]:
 
 
 def run_until_signal(main: Callable[[Any], Any]) -> Any:
-    """Run a coroutine factory; SIGTERM and SIGINT ask it to stop between batches."""
+    """Run a coroutine factory; SIGTERM and SIGINT ask it to stop between batches.
+
+    SIGTERM is a request to stop (the command ends as done); SIGINT, once the work
+    stopped cleanly, ends it as interrupted (KeyboardInterrupt: exit 130).
+    """
+    received: list[int] = []
 
     async def runner() -> Any:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, _stopping(stop, received, sig))
         return await main(stop)
 
     with quiet_asyncio():
-        return asyncio.run(runner())
+        result = asyncio.run(runner())
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt
+    return result
+
+
+def _stopping(stop: asyncio.Event, received: list[int], sig: int) -> Callable[[], None]:
+    def handler() -> None:
+        received.append(sig)
+        stop.set()
+
+    return handler

@@ -10,6 +10,7 @@ import click
 
 from homeledger.adapters.settings import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM, Settings
 from homeledger.cli import audit, demo, inspect, messaging, record, stream
+from homeledger.cli.arguments import hoist_global_options
 from homeledger.cli.bootstrap import Services
 from homeledger.cli.context import Context
 from homeledger.cli.errors import classify
@@ -23,7 +24,7 @@ class LedgerGroup(click.Group):
         self, args: list[str] | None = None, prog_name: str | None = None,
         complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
     ) -> Any:  # fmt: skip
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = hoist_global_options(self, list(sys.argv[1:] if args is None else args))
         try:
             result = super().main(argv, prog_name or "homeledger", complete_var,
                                   standalone_mode=False, **extra)  # fmt: skip
@@ -33,10 +34,14 @@ class LedgerGroup(click.Group):
         except click.exceptions.NoArgsIsHelpError as bare:
             click.echo(bare.ctx.get_help() if bare.ctx else self.get_help(click.Context(self)))
             code = 0
-        except click.exceptions.Abort:
-            click.echo("homeledger: aborted", err=True)
-            code = 130
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            code = _interrupted()
         except Exception as exc:  # noqa: BLE001 - the one place that reports every failure
+            if _caused_by_interrupt(exc):  # e.g. a library wrapped the KeyboardInterrupt
+                code = _interrupted()
+                if standalone_mode:
+                    sys.exit(code)
+                return code
             code, message = classify(exc)
             if "--debug" in argv:
                 traceback.print_exc()
@@ -48,7 +53,42 @@ class LedgerGroup(click.Group):
         return code
 
 
+def _interrupted() -> int:
+    click.echo("homeledger: interrupted (a transaction under way was rolled back: nothing "
+               "is half-written)", err=True)  # fmt: skip
+    return 130
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt | click.exceptions.Abort):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from homeledger.domain.events import EVENTS
+
+    click.echo(f"homeledger {version('homeledger')}")
+    click.echo(f"eventsourcing {version('eventsourcing')}")
+    for name in EVENTS.types():
+        click.echo(f"{name} schema version {EVENTS.current(name).SCHEMA_VERSION}")
+    ctx.exit(0)
+
+
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", "-V", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help="The versions of homeledger, of the event store library, and the "
+                   "schema version of each event type.")  # fmt: skip
 @click.option("--store", envvar="HOMELEDGER_STORE", default=DEFAULT_STORE, show_default=True,
               help="Event store URL: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB.")
 @click.option("--nats", "nats_url", envvar="HOMELEDGER_NATS_URL", default=DEFAULT_NATS_URL,

@@ -46,7 +46,7 @@ from homeledger.domain.commands import (
 )
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "NO", "PL", "CZ", "GB", "FI", "AT", "IS")
-CLI = [sys.executable, "-c", "from homeledger.cli.main import main; main()"]
+CLI = [sys.executable, "-m", "homeledger.cli"]
 
 
 @contextmanager

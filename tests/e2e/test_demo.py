@@ -16,7 +16,7 @@ from tests.workers import reaped
 
 pytestmark = pytest.mark.nats
 
-CLI = [sys.executable, "-c", "from homeledger.cli.main import main; main()"]
+CLI = [sys.executable, "-m", "homeledger.cli"]
 
 
 def clean_env() -> dict[str, str]:

@@ -392,7 +392,7 @@ def test_a_store_locked_past_the_timeout_is_a_retryable_refusal_on_sqlite(
     path = sqlite_url.removeprefix("sqlite:///")
     args = ["--store", sqlite_url, "--format", "json", "allocate", "--initiative", INITIATIVES[0],
             "--year", "2021", "--amount", "10.00", "--command-id", "busy-1"]  # fmt: skip
-    command = [sys.executable, "-c", "from homeledger.cli.main import main; main()", *args]
+    command = [sys.executable, "-m", "homeledger.cli", *args]
     before = len(run(sqlite_url, "--format", "jsonl", "events", "list").stdout.splitlines())
     holder = sqlite3.connect(path, isolation_level=None)
     try:
