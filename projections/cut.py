@@ -24,9 +24,11 @@ from homeledger.adapters.store import LedgerStore
 from homeledger.domain.money import ZERO
 from homeledger.domain.pledge import Terms
 from homeledger.projections.as_of import PointInTime
-from homeledger.projections.audit_trail import AUDIT, AUDIT_COLUMNS, audit_record
+from homeledger.projections.audit_trail import AUDIT
 from homeledger.projections.balances import BalancesModel
 from homeledger.projections.db import Tx
+from homeledger.projections.double_entry import CASH, POSTINGS, receivable
+from homeledger.projections.model import from_cents
 from homeledger.projections.portfolio import PortfolioModel
 from homeledger.projections.timeline import TIMELINE
 
@@ -102,6 +104,38 @@ class Reversal:
             reason=str(data.get("reason") or ""),
             original=original if isinstance(original, dict) else {},
         )  # fmt: skip
+
+
+TRAIL_COLUMNS = ("initiative", "position", "recorded_at", "effective_date", "type",
+                 "allocation_id", "year", "amount", "change", "detail")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TrailRow:
+    """The columns of an audit-trail row the documents use (money in cents)."""
+
+    initiative: str
+    position: int
+    recorded_at: str
+    effective_date: str
+    type: str
+    allocation_id: str | None
+    year: int | None
+    cents: int | None
+    change_cents: int | None
+    detail: str
+
+    @property
+    def amount(self) -> Decimal | None:
+        return None if self.cents is None else from_cents(self.cents)
+
+    @property
+    def change(self) -> Decimal | None:
+        return None if self.change_cents is None else from_cents(self.change_cents)
+
+    @property
+    def effective(self) -> date:
+        return date.fromisoformat(self.effective_date)
 
 
 @dataclass(frozen=True)
@@ -188,9 +222,10 @@ class LedgerCut:
 
     def audit_rows(self, tx: Tx, initiative: str | None = None, types: tuple[str, ...] = (),
                    where: str = "", params: tuple[Any, ...] = ()
-                   ) -> Iterator[dict[str, Any]]:  # fmt: skip
-        """Audit-trail rows at the cut (and effective by `--to`), ordered by initiative and
-        position, in pages (keyset: each page starts after the last row of the one before).
+                   ) -> Iterator[TrailRow]:  # fmt: skip
+        """Audit-trail rows at the cut (and effective by `--to`) in position order, of one
+        initiative or of all, in pages (each starts after the last position of the one
+        before: a seek on the table's key, or on the (initiative, position) index).
 
         Run inside one read transaction (`reader.db.read()`), so that every page sees
         the same rows."""
@@ -204,17 +239,28 @@ class LedgerCut:
         if where:
             extra += f" AND ({where})"
             bound += params
-        sql = (f"SELECT {', '.join(AUDIT_COLUMNS)} FROM {AUDIT.name} WHERE position <= ?"
-               f"{extra} AND (initiative, position) > (?, ?) "
-               f"ORDER BY initiative, position LIMIT {PAGE}")  # fmt: skip
-        after: tuple[str, int] = ("", 0)
+        sql = (f"SELECT {', '.join(TRAIL_COLUMNS)} FROM {AUDIT.name} WHERE position <= ?"
+               f"{extra} AND position > ? ORDER BY position LIMIT {PAGE}")  # fmt: skip
+        after = 0
         while True:
-            rows = tx.query(sql, (*bound, *after))
-            yield from (audit_record(row) for row in rows)
+            rows = tx.query(sql, (*bound, after))
+            yield from (TrailRow(*row) for row in rows)
             if len(rows) < PAGE:
                 return
-            last = audit_record(rows[-1])
-            after = (str(last["initiative"]), int(last["position"]))
+            after = int(rows[-1][1])
+
+    def receipts(self, tx: Tx, year: int) -> tuple[int, int | None, int | None, list[int]]:
+        """The receipts for a pledge year at the cut, from the double-entry postings (each
+        debits cash and credits the year's receivable): (count, first and last position,
+        the first few positions). Not with `--to` (postings have no effective date)."""
+        sql = (f"FROM {POSTINGS.name} p JOIN {POSTINGS.name} c ON c.position = p.position "
+               "AND c.account = ? AND c.debit > 0 WHERE p.account = ? AND p.credit > 0 "
+               "AND p.position <= ?")  # fmt: skip
+        params = (CASH, receivable(year), self.cut.position)
+        count, first, last = tx.query(f"SELECT COUNT(*), MIN(p.position), MAX(p.position) {sql}",
+                                      params)[0]  # fmt: skip
+        listed = tx.query(f"SELECT p.position {sql} ORDER BY p.position LIMIT 12", params)
+        return int(count), first, last, [int(row[0]) for row in listed]
 
     def audit_sums(self, tx: Tx) -> list[tuple[str, str, int | None, int, int, str, str]]:
         """Per initiative, type and year: (initiative, type, year, facts, cents, first
@@ -234,16 +280,16 @@ class LedgerCut:
             return (self.cut.position,), ""
         return (self.cut.position, self.cut.to.isoformat()), " AND effective_date <= ?"
 
-    def milestone(self, row: dict[str, Any]) -> Milestone:
+    def milestone(self, row: TrailRow) -> Milestone:
         """A milestone's name and evidence from its audit row; from the stored fact when
         the row's text cannot be split without doubt."""
-        detail = str(row.get("detail") or "")
+        detail = row.detail or ""
         if detail.count(_EVIDENCE) == 0:
             return Milestone(detail, "")
         if detail.count(_EVIDENCE) == 1 and detail.endswith("]"):
             name, evidence = detail[:-1].split(_EVIDENCE)
             return Milestone(name, evidence)
-        position = int(row["position"])
+        position = row.position
         note = next(iter(self.store.notifications(position, position)), None)
         data = self.store.decode_body(note)["data"] if note else {}
         return Milestone(str(data.get("milestone", detail)), str(data.get("evidence", "")))

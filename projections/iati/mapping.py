@@ -241,7 +241,7 @@ class _Mapper:
             dates.append(ActivityDate(codes.ACTUAL_START, head.first_allocation))
         if closed_on:
             rows = self.ledger.audit_rows(self.tx, key, ("InitiativeClosed",))
-            reason = next((str(r["detail"] or "") for r in rows), "")
+            reason = next((row.detail or "" for row in rows), "")
             dates.append(ActivityDate(codes.ACTUAL_END, date.fromisoformat(closed_on),
                                       f"Closed: {reason}" if reason else ""))  # fmt: skip
         return dates
@@ -265,30 +265,29 @@ class _Mapper:
 
     def _money(self, key: str) -> Iterator[Transaction]:
         for row in self.ledger.audit_rows(self.tx, key, tuple(_CODES)):
-            kind, amount = str(row["type"]), Decimal(row["amount"])
-            on = date.fromisoformat(row["effective_date"])
-            if kind == "FundsDisbursed":
-                reversal = self.reversals.get(int(row["position"]))
+            amount, on = row.amount or ZERO, row.effective
+            if row.type == "FundsDisbursed":
+                reversal = self.reversals.get(row.position)
                 if self._in_year(on.year):
-                    yield Transaction(codes.DISBURSEMENT, amount, on, str(row["position"]))
+                    yield Transaction(codes.DISBURSEMENT, amount, on, str(row.position))
                 if reversal is not None and self._in_year(reversal.effective_date.year):
                     yield self._reversed(reversal, codes.DISBURSEMENT, amount)
-            elif self._in_year(int(row["year"])):
-                released = kind == "AllocationReleased"
-                note = (f"Release of allocation {row['allocation_id']}: {row['detail']}"
-                        if released else f"Allocation {row['allocation_id']} from the "
-                        f"{row['year']} pledge")  # fmt: skip
+            elif row.year is not None and self._in_year(row.year):
+                released = row.type == "AllocationReleased"
+                note = (
+                    f"Release of allocation {row.allocation_id}: {row.detail}"
+                    if released
+                    else f"Allocation {row.allocation_id} from the {row.year} pledge"
+                )
                 yield Transaction(codes.OUTGOING_COMMITMENT, -amount if released else amount,
-                                  on, str(row["position"]), note)  # fmt: skip
+                                  on, str(row.position), note)  # fmt: skip
 
     def _results(self, key: str) -> Iterator[Result]:
         for row in self.ledger.audit_rows(self.tx, key, ("MilestoneReached",)):
-            if int(row["position"]) in self.reversals:
+            if row.position in self.reversals:
                 continue  # a reversed milestone was not reached
             milestone = self.ledger.milestone(row)
-            yield Result(
-                milestone.name, date.fromisoformat(row["effective_date"]), milestone.evidence
-            )
+            yield Result(milestone.name, row.effective, milestone.evidence)
 
 
 def generated_at(ledger: LedgerCut) -> datetime:

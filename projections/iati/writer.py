@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,6 +111,7 @@ class Written:
         self.transactions += 1
 
 
+@lru_cache(maxsize=8192)
 def text(value: str) -> str:
     """Text fit for XML 1.0 (control characters become U+FFFD), NFC-normalised."""
     return _NOT_XML.sub("\ufffd", unicodedata.normalize("NFC", value))
@@ -192,8 +194,6 @@ def _result(r: Result) -> Any:
     period = etree.SubElement(indicator, "period")
     etree.SubElement(period, "period-start", {"iso-date": r.reached_on.isoformat()})
     etree.SubElement(period, "period-end", {"iso-date": r.reached_on.isoformat()})
-    actual = etree.SubElement(period, "actual")
-    actual.append(_narrated("comment", f"Reached on {r.reached_on.isoformat()}"))
     return element
 
 

@@ -104,17 +104,16 @@ def _milestones(s: Statement) -> Chart:
     names = {i.key: i.name for i in s.initiatives}
     reached = [m for m in s.milestones if m.reversed_by is None]
     title = f"Milestones reached in {s.year}"
-    if len(reached) <= TIMELINE_MAX and len({m.initiative for m in reached}) <= 10:
-        events = tuple(
-            (m.reached_on, names.get(m.initiative, m.initiative), m.name)
-            for m in sorted(reached, key=lambda m: (m.reached_on, m.position))
-        )
+    few = s.detailed and sum(s.milestone_months) <= TIMELINE_MAX
+    if few and len({m.initiative for m in reached}) <= 10:
+        ordered = sorted(reached, key=lambda m: (m.reached_on, m.position))
+        events = tuple((m.reached_on, names.get(m.initiative, m.initiative), m.name)
+                       for m in ordered)  # fmt: skip
         return Chart("milestones", title, ("Initiative", "Milestone"), (), money=False,
                      kind="timeline", events=events)  # fmt: skip
-    counts = [0] * 12
-    for m in reached:
-        counts[m.reached_on.month - 1] += 1
-    rows = tuple((date(s.year, month, 1).isoformat()[:7], (counts[month - 1],))
+    if not sum(s.milestone_months):
+        return Chart("milestones", title, ("Milestones",), (), money=False)
+    rows = tuple((date(s.year, month, 1).isoformat()[:7], (s.milestone_months[month - 1],))
                  for month in range(1, 13))  # fmt: skip
     return Chart("milestones", title + ", per month", ("Milestones",), rows, money=False)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ def environment(locale: str, currency: str) -> Environment:
     return env
 
 
+@lru_cache(maxsize=4096)
 def _money(value: Decimal, currency: str, locale: str) -> str:
     return str(format_currency(value, currency, locale=locale))
 

@@ -23,7 +23,8 @@ from homeledger.domain.money import ZERO
 from homeledger.domain.pledge import Terms, days_in_year
 from homeledger.domain.portfolio import Portfolio
 from homeledger.projections.balances import BalancesModel
-from homeledger.projections.cut import Cut, LedgerCut, Reversal
+from homeledger.projections.cut import Cut, LedgerCut, Reversal, TrailRow
+from homeledger.projections.db import Tx
 from homeledger.projections.verify import VerifyReport
 
 DETAIL_LIMIT = 5000
@@ -32,6 +33,8 @@ LISTED_POSITIONS = 12
 HISTORY_YEARS = 5
 MONEY_REVERSALS = ("DonationReceived", "FundsDisbursed")
 YEAR_ROW_TYPES = ("FundsAllocated", "AllocationReleased")
+FIGURES = {"FundsAllocated": "allocated", "AllocationReleased": "released",
+           "FundsDisbursed": "disbursed"}  # fmt: skip
 LABELS = {
     "InitiativeRegistered": "registered",
     "FundsAllocated": "allocated",
@@ -219,12 +222,17 @@ class Statement:
     by_country: tuple[tuple[str, Decimal], ...]  # the year's money allocated, net
     by_programme: tuple[tuple[str, Decimal], ...]
     initiatives: tuple[InitiativeView, ...]
-    countries: tuple[CountryGroup, ...]  # the same initiatives per country
     detailed: bool
-    milestones: tuple[MilestoneItem, ...]  # reached in the year
+    milestones: tuple[MilestoneItem, ...]  # reached in the year (listed when detailed)
+    milestone_months: tuple[int, ...]  # reached in the year per month, not reversed
     pledges: tuple[PledgeLine, ...]
     receipts: tuple[ReceiptLine, ...]
     reversals: tuple[ReversalLine, ...]
+
+    @property
+    def countries(self) -> tuple[CountryGroup, ...]:
+        """The initiatives per country (how a large ledger's statement groups them)."""
+        return _per_country(self.initiatives)
 
     @property
     def homes_total(self) -> int:
@@ -243,19 +251,16 @@ def build_statement(ledger: LedgerCut, year: int, verifier: Verifier | None) -> 
     terms = ledger.terms()
     balances = ledger.balances()
     reversals = ledger.reversals()
-    activity = _Activity(year, reversals)
+    activity = _Activity(year, reversals, len(balances.initiatives) <= MAX_INITIATIVE_SECTIONS)
+    first, last = date(year, 1, 1).isoformat(), date(year, 12, 31).isoformat()
     with ledger.reader.db.read() as tx:
-        first, last = date(year, 1, 1).isoformat(), date(year, 12, 31).isoformat()
         for row in ledger.audit_rows(
             tx, where="year = ? OR (effective_date >= ? AND effective_date <= ?)",
             params=(year, first, last),
         ):  # fmt: skip
             activity.add(row, ledger)
-    pledges, receipts, pledge_positions, receipt_positions = _pledges_and_receipts(ledger, year)
-    initiatives = _initiatives(balances, year, activity)
-    detailed = activity.facts <= DETAIL_LIMIT and len(initiatives) <= MAX_INITIATIVE_SECTIONS
-    if not detailed:
-        initiatives = [_without_lines(view) for view in initiatives]
+        detailed = activity.detailed
+        pledges, receipts, received = _pledges_and_receipts(ledger, tx, year, detailed)
     year_figures, total = _figures(balances, year, activity, reversals)
     homes, history = _homes(ledger, terms, year)
     totals = balances.years.get(year)
@@ -265,68 +270,83 @@ def build_statement(ledger: LedgerCut, year: int, verifier: Verifier | None) -> 
         basis=totals.basis if totals and totals.basis else terms.basis,
         unit_basis=totals.unit_basis if totals else 0,
         year_figures=year_figures, total=total,
-        positions={"pledged": pledge_positions, "received": receipt_positions,
+        positions={"pledged": _positions(p.position for p in pledges), "received": received,
                    **activity.positions},
         homes=homes, homes_history=history, years=_years(balances),
         by_country=_by_key(balances, year, lambda info: info.country),
         by_programme=_by_key(balances, year, lambda info: info.programme),
-        initiatives=tuple(initiatives), countries=_per_country(initiatives),
-        detailed=detailed, milestones=tuple(activity.milestones) if detailed else (),
-        pledges=tuple(pledges), receipts=tuple(receipts) if detailed else (),
-        reversals=tuple(_reversal_lines(reversals, year)),
+        initiatives=tuple(_initiatives(balances, activity)),
+        detailed=detailed, milestones=tuple(activity.milestones),
+        milestone_months=tuple(activity.months), pledges=tuple(pledges),
+        receipts=tuple(receipts), reversals=tuple(_reversal_lines(reversals, year)),
     )  # fmt: skip
 
 
-class _Activity:
-    """One pass over the year's audit rows: per initiative, its lines and year sums."""
+def _positions(positions: Iterable[int]) -> Positions:
+    found = Positions()
+    for position in positions:
+        found.add(position)
+    return found
 
-    def __init__(self, year: int, reversals: dict[int, Reversal]) -> None:
+
+class _Activity:
+    """One pass over the year's audit rows, in position order: per initiative its year
+    sums and the span of positions behind them; its lines while the year has at most
+    DETAIL_LIMIT facts (beyond, the statement groups the initiatives per country)."""
+
+    def __init__(self, year: int, reversals: dict[int, Reversal], few: bool) -> None:
         self.year = year
         self.reversals = reversals
+        self.detailed = few
         self.facts = 0
         self.lines: dict[str, list[Line]] = {}
         self.sums: dict[str, dict[str, Decimal]] = {}
         self.span: dict[str, Positions] = {}
         self.milestones: list[MilestoneItem] = []
+        self.months = [0] * 12
         self.positions = {name: Positions() for name in ("allocated", "released", "disbursed")}
 
-    def add(self, row: dict[str, Any], ledger: LedgerCut) -> None:
-        kind, key = str(row["type"]), str(row["initiative"])
-        effective = date.fromisoformat(row["effective_date"])
-        in_year = effective.year == self.year
-        if kind in YEAR_ROW_TYPES and row["year"] != self.year:
+    def add(self, row: TrailRow, ledger: LedgerCut) -> None:
+        kind, key, effective = row.type, row.initiative, row.effective
+        if kind in YEAR_ROW_TYPES and row.year != self.year:
             return
-        if kind not in YEAR_ROW_TYPES and not in_year:
-            return
-        if kind not in LABELS:
-            return  # a reversal's own line: shown from the reversal (see _reversal_lines)
-        position = int(row["position"])
+        if kind not in LABELS or (kind not in YEAR_ROW_TYPES and effective.year != self.year):
+            return  # a reversal's own line is shown from the reversal (_reversal_lines)
+        position = row.position
         reversed_by = self.reversals[position].position if position in self.reversals else None
         self.facts += 1
+        if self.facts > DETAIL_LIMIT and self.detailed:
+            self.detailed = False
+            self.lines, self.milestones = {}, []
         self.span.setdefault(key, Positions()).add(position)
-        amount = Decimal(row["amount"]) if row["amount"] is not None else None
-        figure = {"FundsAllocated": "allocated", "AllocationReleased": "released",
-                  "FundsDisbursed": "disbursed"}.get(kind)  # fmt: skip
+        amount = row.amount
+        figure = FIGURES.get(kind)
         if figure is not None and amount is not None:
             sums = self.sums.setdefault(key, {})
             sums[figure] = sums.get(figure, ZERO) + amount
             self.positions[figure].add(position)
             if reversed_by is not None and kind == "FundsDisbursed":
                 sums[figure] -= amount  # a reversal takes the fact out of every figure
-        detail, evidence = str(row["detail"] or ""), ""
-        if kind == "MilestoneReached":
+        if kind == "MilestoneReached" and reversed_by is None:
+            self.months[effective.month - 1] += 1
+        if self.detailed:
+            self._line(row, ledger, effective, reversed_by)
+
+    def _line(self, row: TrailRow, ledger: LedgerCut, effective: date,
+              reversed_by: int | None) -> None:  # fmt: skip
+        detail, evidence = row.detail or "", ""
+        if row.type == "MilestoneReached":
             milestone = ledger.milestone(row)
             detail, evidence = milestone.name, milestone.evidence
-            self.milestones.append(MilestoneItem(key, milestone.name, effective, evidence,
-                                                 position, reversed_by))  # fmt: skip
-        change = Decimal(row["change"]) if row["change"] is not None else None
-        self.lines.setdefault(key, []).append(Line(
-            position, effective, kind, LABELS[kind], change, row["year"],
-            row["allocation_id"], detail, evidence, reversed_by,
+            self.milestones.append(MilestoneItem(row.initiative, milestone.name, effective,
+                                                 evidence, row.position, reversed_by))  # fmt: skip
+        self.lines.setdefault(row.initiative, []).append(Line(
+            row.position, effective, row.type, LABELS[row.type], row.change, row.year,
+            row.allocation_id, detail, evidence, reversed_by,
         ))  # fmt: skip
 
 
-def _initiatives(balances: BalancesModel, year: int, activity: _Activity) -> list[InitiativeView]:
+def _initiatives(balances: BalancesModel, activity: _Activity) -> list[InitiativeView]:
     totals = {row["initiative"]: row for row in balances.rows("initiative")}
     views = []
     for key, info in sorted(balances.initiatives.items()):
@@ -346,10 +366,6 @@ def _initiatives(balances: BalancesModel, year: int, activity: _Activity) -> lis
             first_position=span.first, last_position=span.last,
         ))  # fmt: skip
     return views
-
-
-def _without_lines(view: InitiativeView) -> InitiativeView:
-    return InitiativeView(**{**view.__dict__, "lines": ()})
 
 
 def _per_country(initiatives: Iterable[InitiativeView]) -> tuple[CountryGroup, ...]:
@@ -396,24 +412,26 @@ def _figures(balances: BalancesModel, year: int, activity: _Activity,
 
 
 def _pledges_and_receipts(
-    ledger: LedgerCut, year: int
-) -> tuple[list[PledgeLine], list[ReceiptLine], Positions, Positions]:
-    pledges: list[PledgeLine] = []
+    ledger: LedgerCut, tx: Tx, year: int, detailed: bool
+) -> tuple[list[PledgeLine], list[ReceiptLine], Positions]:
+    """The year's pledges (few) and receipts: listed from the store for a detailed
+    statement (or with --to), else counted from the postings."""
+    pledges = [
+        PledgeLine(fact.position, fact.effective_date, fact.amount(),
+                   Decimal(str(fact.data.get("delta", "0"))), int(fact.data.get("unit_basis") or 0))
+        for fact in ledger.facts("DonationPledged") if fact.data.get("year") == year
+    ]  # fmt: skip
     receipts: list[ReceiptLine] = []
-    pledged, received = Positions(), Positions()
-    for fact in ledger.facts("DonationPledged", "DonationReceived"):
-        if fact.data.get("year") != year:
-            continue
-        if fact.type == "DonationPledged":
-            pledged.add(fact.position)
-            pledges.append(PledgeLine(fact.position, fact.effective_date, fact.amount(),
-                                      Decimal(str(fact.data.get("delta", "0"))),
-                                      int(fact.data.get("unit_basis") or 0)))  # fmt: skip
-        else:
-            received.add(fact.position)
-            if len(receipts) <= DETAIL_LIMIT:
-                receipts.append(ReceiptLine(fact.position, fact.effective_date, fact.amount()))
-    return pledges, receipts, pledged, received
+    received = Positions()
+    if detailed or ledger.cut.to is not None:
+        for fact in ledger.facts("DonationReceived"):
+            if fact.data.get("year") == year:
+                received.add(fact.position)
+                if detailed and len(receipts) < DETAIL_LIMIT:
+                    receipts.append(ReceiptLine(fact.position, fact.effective_date, fact.amount()))
+        return pledges, receipts, received
+    count, first, last, listed = ledger.receipts(tx, year)
+    return pledges, receipts, Positions(count, first, last, listed)
 
 
 def _homes(
