@@ -9,6 +9,7 @@ complete: bad input, a failure or Ctrl-C leave `--out` as it was. The heavy libr
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,73 @@ def _done(ctx: Context, summary: dict[str, Any], line: str) -> None:
         click.echo(line)
 
 
+@dataclass(frozen=True)
+class StatementWritten:
+    out: Path
+    year: int
+    position: int
+    head_hash: str
+    locale: str
+    verified: bool | None
+    failed: tuple[str, ...]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "year": self.year,
+            "position": self.position,
+            "head_hash": self.head_hash,
+            "locale": self.locale,
+            "verified": self.verified,
+        }
+
+    def line(self) -> str:
+        verdict = "not run" if self.verified is None else "ok" if self.verified else "FAILED"
+        return (f"wrote {self.out}: statement {self.year} as of position {self.position}, "
+                f"verify {verdict}")  # fmt: skip
+
+
+def write_statement(
+    ctx: Context, year: int, out: str, *, locale: str = "en", to: date | None = None,
+    verify: bool = True, as_of_position: int | None = None, as_of: str | None = None,
+) -> StatementWritten:  # fmt: skip
+    """Build the statement of `year` at the cut and write it to `out` (HTML or PDF)."""
+    from homeledger.projections.statement.render import (
+        PdfUnavailableError,
+        StatementLocaleError,
+        check_locale,
+        render_html,
+        write_pdf,
+    )
+    from homeledger.projections.statement.view import build_statement
+    from homeledger.projections.verify import verify as run_verify
+
+    _year(year)
+    target = _out(out, (".html", ".pdf"))
+    try:
+        check_locale(locale)
+    except StatementLocaleError as exc:
+        raise InputError(str(exc)) from None
+    projections, ledger = _ledger(ctx, as_of_position, as_of, to)
+    start = ledger.terms().start_date.year
+    if year < start:
+        raise InputError(f"--year: the partnership started in {start}")
+    store = ledger.store
+
+    def verifier() -> Any:
+        return run_verify(store, projections.db, projections.runner)
+
+    built = build_statement(ledger, year, verifier if verify else None)
+    html = render_html(built, locale)
+    try:
+        _write(target, html, write_pdf)
+    except PdfUnavailableError as exc:
+        raise InputError(str(exc)) from None
+    failed = tuple(c.name for c in built.integrity.checks if not c.ok)
+    return StatementWritten(target, year, ledger.cut.position, ledger.cut.head_hash, locale,
+                   built.integrity.verified, failed)  # fmt: skip
+
+
 @click.command("statement")
 @click.option("--year", type=int, required=True, help="The pledge year the statement is of.")
 @click.option(
@@ -98,55 +166,20 @@ def statement(ctx: Context, year: int, to: str | None, locale: str, out: str, no
     Every figure equals what `balances` and `audit` print for the same cut. Exit 1 (the
     statement is written, and says so) when a verify check fails at the cut.
     """
-    from homeledger.projections.statement.render import (
-        PdfUnavailableError,
-        StatementLocaleError,
-        check_locale,
-        render_html,
-        write_pdf,
-    )
-    from homeledger.projections.statement.view import build_statement
-    from homeledger.projections.verify import verify
-
-    _year(year)
-    until = _date(to, "--to")
-    target = _out(out, (".html", ".pdf"))
-    try:
-        check_locale(locale)
-    except StatementLocaleError as exc:
-        raise InputError(str(exc)) from None
-    projections, ledger = _ledger(ctx, as_of_position, as_of, until)
-    if year < ledger.terms().start_date.year:
-        raise InputError(f"--year: the partnership started in {ledger.terms().start_date.year}")
-    store = ledger.store
-
-    def verifier() -> Any:
-        return verify(store, projections.db, projections.runner)
-
-    built = build_statement(ledger, year, None if no_verify else verifier)
-    html = render_html(built, locale)
-    try:
-        _write(target, html, write_pdf)
-    except PdfUnavailableError as exc:
-        raise InputError(str(exc)) from None
-    verified = built.integrity.verified
-    _done(
+    written = write_statement(
         ctx,
-        {
-            "out": str(target),
-            "year": year,
-            "position": ledger.cut.position,
-            "head_hash": ledger.cut.head_hash,
-            "locale": locale,
-            "verified": verified,
-        },
-        f"wrote {target}: statement {year} as of position {ledger.cut.position}, "
-        f"verify {'not run' if verified is None else 'ok' if verified else 'FAILED'}",
+        year,
+        out,
+        locale=locale,
+        to=_date(to, "--to"),
+        verify=not no_verify,
+        as_of_position=as_of_position,
+        as_of=as_of,
     )
-    if verified is False:
-        failed = ", ".join(c.name for c in built.integrity.checks if not c.ok)
-        raise Failure(FINDING, f"verify found problems at the cut ({failed}); the "
-                      f"statement {target} says so")  # fmt: skip
+    _done(ctx, written.summary(), written.line())
+    if written.verified is False:
+        raise Failure(FINDING, f"verify found problems at the cut ({', '.join(written.failed)}); "
+                      f"the statement {written.out} says so")  # fmt: skip
 
 
 def _write(target: Path, html: str, write_pdf: Any) -> None:
