@@ -193,3 +193,32 @@ def test_an_empty_store_has_nothing_to_state(tmp_path: Path) -> None:
     result = statement(url, tmp_path / "s.html", "--year", "2022")
     assert result.exit_code == 2 and "no facts" in result.stderr
     assert not (tmp_path / "s.html").exists()
+
+
+@pytest.mark.parametrize("detail_limit", [5000, 10], ids=["per-initiative", "per-country"])
+def test_on_either_store_the_figures_are_the_balances(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detail_limit: int
+) -> None:
+    """Both stores, and both layouts: a section per initiative with every fact, or (a
+    year with more facts than the limit) per country, with the receipts counted from the
+    double-entry postings."""
+    from homeledger.projections.statement import view
+
+    monkeypatch.setattr(view, "DETAIL_LIMIT", detail_limit)
+    app = build_application(Settings(store=store_url, actor="auditor"), clock=clock())
+    record_reference_case(app)
+    app.store.close()
+    out = tmp_path / "s.html"
+    result = statement(store_url, out, "--year", "2022", "--no-verify")
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    row = next(r for r in run(store_url, "balances", "--by", "year") if r["year"] == 2022)
+    for name in ("pledged", "received", "outstanding", "allocated", "released", "unallocated"):
+        assert figure(html, "year", name) == row[name]
+    if detail_limit < 100:
+        assert 'data-section="GW"' in html and 'data-section="gw-bissau-village"' not in html
+        assert 'id="receipts"' not in html
+        assert 'data-figure="receipts" data-value="1"' in html
+    else:
+        assert 'data-section="gw-bissau-village"' in html
+        assert 'id="receipts"' in html
