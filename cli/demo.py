@@ -17,14 +17,16 @@ from typing import Any
 
 import click
 
-from homeledger.cli.bootstrap import build_application, open_projection_db
+from homeledger.cli.bootstrap import Services, build_application, open_projection_db
 from homeledger.cli.context import Context, pass_context
+from homeledger.cli.documents import write_statement
 from homeledger.cli.errors import BAD_INPUT, FINDING, Failure, quiet_asyncio
 from homeledger.cli.render import emit_object, emit_rows
 from homeledger.projections import end_to_end
 from homeledger.projections.end_to_end import COUNTRY_FIGURES, YEAR_FIGURES
 
 WIRING = end_to_end.Wiring(application=build_application, projection_db=open_projection_db)
+STATEMENT_YEAR = 2022  # the reference case's latest pledge year
 
 
 def say(line: str) -> None:
@@ -61,15 +63,31 @@ def demo(ctx: Context, folder: str | None) -> None:
     started = time.monotonic()
     base = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="homeledger-demo-"))
     base.mkdir(parents=True, exist_ok=True)
-    for name in ("homeledger.db", "consumer.db", "nats"):
+    for name in ("homeledger.db", "consumer.db", "nats", f"statement-{STATEMENT_YEAR}.html"):
         if (base / name).exists():
             raise Failure(BAD_INPUT, f"{base / name} already exists: give an empty --dir")
     with _sigterm_as_interrupt(), quiet_asyncio():
         result = end_to_end.run(ctx.settings, base, say, WIRING)
+        result["statement"] = _statement(ctx, base)
     result["seconds"] = round(time.monotonic() - started, 2)
     _print(result, ctx.fmt)
     if not result["equal"] or not result["verified"]:
         raise Failure(FINDING, _failure_line(result))
+
+
+def _statement(ctx: Context, base: Path) -> str:
+    """The reference case's statement of its latest pledge year, beside its store."""
+    settings = ctx.settings.model_copy(update={"store": f"sqlite:///{base / 'homeledger.db'}"})
+    local = Context(settings=settings, services=Services(settings), fmt=ctx.fmt)
+    try:
+        written = write_statement(
+            local, STATEMENT_YEAR, str(base / f"statement-{STATEMENT_YEAR}.html")
+        )
+    finally:
+        local.close()
+    say(f"wrote the {STATEMENT_YEAR} statement of the reference case to {written.out} "
+        "(open it in a browser)")  # fmt: skip
+    return str(written.out)
 
 
 def _failure_line(result: dict[str, Any]) -> str:
@@ -101,6 +119,7 @@ def _print(result: dict[str, Any], fmt: str) -> None:
     click.echo(f"\nstore and stream balances: {verdict} ({len(result['years'])} years, "
                f"{len(result['countries'])} countries, {result['initiatives']} initiatives, "
                f"{result['events']} events) in {result['seconds']}s")  # fmt: skip
+    click.echo(f"the {STATEMENT_YEAR} statement: {result['statement']}")
 
 
 def _flat(rows: list[dict[str, Any]], by: str, figures: tuple[str, ...]) -> list[dict[str, Any]]:

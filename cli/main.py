@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from homeledger.adapters.settings import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM, Settings
-from homeledger.cli import audit, demo, inspect, messaging, record, stream
+from homeledger.cli import audit, demo, documents, inspect, messaging, record, stream
 from homeledger.cli.arguments import hoist_global_options
 from homeledger.cli.bootstrap import Services
 from homeledger.cli.context import Context
@@ -128,6 +128,7 @@ audit.register(cli)
 messaging.register(cli)
 stream.register(cli)
 demo.register(cli)
+documents.register(cli)
 
 
 def main() -> None:
