@@ -8,6 +8,7 @@ stopped in every case, Ctrl-C and SIGTERM included.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import tempfile
 import time
@@ -49,10 +50,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 @click.command("demo")
 @click.option("--dir", "folder", type=click.Path(file_okay=False),
-              help="Folder for the demo's stores and NATS server (default: a new temporary "
-                   "folder).")  # fmt: skip
+              help="Folder for the demo's stores, NATS server and statement, kept afterwards "
+                   "(default: a temporary folder, removed on the way out).")  # fmt: skip
+@click.option("--keep", is_flag=True,
+              help="Keep the temporary folder (its path is printed).")  # fmt: skip
 @pass_context
-def demo(ctx: Context, folder: str | None) -> None:
+def demo(ctx: Context, folder: str | None, keep: bool) -> None:
     """The reference case end to end: record, relay to NATS, project, compare.
 
     Records "A Home for a Home" on a fresh SQLite store, publishes it to a NATS server
@@ -62,27 +65,34 @@ def demo(ctx: Context, folder: str | None) -> None:
     """
     started = time.monotonic()
     base = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="homeledger-demo-"))
-    base.mkdir(parents=True, exist_ok=True)
-    for name in ("homeledger.db", "consumer.db", "nats", f"statement-{STATEMENT_YEAR}.html"):
-        if (base / name).exists():
-            raise Failure(BAD_INPUT, f"{base / name} already exists: give an empty --dir")
-    with _sigterm_as_interrupt(), quiet_asyncio():
-        result = end_to_end.run(ctx.settings, base, say, WIRING)
-        result["statement"] = _statement(ctx, base)
+    # Without --dir the statement is written where the user is, the rest is removed.
+    statement = (base / f"statement-{STATEMENT_YEAR}.html" if folder
+                 else Path.cwd() / f"homeledger-demo-statement-{STATEMENT_YEAR}.html")  # fmt: skip
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for name in ("homeledger.db", "consumer.db", "nats", statement.name if folder else ""):
+            if name and (base / name).exists():
+                raise Failure(BAD_INPUT, f"{base / name} already exists: give an empty --dir")
+        with _sigterm_as_interrupt(), quiet_asyncio():
+            result = end_to_end.run(ctx.settings, base, say, WIRING)
+            result["statement"] = _statement(ctx, base, statement)
+    finally:
+        if folder is None and not keep:
+            shutil.rmtree(base, ignore_errors=True)
+        elif folder is None:
+            say(f"kept the demo's folder {base}")
     result["seconds"] = round(time.monotonic() - started, 2)
     _print(result, ctx.fmt)
     if not result["equal"] or not result["verified"]:
         raise Failure(FINDING, _failure_line(result))
 
 
-def _statement(ctx: Context, base: Path) -> str:
-    """The reference case's statement of its latest pledge year, beside its store."""
+def _statement(ctx: Context, base: Path, out: Path) -> str:
+    """The reference case's statement of its latest pledge year, written to `out`."""
     settings = ctx.settings.model_copy(update={"store": f"sqlite:///{base / 'homeledger.db'}"})
     local = Context(settings=settings, services=Services(settings), fmt=ctx.fmt)
     try:
-        written = write_statement(
-            local, STATEMENT_YEAR, str(base / f"statement-{STATEMENT_YEAR}.html")
-        )
+        written = write_statement(local, STATEMENT_YEAR, str(out))
     finally:
         local.close()
     say(f"wrote the {STATEMENT_YEAR} statement of the reference case to {written.out} "
