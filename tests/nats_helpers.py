@@ -22,7 +22,6 @@ from typing import Any
 
 import nats
 import nats.js.errors
-import pytest
 from click.testing import CliRunner, Result
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -37,13 +36,13 @@ from homeledger.domain.commands import (
     CloseInitiative,
     DisburseFunds,
     DisposeUnits,
-    EstablishPartnership,
     PledgeDonation,
     ReceiveDonation,
     RecordMilestone,
     RegisterInitiative,
     ReleaseAllocation,
 )
+from tests.helpers import partnership, unavailable
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "NO", "PL", "CZ", "GB", "FI", "AT", "IS")
 CLI = [sys.executable, "-m", "homeledger.cli"]
@@ -64,10 +63,7 @@ def running_server(folder: Path, **options: Any) -> Iterator[NatsServer]:
 
 def record_story(app: LedgerApplication) -> None:
     """Every kind of fact at least once, a seal included."""
-    app.execute(EstablishPartnership(
-        donor="Heimstaden", beneficiary="SOS Children's Villages", rate="100.00",
-        currency="EUR", basis="year-end", start=date(2021, 7, 1),
-    ))  # fmt: skip
+    app.execute(partnership())
     app.execute_batch([
         AcquireUnits(country="SE", units=40000, on=date(2021, 7, 1), ref="portfolio"),
         AcquireUnits(country="DE", units=30000, on=date(2021, 7, 1)),
@@ -223,7 +219,7 @@ def make_tls(folder: Path) -> TlsFiles:
 
     binary = shutil.which("openssl")
     if binary is None:
-        pytest.skip("the openssl command is needed to make throwaway TLS certificates")
+        unavailable("the openssl command is needed to make throwaway TLS certificates")
 
     def openssl(*args: str) -> None:
         subprocess.run([str(binary), *args], cwd=folder, check=True, capture_output=True)

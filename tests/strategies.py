@@ -15,6 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from homeledger.adapters.envelope import new_body
 from homeledger.domain import commands as c
 from homeledger.domain import events as e
 
@@ -347,3 +348,18 @@ EVENT_STRATEGIES: dict[str, st.SearchStrategy[e.DomainEvent]] = {
 
 def events() -> st.SearchStrategy[e.DomainEvent]:
     return st.one_of(list(EVENT_STRATEGIES.values()))
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """The stored body of a random fact, as the application would build it."""
+    return new_body(
+        draw(events()),
+        event_id=draw(st.uuids()),
+        version=draw(st.integers(1, 10**9)),
+        recorded_at=draw(recorded_times),
+        actor=draw(texts),
+        command_id=draw(tokens),
+        correlation_id=draw(tokens),
+        prev_hash=draw(digests),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -32,10 +32,7 @@ from homeledger.domain.errors import (
     InitiativeNotFoundError,
 )
 from homeledger.domain.ledger import replay
-from tests.conftest import StepClock
-from tests.helpers import assert_chain_intact
-
-MakeApp = Callable[..., LedgerApplication]
+from tests.helpers import MakeApp, assert_chain_intact
 
 # 110,000 homes across Europe on the start date.
 REFERENCE_HOMES = {
@@ -437,19 +434,9 @@ def test_stale_application_accepts_what_the_store_allows(store_url: str, make_ap
 # Snapshots: a cache, never a source of truth.
 
 
-def snapshot_app(url: str, apps: list[LedgerApplication]) -> LedgerApplication:
-    settings = Settings(store=url, actor="snapshots", ledger_snapshot_every=3)
-    app = build_application(settings, clock=StepClock())
-    apps.append(app)
-    return app
-
-
-@pytest.fixture
-def snapshot_apps() -> Iterator[list[LedgerApplication]]:
-    apps: list[LedgerApplication] = []
-    yield apps
-    for app in apps:
-        app.store.close()
+def snapshot_app(make_app: MakeApp, url: str) -> LedgerApplication:
+    """An application that snapshots its decision state every 3 facts."""
+    return make_app(url, actor="snapshots", ledger_snapshot_every=3)
 
 
 def latest_snapshot(store: LedgerStore) -> tuple[int, dict[str, object]]:
@@ -471,15 +458,15 @@ def overwrite_snapshot(store: LedgerStore, version: int, state: bytes) -> None:
 
 
 def test_snapshots_load_the_same_head_as_a_full_replay(
-    store_url: str, snapshot_apps: list[LedgerApplication]
+    store_url: str, make_app: MakeApp
 ) -> None:
-    writer = snapshot_app(store_url, snapshot_apps)
+    writer = snapshot_app(make_app, store_url)
     envelopes = record_reference(writer)
     writer.execute_batch(GOOD_BATCH)  # a batch crossing a snapshot boundary
     version, state = latest_snapshot(writer.store)
     assert version > 3 and state["version"] == version
 
-    fresh = snapshot_app(store_url, snapshot_apps)
+    fresh = snapshot_app(make_app, store_url)
     head = fresh.refreshed_state()
     assert ledger_to_dict(head.ledger) == replayed(fresh.store)
     assert head.version == len(envelopes) + len(GOOD_BATCH)
@@ -534,10 +521,10 @@ def _lower_version(state: dict[str, object]) -> bytes:
 )
 def test_a_corrupted_snapshot_is_ignored(
     store_url: str,
-    snapshot_apps: list[LedgerApplication],
+    make_app: MakeApp,
     corrupt: Callable[[dict[str, object]], bytes],
 ) -> None:
-    writer = snapshot_app(store_url, snapshot_apps)
+    writer = snapshot_app(make_app, store_url)
     record_reference(writer)
     while writer.refreshed_state().version % 3:  # the newest snapshot is at the head version
         writer.execute(
@@ -547,7 +534,7 @@ def test_a_corrupted_snapshot_is_ignored(
     assert version == writer.refreshed_state().version
     overwrite_snapshot(writer.store, version, corrupt(state))
 
-    fresh = snapshot_app(store_url, snapshot_apps)
+    fresh = snapshot_app(make_app, store_url)
     head = fresh.refreshed_state()
     assert ledger_to_dict(head.ledger) == replayed(fresh.store)
     assert head.version == version
