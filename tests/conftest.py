@@ -18,12 +18,10 @@ from hypothesis import HealthCheck, settings
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.nats_server import NatsServer
-from homeledger.adapters.settings import Settings
-from homeledger.cli.bootstrap import build_application
 from tests.helpers import (
     MakeApp,
-    StepClock,
     create_pg_database,
+    open_app,
     pro_rata_commands,
     record,
     require_postgres,
@@ -83,8 +81,7 @@ def make_app() -> Iterator[MakeApp]:
 
     def make(url: str, actor: str = "tester", clock: Any = None,
              **more: Any) -> LedgerApplication:  # fmt: skip
-        app = build_application(Settings(store=url, actor=actor, **more),
-                                clock=clock or StepClock())  # fmt: skip
+        app = open_app(url, actor, clock, **more)
         apps.append(app)
         return app
 

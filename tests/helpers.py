@@ -16,7 +16,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,13 +25,16 @@ import pytest
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.hash_chain import canonical_json
+from homeledger.adapters.settings import Settings
 from homeledger.adapters.store import LedgerStore
+from homeledger.cli.bootstrap import build_application
 from homeledger.domain import commands as c
 from homeledger.domain import events as e
 from homeledger.domain import reference_case
 from homeledger.domain.errors import DomainError
 from homeledger.domain.ledger import Ledger
 from homeledger.projections.db import ProjectionDB, all_tables
+from homeledger.projections.runner import ProjectionRunner
 
 MakeApp = Callable[..., LedgerApplication]
 WIRE_AMOUNT = re.compile(r"-?[0-9]+\.[0-9]{2}")  # an amount outside the code: two decimals
@@ -114,6 +117,14 @@ def fresh_store_url(base: str, folder: Path) -> str:
     return f"{base}?schema={name}"
 
 
+def sqlite_backup(url: str, target: Path) -> str:
+    """A consistent copy of an SQLite store (its write-ahead log included), as a URL."""
+    with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as source, \
+            closing(sqlite3.connect(target)) as copy:  # fmt: skip
+        source.backup(copy)
+    return f"sqlite:///{target}"
+
+
 def url_of(store: LedgerStore) -> str:
     """The URL an open store was opened with (without a password)."""
     at = store.location
@@ -136,9 +147,31 @@ class StepClock:
         return self.now
 
 
+def open_app(url: str, actor: str = "tester", clock: Any = None,
+             **more: Any) -> LedgerApplication:  # fmt: skip
+    """An application on a store URL (more settings by keyword), on a StepClock."""
+    return build_application(Settings(store=url, actor=actor, **more),
+                             clock=clock or StepClock())  # fmt: skip
+
+
 def record(app: LedgerApplication, commands: list[c.Command]) -> None:
     for command in commands:
         app.execute(command)
+
+
+def run_history(app: LedgerApplication, history: list[c.Command], seal_every: int,
+                runner: ProjectionRunner | None = None) -> None:  # fmt: skip
+    """Record a random history, the commands the ledger refuses left out; seal every
+    `seal_every` commands (0: never); catch `runner` up every third command."""
+    for index, command in enumerate(history):
+        try:
+            app.execute(command)
+        except DomainError:
+            continue
+        if seal_every and index % seal_every == seal_every - 1:
+            app.seal()
+        if runner is not None and index % 3 == 0:
+            runner.catch_up()
 
 
 def build(*commands: c.Command) -> tuple[Ledger, list[e.DomainEvent]]:
@@ -171,22 +204,24 @@ def build_accepted(history: list[c.Command]) -> tuple[Ledger, list[e.DomainEvent
 partnership = reference_case.partnership
 
 
-def init_fields(**changes: object) -> dict[str, str]:
-    """The partnership's terms (or a variant) as the fields of an `init` command."""
-    terms = partnership(**changes)
-    return {"donor": terms.donor, "beneficiary": terms.beneficiary, "rate": f"{terms.rate:.2f}",
-            "currency": terms.currency, "basis": terms.basis,
-            "start": terms.start.isoformat()}  # fmt: skip
+def init_fields(**changes: str) -> dict[str, str]:
+    """The partnership's terms as the fields of an `init` command, some changed (as
+    strings, unchecked: a test may send what the ledger must refuse)."""
+    terms = partnership()
+    fields = {"donor": terms.donor, "beneficiary": terms.beneficiary,
+              "rate": f"{terms.rate:.2f}", "currency": terms.currency, "basis": terms.basis,
+              "start": terms.start.isoformat()}  # fmt: skip
+    return fields | changes
 
 
-def init_args(**changes: object) -> tuple[str, ...]:
-    """`homeledger init` with the partnership's terms (or a variant) as options."""
+def init_args(**changes: str) -> tuple[str, ...]:
+    """`homeledger init` with the partnership's terms (some changed) as options."""
     options = [(f"--{name}", value) for name, value in init_fields(**changes).items()]
     return ("init", *(part for option in options for part in option))
 
 
-def init_line(**changes: object) -> dict[str, str]:
-    """The `init` line of an import file."""
+def init_line(**changes: str) -> dict[str, str]:
+    """The `init` line of an import file, with the partnership's terms (some changed)."""
     return {"command": "init", **init_fields(**changes)}
 
 

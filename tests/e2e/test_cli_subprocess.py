@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import init_args
 from tests.workers import reaped
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "homeledger"
 ACTOR = "ops@example.org"
 UNREACHABLE_PG = "postgresql://user:s3cret@127.0.0.1:1/x"
-INIT = ("init", "--donor", "Heimstaden", "--beneficiary", "SOS Children's Villages",
-        "--rate", "100.00", "--currency", "EUR", "--basis", "year-end",
-        "--start", "2021-01-01")  # fmt: skip
+INIT = init_args(start="2021-01-01")
 DISPOSE_TOO_MANY = ("units", "dispose", "--country", "SE", "--units", "1", "--on", "2021-06-01")
 
 

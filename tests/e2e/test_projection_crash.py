@@ -29,7 +29,7 @@ from homeledger.cli.main import cli
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner
-from tests.integration.test_projections import dump
+from tests.helpers import dump_projections
 
 pytestmark = pytest.mark.slow
 
@@ -97,9 +97,9 @@ def test_killed_projection_process_resumes_to_a_clean_rebuild(store_url: str) ->
         assert min(tracking(db).values()) == head
         verified = CliRunner().invoke(cli, ["--store", store_url, "verify"])
         assert verified.exit_code == 0, verified.output
-        resumed = dump(db)
+        resumed = dump_projections(db)
         ProjectionRunner(store, db, snapshot_every=40).rebuild()
-        assert dump(db) == resumed
+        assert dump_projections(db) == resumed
     finally:
         db.close()
         store.close()

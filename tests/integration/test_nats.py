@@ -6,8 +6,6 @@ import asyncio
 import json
 import signal
 import sqlite3
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
@@ -30,6 +28,7 @@ from homeledger.adapters.relay_position import RelayPosition
 from homeledger.adapters.schema import all_schemas
 from homeledger.adapters.settings import Settings
 from homeledger.domain.events import EVENTS
+from tests.helpers import one_line, wait_until
 from tests.nats_helpers import (
     assert_exactly_once_in_order,
     cli_env,
@@ -37,7 +36,6 @@ from tests.nats_helpers import (
     make_tls,
     read_stream,
     record_bulk,
-    record_story,
     running_server,
     spawn_cli,
     store_envelopes,
@@ -48,34 +46,13 @@ pytestmark = pytest.mark.nats
 
 
 @pytest.fixture
-def ledger(make_app: Callable[..., LedgerApplication], sqlite_url: str) -> LedgerApplication:
-    app = make_app(sqlite_url)
-    record_story(app)
-    return app
-
-
-@pytest.fixture
 def env(server: NatsServer, sqlite_url: str) -> dict[str, str]:
     return cli_env(sqlite_url, server.url)
 
 
 @pytest.fixture
-def any_ledger(make_app: Callable[..., LedgerApplication], store_url: str) -> LedgerApplication:
-    """The story on SQLite and on PostgreSQL (the same tests run on both)."""
-    app = make_app(store_url)
-    record_story(app)
-    return app
-
-
-@pytest.fixture
 def any_env(server: NatsServer, store_url: str) -> dict[str, str]:
     return cli_env(store_url, server.url)
-
-
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 # Publishing.
@@ -148,10 +125,8 @@ def test_the_relay_follows_new_events_and_stops_on_sigterm(
     relay = spawn_cli(["relay", "--poll-interval", "0.05"], any_env)
     try:
         record_bulk(any_ledger, 300, batch=100)
-        deadline = time.monotonic() + 20
-        while stream_count(server.url) < len(store_envelopes(any_ledger)):
-            assert time.monotonic() < deadline, "the relay did not follow"
-            time.sleep(0.1)
+        stored = len(store_envelopes(any_ledger))
+        wait_until(lambda: stream_count(server.url) >= stored, 60, "the relay to follow")
     finally:
         relay.send_signal(signal.SIGTERM)
         _, err = relay.communicate(timeout=20)
@@ -234,6 +209,18 @@ def test_subscribe_filters_by_subject_and_prints_the_envelopes(
     table = invoke(["subscribe", "--durable", "t", "--max", "3"], env)
     assert table.stdout.splitlines()[0].split()[:3] == ["POSITION", "RECORDED", "AT"]
     assert len(table.stdout.splitlines()) == 4
+
+
+def test_a_subject_filter_that_nats_would_refuse_is_exit_2_without_a_header(
+    sqlite_url: str,
+) -> None:
+    for subject in ("homeledger.events.>.x", "homeledger.events..x", "homeledger.events.a b",
+                    "homeledger.events.Fund*"):  # fmt: skip
+        result = invoke(["subscribe", "--durable", "d", "--subject", subject],
+                        cli_env(sqlite_url, "nats://127.0.0.1:1"))  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "is not a valid filter" in one_line(result.stderr)
+        assert result.stdout == ""
 
 
 def test_subscribe_resumes_where_it_acknowledged_and_honours_from_position(

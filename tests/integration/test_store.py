@@ -8,8 +8,10 @@ EUR 100 per home per year (year-end basis) to SOS Children's Villages from 1 Jul
 from __future__ import annotations
 
 import json
+import sqlite3
 import traceback
 from collections.abc import Callable
+from contextlib import closing
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -32,7 +34,8 @@ from homeledger.domain.errors import (
     InitiativeNotFoundError,
 )
 from homeledger.domain.ledger import replay
-from tests.helpers import MakeApp, assert_chain_intact
+from tests.helpers import MakeApp, assert_chain_intact, one_line, sqlite_backup
+from tests.nats_helpers import cli_env, invoke
 
 # 110,000 homes across Europe on the start date.
 REFERENCE_HOMES = {
@@ -595,3 +598,41 @@ def test_settings_and_location_reprs_hide_the_store_password() -> None:
     settings = Settings(store=f"postgresql://ops:{PASSWORD}@db.example.org:5432/ledger")
     assert PASSWORD not in repr(settings)
     assert PASSWORD not in repr(store_location(settings.store))
+
+
+# Files that hold no ledger: exit 4 in one line, and never written to.
+
+
+def test_a_file_that_is_not_a_store_is_exit_4_in_one_line(
+    ledger: LedgerApplication, sqlite_url: str, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("these are someone's notes, not a database\n" * 100)
+    truncated = tmp_path / "truncated.db"
+    sqlite_backup(sqlite_url, truncated)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    for path in (text, truncated):
+        for args in (["events", "stats"], ["pledge", "--year", "2022"], ["verify"]):
+            result = invoke(args, cli_env(f"sqlite:///{path}", "nats://127.0.0.1:1"))
+            assert result.exit_code == 4, (path, args, result.output)
+            assert one_line(result.stderr).startswith("homeledger: store unavailable:")
+
+
+def test_read_commands_leave_another_applications_sqlite_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other-app.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('mine')")
+    before = path.read_bytes()
+    env = cli_env(f"sqlite:///{path}", "nats://127.0.0.1:1")
+    for args in (["events", "stats"], ["events", "list"], ["balances"], ["verify"]):
+        result = invoke(args, env)
+        assert result.exit_code == 4, (args, result.output)
+        assert one_line(result.stderr) == (
+            f"homeledger: store unavailable: no homeledger store at sqlite:///{path}"
+        )
+    assert path.read_bytes() == before
+    with closing(sqlite3.connect(path)) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("notes",)]
