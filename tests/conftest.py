@@ -20,11 +20,10 @@ from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.nats_server import NatsServer
 from tests.helpers import (
     MakeApp,
-    create_pg_database,
     open_app,
+    pg_database,
     pro_rata_commands,
     record,
-    require_postgres,
 )
 from tests.nats_helpers import record_story, running_server
 
@@ -43,12 +42,9 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    require_postgres()
-    url, drop = create_pg_database()
-    try:
+    """A fresh PostgreSQL database, dropped after the test."""
+    with pg_database() as url:
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture
@@ -62,12 +58,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
         return
-    require_postgres()
-    url, drop = create_pg_database()
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        drop()
 
 
 # Applications and ledgers.

@@ -13,9 +13,10 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,17 @@ from homeledger.projections.runner import ProjectionRunner
 
 MakeApp = Callable[..., LedgerApplication]
 WIRE_AMOUNT = re.compile(r"-?[0-9]+\.[0-9]{2}")  # an amount outside the code: two decimals
+
+
+# The CLI as a process of its own.
+
+CLI = [sys.executable, "-m", "homeledger.cli"]
+
+
+def homeledger_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any HOMELEDGER_* variable, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
+    return env | settings
 
 
 # What a test needs from the machine, and waiting for a condition.
@@ -93,17 +105,18 @@ def require_postgres() -> None:
         unavailable(f"PostgreSQL at {PG_HOST}:{PG_PORT}: {reason}")
 
 
-def create_pg_database() -> tuple[str, Callable[[], None]]:
-    """A fresh database and the function that drops it."""
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """The URL of a freshly created database, dropped afterwards."""
+    require_postgres()
     name = f"hl_test_{uuid.uuid4().hex[:16]}"
     with pg_connect() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
+    try:
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
         with pg_connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}", drop
 
 
 def fresh_store_url(base: str, folder: Path) -> str:
@@ -137,13 +150,17 @@ def url_of(store: LedgerStore) -> str:
 
 
 class StepClock:
-    """A deterministic clock: each reading is one second after the last."""
+    """A deterministic clock: each reading moves on by the next of `steps` seconds, in
+    turn (a negative step goes back, as a writer's clock that disagrees would)."""
 
-    def __init__(self, start: datetime | None = None) -> None:
+    def __init__(self, start: datetime | None = None, steps: Sequence[int] = (1,)) -> None:
         self.now = start or datetime(2021, 7, 1, 9, 0, tzinfo=UTC)
+        self.steps = list(steps) or [1]
+        self.index = 0
 
     def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
+        self.now += timedelta(seconds=self.steps[self.index % len(self.steps)])
+        self.index += 1
         return self.now
 
 

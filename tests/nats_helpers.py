@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,10 +40,9 @@ from homeledger.domain.commands import (
     RegisterInitiative,
     ReleaseAllocation,
 )
-from tests.helpers import partnership, unavailable
+from tests.helpers import CLI, homeledger_env, partnership, unavailable
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "NO", "PL", "CZ", "GB", "FI", "AT", "IS")
-CLI = [sys.executable, "-m", "homeledger.cli"]
 
 
 @contextmanager
@@ -110,9 +107,7 @@ def store_envelopes(app: LedgerApplication) -> list[Envelope]:
 
 
 def cli_env(store_url: str, nats_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
-    env.update(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=nats_url, **extra)
-    return env
+    return homeledger_env(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=nats_url, **extra)
 
 
 def invoke(args: Sequence[str], env: dict[str, str]) -> Result:

@@ -4,6 +4,7 @@ processes; none is ever left running."""
 from __future__ import annotations
 
 import queue
+import selectors
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -69,3 +70,17 @@ def kill_midway(process: subprocess.Popen[Any], progress: Callable[[], int], tar
     process.kill()
     process.communicate(timeout=60)
     return process.returncode == -signal.SIGKILL and reached < end
+
+
+def first_line_while(process: subprocess.Popen[str], act: Callable[[], object],
+                     what: str, tries: int = 20) -> str:  # fmt: skip
+    """The first line a following process prints, `act` repeated until it prints one
+    (it cannot say when it has started to follow); fail after `tries` acts."""
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        for _ in range(tries):
+            act()
+            if selector.select(timeout=1):
+                return process.stdout.readline()
+    pytest.fail(f"{tries} {what} and the process printed nothing")

@@ -537,6 +537,17 @@ def jsonl(*lines: dict[str, Any] | bytes) -> bytes:
     return b"".join(line + b"\n" for line in encoded)
 
 
+def refused_import(cli_ledger: CliLedger, folder: Path, content: bytes, code: int) -> str:
+    """Import a file of `content`: refused with `code`, in one line (returned), and
+    nothing recorded."""
+    path = folder / "commands.jsonl"
+    path.write_bytes(content)
+    before = cli_ledger.state()
+    line = assert_fails(cli_ledger.run("import", str(path)), code)
+    assert cli_ledger.state() == before
+    return line
+
+
 IMPORT_1 = {"command": "units.acquire", "country": "NO", "units": 500, "on": "2021-01-01",
             "ref": "oslo-portfolio", "command_id": "imp-units-no"}  # fmt: skip
 IMPORT_2 = {"command": "initiative.register", "id": "se-youth-jobs",
@@ -572,12 +583,8 @@ IMPORT_3 = {"command": "allocate", "initiative": "se-youth-jobs", "year": 2021,
 def test_import_names_the_malformed_line(
     seeded: CliLedger, tmp_path: Path, third: dict[str, Any] | bytes, says: str
 ) -> None:
-    path = tmp_path / "commands.jsonl"
-    path.write_bytes(jsonl(IMPORT_1, IMPORT_2, third, IMPORT_3))
-    before = seeded.state()
-    line = assert_fails(seeded.run("import", str(path)), 2)
+    line = refused_import(seeded, tmp_path, jsonl(IMPORT_1, IMPORT_2, third, IMPORT_3), 2)
     assert "line 3" in line and says in line
-    assert seeded.state() == before
 
 
 @pytest.mark.parametrize(
@@ -597,20 +604,14 @@ def test_import_names_the_malformed_line(
 def test_import_refused_on_line_4_records_nothing(
     seeded: CliLedger, tmp_path: Path, fourth: dict[str, Any], says: str
 ) -> None:
-    path = tmp_path / "commands.jsonl"
-    path.write_bytes(jsonl(IMPORT_1, IMPORT_2, IMPORT_3, fourth))
-    before = seeded.state()
-    line = assert_fails(seeded.run("import", str(path)), 3)
+    line = refused_import(seeded, tmp_path, jsonl(IMPORT_1, IMPORT_2, IMPORT_3, fourth), 3)
     assert "line 4" in line and says in line
-    assert seeded.state() == before
     assert seeded.json("events", "list", "--initiative", "se-youth-jobs") == []
 
 
 def test_import_counts_blank_lines_in_line_numbers(seeded: CliLedger, tmp_path: Path) -> None:
-    path = tmp_path / "commands.jsonl"
-    path.write_bytes(jsonl(IMPORT_1) + b"\n   \n" + jsonl({**IMPORT_3, "amount": "-1.00"}))
-    line = assert_fails(seeded.run("import", str(path)), 2)
-    assert "line 4" in line
+    content = jsonl(IMPORT_1) + b"\n   \n" + jsonl({**IMPORT_3, "amount": "-1.00"})
+    assert "line 4" in refused_import(seeded, tmp_path, content, 2)
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -55,7 +55,7 @@ from homeledger.projections.db import ProjectionDB
 from homeledger.projections.runner import ProjectionRunner
 from homeledger.projections.verify import Verifier
 from homeledger.projections.verify import _body as body_of
-from tests.helpers import RawEvents, raw_events
+from tests.helpers import RawEvents, StepClock, raw_events
 from tests.nats_helpers import cli_env, running_server, stream_count
 
 pytestmark = pytest.mark.slow
@@ -76,17 +76,6 @@ class Scale:
     seals: tuple[int, ...]  # positions of the LedgerSealed facts
 
 
-class Clock:
-    """Recorded times a few seconds apart, from the start on."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2021, 7, 1, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=7)
-        return self.now
-
-
 def url_of(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -101,7 +90,8 @@ def scale(tmp_path_factory: pytest.TempPathFactory) -> Scale:
     """10,000 events and more, four seals among them, projections built; verified clean."""
     path = tmp_path_factory.mktemp("scale") / "ledger.db"
     store = open_store(Settings(store=url_of(path)))
-    app = LedgerApplication(store, actor="ops", clock=Clock(), snapshot_every=0)
+    clock = StepClock(datetime(2021, 7, 1, 8, 0, tzinfo=UTC), steps=[7])  # 7 s apart
+    app = LedgerApplication(store, actor="ops", clock=clock, snapshot_every=0)
     seals: list[int] = []
     try:
         pending = []

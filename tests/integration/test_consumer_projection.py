@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import selectors
 import signal
 import sqlite3
 import subprocess
 import uuid
-from collections.abc import Callable
 from contextlib import closing
 from datetime import date
 from pathlib import Path
@@ -34,7 +32,7 @@ from homeledger.adapters.nats_stream import StreamSpec, ensure_stream
 from homeledger.adapters.settings import store_location
 from homeledger.domain import reference_case
 from homeledger.domain.commands import AcquireUnits
-from tests.helpers import MakeApp, raw_events, wait_until
+from tests.helpers import MakeApp, raw_events, record, wait_until
 from tests.nats_helpers import (
     cli_env,
     invoke,
@@ -42,7 +40,7 @@ from tests.nats_helpers import (
     spawn_cli,
     store_envelopes,
 )
-from tests.workers import kill_midway, reaped
+from tests.workers import first_line_while, kill_midway, reaped
 
 pytestmark = pytest.mark.nats
 
@@ -64,8 +62,7 @@ READS = [
 def reference_ledger(make_app: MakeApp, store_url: str) -> LedgerApplication:
     """The reference case, sealed, on SQLite and on PostgreSQL."""
     app = make_app(store_url, actor="ops@example.org")
-    for command in reference_case.commands():
-        app.execute(command)
+    record(app, reference_case.commands())
     app.seal()
     return app
 
@@ -185,12 +182,11 @@ def test_new_events_are_applied_where_the_consumer_left_off(
 
 
 def test_a_following_projector_applies_live_events_and_stops_on_sigterm(
-    make_app: Callable[..., LedgerApplication], server: NatsServer, sqlite_url: str,
+    make_app: MakeApp, server: NatsServer, sqlite_url: str,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     app = make_app(sqlite_url)
-    for command in reference_case.commands()[:20]:
-        app.execute(command)
+    record(app, reference_case.commands()[:20])
     env = cli_env(sqlite_url, server.url)
     ok(["relay", "--once"], env)
     consumer = f"sqlite:///{tmp_path / 'live.db'}"
@@ -271,29 +267,33 @@ def test_the_ledgers_own_store_is_refused_as_a_consumer_store(
 
 @pytest.mark.slow
 def test_a_projector_killed_mid_stream_ends_equal_to_a_clean_build(
-    make_app: Callable[..., LedgerApplication], server: NatsServer, sqlite_url: str,
+    make_app: MakeApp, server: NatsServer, sqlite_url: str,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     app = make_app(sqlite_url)
-    for command in reference_case.commands():
-        app.execute(command)
+    record(app, reference_case.commands())
     record_bulk(app, 3000)
     env = cli_env(sqlite_url, server.url)
     ok(["relay", "--once"], env)
     killed, clean = f"sqlite:///{tmp_path / 'killed.db'}", f"sqlite:///{tmp_path / 'clean.db'}"
-    # Batches of 2, a commit each; three runs, each killed once it has applied a few
-    # more, at a random count, while it still has events to apply.
+    # Batches of 2, a commit each; runs killed once they applied a random number more,
+    # until three were killed while they still had events to apply.
     args = ["--store", killed, "project", "--from-nats", "--durable", "k", "--batch", "2",
             "--ack-wait", "1"]  # fmt: skip
     rng = random.Random(4)
-    head = app.store.max_position()
-    for run in range(3):
+    kills = runs = 0
+    while kills < 3:
+        assert runs < 9, f"only {kills} of {runs} runs were killed midway"
         applied = consumer_position(killed) or 0
-        target = applied + rng.randint(10, (head - applied) // 4)
-        process = spawn_cli(args, env)
-        assert kill_midway(process, lambda: consumer_position(killed) or 0, target, head), run
+        if app.store.max_position() - applied < 1000:  # always events left to apply
+            record_bulk(app, 1000)
+            ok(["relay", "--once"], env)
+        head = app.store.max_position()
+        runs += 1
+        kills += kill_midway(spawn_cli(args, env), lambda: consumer_position(killed) or 0,
+                             applied + rng.randint(10, 500), head)  # fmt: skip
     applied = len(dump(killed)["hl_stream_events"])
-    assert 0 < applied < head, "not killed mid-stream"
+    assert 0 < applied < app.store.max_position(), "not killed mid-stream"
     final = project(env, killed, "k", "--ack-wait", "1")  # the same ack wait as before
     assert final["position"] == app.store.max_position()
     project(env, clean, "clean")
@@ -439,17 +439,13 @@ def test_events_tail_follows_new_events_from_nats(
     head = reference_ledger.store.max_position()
     tail = spawn_cli(["--format", "jsonl", "events", "tail"], env, out=subprocess.PIPE)
     with reaped(tail):
-        assert tail.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(tail.stdout, selectors.EVENT_READ)
-            for _ in range(20):  # tail cannot say when it is listening: publish until it shows
-                reference_ledger.execute(AcquireUnits(country="NO", units=3, on=LATER))
-                ok(["relay", "--once"], env)
-                if selector.select(timeout=1):
-                    break
-            else:
-                pytest.fail("tail printed nothing while 20 events were relayed")
-        followed = json.loads(tail.stdout.readline())
+
+        def publish() -> None:
+            reference_ledger.execute(AcquireUnits(country="NO", units=3, on=LATER))
+            ok(["relay", "--once"], env)
+
+        # tail cannot say when it is listening: publish until it shows
+        followed = json.loads(first_line_while(tail, publish, "events relayed"))
         assert followed["type"] == "UnitsAcquired"
         assert followed["position"] > head  # only new events, never the backlog
         tail.send_signal(signal.SIGTERM)

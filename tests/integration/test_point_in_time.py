@@ -27,25 +27,11 @@ from homeledger.projections.as_of import PointInTime, UnknownInitiativeError
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import ReadModels
 from homeledger.projections.runner import ProjectionRunner
-from tests.helpers import fresh_store_url, open_app, run_history
+from tests.helpers import StepClock, fresh_store_url, open_app, run_history
 from tests.strategies import SLUGS, money_histories
 
 DATES = (date(2021, 6, 30), date(2021, 12, 31), date(2022, 7, 1), date(2023, 12, 31),
          date(2024, 12, 31))  # fmt: skip
-
-
-class SkewedClock:
-    """Each reading moves by the next step in seconds; a negative step goes back."""
-
-    def __init__(self, steps: list[int]) -> None:
-        self.now = datetime(2021, 7, 1, 9, 0, tzinfo=UTC)
-        self.steps = steps or [1]
-        self.index = 0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=self.steps[self.index % len(self.steps)])
-        self.index += 1
-        return self.now
 
 
 def expected_reads(state: ReadModels) -> dict[str, Any]:
@@ -95,7 +81,7 @@ def test_as_of_every_position_equals_a_fresh_replay(
     steps: list[int],
 ) -> None:  # fmt: skip
     url = fresh_store_url(store_url, tmp_path)
-    app = open_app(url, clock=SkewedClock(steps))
+    app = open_app(url, clock=StepClock(steps=steps))
     db = ProjectionDB(app.store.location)
     try:
         run_history(app, history, seal_every=7)

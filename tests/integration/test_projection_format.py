@@ -8,11 +8,9 @@ events and in a consumer store from the envelopes it applied.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.consumer import Delivery
 from homeledger.adapters.settings import store_location
 from homeledger.domain import reference_case
@@ -20,7 +18,7 @@ from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner
 from homeledger.projections.stream_projector import StreamProjector
-from tests.helpers import dump_projections
+from tests.helpers import MakeApp, dump_projections, record
 
 STREAM = "HOMELEDGER"
 
@@ -34,11 +32,10 @@ def make_old(url: str) -> None:
 
 
 def test_sqlite_layout_keys_log_tables_by_position(
-    make_app: Callable[..., LedgerApplication], sqlite_url: str
+    make_app: MakeApp, sqlite_url: str
 ) -> None:
     app = make_app(sqlite_url)
-    for command in reference_case.commands()[:40]:
-        app.execute(command)
+    record(app, reference_case.commands()[:40])
     db = ProjectionDB(app.store.location)
     ProjectionRunner(app.store, db, page=7).rebuild()
     with db.read() as tx:
@@ -57,11 +54,10 @@ def test_sqlite_layout_keys_log_tables_by_position(
 
 
 def test_a_store_of_the_old_format_is_rebuilt_from_its_events(
-    make_app: Callable[..., LedgerApplication], sqlite_url: str
+    make_app: MakeApp, sqlite_url: str
 ) -> None:
     app = make_app(sqlite_url)
-    for command in reference_case.commands():
-        app.execute(command)
+    record(app, reference_case.commands())
     db = ProjectionDB(app.store.location)
     ProjectionRunner(app.store, db, page=7, snapshot_every=5).catch_up()
     expected = dump_projections(db)
@@ -75,11 +71,10 @@ def test_a_store_of_the_old_format_is_rebuilt_from_its_events(
 
 
 def test_a_consumer_store_of_the_old_format_is_rebuilt_from_its_envelopes(
-    make_app: Callable[..., LedgerApplication], sqlite_url: str, tmp_path: Path
+    make_app: MakeApp, sqlite_url: str, tmp_path: Path
 ) -> None:
     app = make_app(sqlite_url)
-    for command in reference_case.commands():
-        app.execute(command)
+    record(app, reference_case.commands())
     deliveries = [Delivery(envelope, "homeledger.events", envelope.position, 1, envelope.to_dict())
                   for envelope in app.store.envelopes()]  # fmt: skip
     half = len(deliveries) // 2
