@@ -72,6 +72,7 @@ def prefix_recorded_by(envelopes: list[Envelope], moment: datetime) -> int:
     return position
 
 
+# The fixtures only name a kind of store: each example records on a store of its own.
 @settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                    HealthCheck.too_slow])  # fmt: skip
 @given(history=money_histories(max_size=25), every=st.integers(1, 6),

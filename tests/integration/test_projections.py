@@ -223,6 +223,7 @@ def test_two_runners_never_apply_a_fact_twice(pro_rata_ledger: LedgerApplication
 
 # Random histories: incremental projections equal a rebuild; double entry holds.
 
+# The fixtures only name a kind of store: each example records on a store of its own.
 @settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                    HealthCheck.too_slow])  # fmt: skip
 @given(history=s.money_histories(), page=st.integers(1, 6),
