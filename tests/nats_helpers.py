@@ -10,7 +10,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from homeledger.domain.commands import (
     RegisterInitiative,
     ReleaseAllocation,
 )
-from tests.helpers import CLI, homeledger_env, partnership, unavailable
+from tests.helpers import CLI, homeledger_env, partnership, unavailable, wait_until
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "NO", "PL", "CZ", "GB", "FI", "AT", "IS")
 
@@ -164,16 +163,25 @@ async def read_stream_async(url: str, stream: str, *, prefix: str = "homeledger"
 
 def read_stream(url: str, stream: str = "HOMELEDGER", *, prefix: str = "homeledger",
                 **connect: Any) -> list[StreamMessage]:  # fmt: skip
-    """Read the whole stream; a cluster that has just lost its leader may need a second try
-    (creating the reading consumer or a fetch can time out while the new leader settles)."""
+    """Read the whole stream; a cluster that has just lost its leader may need another try
+    (creating the reading consumer or a fetch can time out while the new leader settles),
+    once the stream answers again."""
     for attempt in range(3):
         try:
             return asyncio.run(read_stream_async(url, stream, prefix=prefix, **connect))
         except (nats.errors.TimeoutError, TimeoutError):
             if attempt == 2:
                 raise
-            time.sleep(2)
+            wait_until(lambda: stream_answers(url, stream), 60, f"the stream {stream} to answer")
     raise AssertionError("unreachable")
+
+
+def stream_answers(url: str, stream: str) -> bool:
+    try:
+        stream_count(url, stream)
+    except (nats.errors.Error, TimeoutError):
+        return False
+    return True
 
 
 async def stream_count_async(url: str, stream: str = "HOMELEDGER") -> int:
