@@ -131,7 +131,7 @@ def _bring_postgres_back(url: str) -> None:
         try:
             wait_until(lambda: _answers(url), 30, "PostgreSQL to answer again")
             return
-        except BaseException:
+        except pytest.fail.Exception:  # not up within the wait: start it again
             if attempt == 2:
                 raise
 
