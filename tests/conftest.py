@@ -25,7 +25,7 @@ from tests.helpers import (
     pro_rata_commands,
     record,
 )
-from tests.nats_helpers import record_story, running_server
+from tests.nats_helpers import cli_env, record_story, running_server
 
 settings.register_profile(
     "dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -114,3 +114,15 @@ def server(tmp_path: Path) -> Iterator[NatsServer]:
     """A nats-server with JetStream from the bundled binary, on a free loopback port."""
     with running_server(tmp_path / "nats") as started:
         yield started
+
+
+@pytest.fixture
+def env(server: NatsServer, sqlite_url: str) -> dict[str, str]:
+    """The CLI's environment for the SQLite store and the server."""
+    return cli_env(sqlite_url, server.url)
+
+
+@pytest.fixture
+def any_env(server: NatsServer, store_url: str) -> dict[str, str]:
+    """The CLI's environment for the store (SQLite and PostgreSQL) and the server."""
+    return cli_env(store_url, server.url)

@@ -46,7 +46,7 @@ WIRE_AMOUNT = re.compile(r"-?[0-9]+\.[0-9]{2}")  # an amount outside the code: t
 CLI = [sys.executable, "-m", "homeledger.cli"]
 
 
-def homeledger_env(**settings: str) -> dict[str, str]:
+def clean_env(**settings: str) -> dict[str, str]:
     """This process's environment without any HOMELEDGER_* variable, plus `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
     return env | settings

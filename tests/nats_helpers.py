@@ -39,7 +39,7 @@ from homeledger.domain.commands import (
     RegisterInitiative,
     ReleaseAllocation,
 )
-from tests.helpers import CLI, homeledger_env, partnership, unavailable, wait_until
+from tests.helpers import CLI, clean_env, partnership, unavailable, wait_until
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "NO", "PL", "CZ", "GB", "FI", "AT", "IS")
 
@@ -106,7 +106,7 @@ def store_envelopes(app: LedgerApplication) -> list[Envelope]:
 
 
 def cli_env(store_url: str, nats_url: str, **extra: str) -> dict[str, str]:
-    return homeledger_env(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=nats_url, **extra)
+    return clean_env(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=nats_url, **extra)
 
 
 def invoke(args: Sequence[str], env: dict[str, str]) -> Result:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import homeledger_env, init_args
+from tests.helpers import clean_env, init_args
 from tests.workers import first_line_while, reaped
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "homeledger"
@@ -30,7 +30,7 @@ def homeledger(
 ) -> subprocess.CompletedProcess[str]:
     assert SCRIPT.is_file() and os.access(SCRIPT, os.X_OK), f"console script missing: {SCRIPT}"
     return subprocess.run(
-        [str(SCRIPT), *args], cwd=cwd, env=homeledger_env(**(env or {"HOMELEDGER_ACTOR": ACTOR})),
+        [str(SCRIPT), *args], cwd=cwd, env=clean_env(**(env or {"HOMELEDGER_ACTOR": ACTOR})),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -140,7 +140,7 @@ def test_tail_follows_new_events_until_ctrl_c(sqlite_url: str, tmp_path: Path) -
     tail = subprocess.Popen(
         [str(SCRIPT), "--store", sqlite_url, "--format", "jsonl", "events", "tail",
          "--interval", "0.05"],
-        cwd=tmp_path, env=homeledger_env(HOMELEDGER_ACTOR=ACTOR),
+        cwd=tmp_path, env=clean_env(HOMELEDGER_ACTOR=ACTOR),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     with reaped(tail):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import CLI, homeledger_env
+from tests.helpers import CLI, clean_env
 from tests.workers import reaped
 
 pytestmark = pytest.mark.nats
@@ -32,7 +32,7 @@ def server_pid(stderr: str) -> int:
 
 def test_the_demo_records_relays_projects_and_finds_both_sides_equal(tmp_path: Path) -> None:
     done = subprocess.run([*CLI, "--format", "json", "demo", "--dir", str(tmp_path / "d")],
-                          cwd=tmp_path, env=homeledger_env(), capture_output=True, text=True,
+                          cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
@@ -53,20 +53,20 @@ def test_the_demo_records_relays_projects_and_finds_both_sides_equal(tmp_path: P
 
 def test_the_demo_table_shows_both_sides_and_a_used_folder_is_refused(tmp_path: Path) -> None:
     folder = str(tmp_path / "d")
-    first = subprocess.run([*CLI, "demo", "--dir", folder], env=homeledger_env(), cwd=tmp_path,
+    first = subprocess.run([*CLI, "demo", "--dir", folder], env=clean_env(), cwd=tmp_path,
                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert first.returncode == 0, first.stderr
     assert re.search(r"^2021\s+store\s+11240000\.00", first.stdout, re.M)
     assert re.search(r"^\s+stream\s+11240000\.00", first.stdout, re.M)
     assert "EQUAL" in first.stdout
-    again = subprocess.run([*CLI, "demo", "--dir", folder], env=homeledger_env(), cwd=tmp_path,
+    again = subprocess.run([*CLI, "demo", "--dir", folder], env=clean_env(), cwd=tmp_path,
                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert again.returncode == 2
     assert "already exists" in again.stderr
 
 
 def test_sigterm_stops_the_demos_server(tmp_path: Path) -> None:
-    process = subprocess.Popen([*CLI, "demo", "--dir", str(tmp_path / "d")], env=homeledger_env(),
+    process = subprocess.Popen([*CLI, "demo", "--dir", str(tmp_path / "d")], env=clean_env(),
                                cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     with reaped(process):

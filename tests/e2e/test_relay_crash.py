@@ -162,7 +162,9 @@ def test_subscriber_killed_mid_stream_resumes_where_it_acknowledged(
         floor = asyncio.run(ack_floor(server.url, "reader"))
         first = [json.loads(line)["position"] for line in printed.read_text().splitlines()
                  if line.endswith("}")]  # fmt: skip
-        resumed = run_cli([*args, "--idle", "1"], env)
+        # Until every event after the floor came (those it had not acknowledged come again
+        # once their ack wait is out); the idle time only bounds a hang.
+        resumed = run_cli([*args, "--max", str(len(positions) - floor), "--idle", "60"], env)
         assert resumed.returncode == 0, resumed.stderr
     second = [json.loads(line)["position"] for line in resumed.stdout.splitlines()]
     assert 2000 <= floor < len(positions)

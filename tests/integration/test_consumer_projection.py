@@ -75,11 +75,6 @@ def consumer_url(store_url: str, tmp_path: Path, request: pytest.FixtureRequest)
     return str(request.getfixturevalue("pg_url"))  # another fresh database
 
 
-@pytest.fixture
-def env(server: NatsServer, store_url: str) -> dict[str, str]:
-    return cli_env(store_url, server.url)
-
-
 def ok(args: list[str], env: dict[str, str]) -> str:
     result = invoke(args, env)
     assert result.exit_code == 0, result.output
@@ -133,52 +128,53 @@ async def publish_raw(url: str, subject: str, payload: dict[str, Any], msg_id: s
 
 
 def test_projections_built_from_the_stream_alone_equal_the_stores(
-    reference_ledger: LedgerApplication, env: dict[str, str], store_url: str, consumer_url: str
+    reference_ledger: LedgerApplication, any_env: dict[str, str], store_url: str, consumer_url: str
 ) -> None:
-    ok(["relay", "--once"], env)
-    summary = project(env, consumer_url)
+    ok(["relay", "--once"], any_env)
+    summary = project(any_env, consumer_url)
     head = reference_ledger.store.max_position()
     assert summary["applied"] == head == summary["position"] == summary["events"]
     assert summary["head_hash"] == store_envelopes(reference_ledger)[-1].hash
     # Built without the ledger's events.
     assert not {"stored_events", "homeledger_events"} & tables(consumer_url)
     for args in READS:
-        assert read(env, consumer_url, args) == read(env, store_url, args), args
-    figures = read(env, consumer_url, ("balances",))
+        assert read(any_env, consumer_url, args) == read(any_env, store_url, args), args
+    figures = read(any_env, consumer_url, ("balances",))
     assert [row["year"] for row in figures] == [2021, 2022]
     assert figures[0]["pledged"] == "11240000.00"
 
 
 def test_redelivered_and_republished_events_change_nothing(
-    reference_ledger: LedgerApplication, server: NatsServer, env: dict[str, str], consumer_url: str
-) -> None:
-    ok(["relay", "--once"], env)
-    project(env, consumer_url, "first")
+    reference_ledger: LedgerApplication, server: NatsServer, any_env: dict[str, str],
+    consumer_url: str,
+) -> None:  # fmt: skip
+    ok(["relay", "--once"], any_env)
+    project(any_env, consumer_url, "first")
     before = dump(consumer_url)
     # A second durable delivers every event again.
-    again = project(env, consumer_url, "second")
+    again = project(any_env, consumer_url, "second")
     count = len(before["hl_stream_events"])
     assert (again["applied"], again["redelivered_unchanged"]) == (0, count)
     # The same envelopes published once more (new Msg-Ids, so JetStream keeps them).
     for envelope in store_envelopes(reference_ledger)[-3:]:
         asyncio.run(publish_raw(server.url, f"homeledger.events.{envelope.type}.{envelope.scope}",
                                 envelope.to_dict(), f"again-{envelope.event_id}"))  # fmt: skip
-    third = project(env, consumer_url, "first")
+    third = project(any_env, consumer_url, "first")
     assert (third["applied"], third["redelivered_unchanged"]) == (0, 3)
     assert dump(consumer_url) == before
 
 
 def test_new_events_are_applied_where_the_consumer_left_off(
-    reference_ledger: LedgerApplication, env: dict[str, str], store_url: str, consumer_url: str
+    reference_ledger: LedgerApplication, any_env: dict[str, str], store_url: str, consumer_url: str
 ) -> None:
-    ok(["relay", "--once"], env)
-    project(env, consumer_url)
+    ok(["relay", "--once"], any_env)
+    project(any_env, consumer_url)
     reference_ledger.execute(AcquireUnits(country="SE", units=500, on=LATER))
     reference_ledger.seal()
-    ok(["relay", "--once"], env)
-    assert project(env, consumer_url)["applied"] == 2
+    ok(["relay", "--once"], any_env)
+    assert project(any_env, consumer_url)["applied"] == 2
     for args in READS[:3]:
-        assert read(env, consumer_url, args) == read(env, store_url, args), args
+        assert read(any_env, consumer_url, args) == read(any_env, store_url, args), args
 
 
 def test_a_following_projector_applies_live_events_and_stops_on_sigterm(
@@ -234,11 +230,11 @@ def forged(last: dict[str, Any], how: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("how", ["prev-hash", "version-gap", "content", "unknown-type"])
 def test_a_stream_that_does_not_continue_the_chain_is_refused(
-    reference_ledger: LedgerApplication, server: NatsServer, env: dict[str, str], consumer_url: str,
-    how: str,
+    reference_ledger: LedgerApplication, server: NatsServer, any_env: dict[str, str],
+    consumer_url: str, how: str,
 ) -> None:  # fmt: skip
-    ok(["relay", "--once"], env)
-    project(env, consumer_url)
+    ok(["relay", "--once"], any_env)
+    project(any_env, consumer_url)
     before = dump(consumer_url)
     last = store_envelopes(reference_ledger)[-1].to_dict()
     event = forged(last, how)
@@ -246,7 +242,7 @@ def test_a_stream_that_does_not_continue_the_chain_is_refused(
                             event["event_id"]))  # fmt: skip
     for _ in range(2):  # refused, and left unacknowledged: refused again
         result = invoke(["--store", consumer_url, "project", "--from-nats", "--durable", "c1",
-                         "--once", "--ack-wait", "1"], env)  # fmt: skip
+                         "--once", "--ack-wait", "1"], any_env)  # fmt: skip
         assert result.exit_code == 1, result.output
         assert f"position {event['position']}" in result.output or how == "unknown-type"
         assert "refused to project" in result.output
@@ -255,11 +251,11 @@ def test_a_stream_that_does_not_continue_the_chain_is_refused(
 
 
 def test_the_ledgers_own_store_is_refused_as_a_consumer_store(
-    reference_ledger: LedgerApplication, env: dict[str, str], store_url: str
+    reference_ledger: LedgerApplication, any_env: dict[str, str], store_url: str
 ) -> None:
-    ok(["relay", "--once"], env)
+    ok(["relay", "--once"], any_env)
     result = invoke(["--store", store_url, "project", "--from-nats", "--durable", "c1",
-                     "--once"], env)  # fmt: skip
+                     "--once"], any_env)  # fmt: skip
     assert result.exit_code == 2
     assert "holds a ledger's events" in result.output
     assert not any(t.startswith("hl_stream_") for t in tables(store_url))
@@ -309,10 +305,10 @@ def verify_json(env: dict[str, str]) -> tuple[int, dict[str, Any]]:
 
 
 def test_verify_against_nats_passes_on_a_relayed_store(
-    reference_ledger: LedgerApplication, env: dict[str, str]
+    reference_ledger: LedgerApplication, any_env: dict[str, str]
 ) -> None:
-    ok(["relay", "--once"], env)
-    code, report = verify_json(env)
+    ok(["relay", "--once"], any_env)
+    code, report = verify_json(any_env)
     assert code == 0, report
     checks = {c["check"]: c for c in report["checks"]}
     assert {"stream-copy", "stream-head", "stream-projections"} <= set(checks)
@@ -368,32 +364,32 @@ def delete_newest(url: str, count: int) -> int:
 
 
 def test_verify_against_nats_sees_the_newest_events_deleted_from_the_store(
-    reference_ledger: LedgerApplication, env: dict[str, str], store_url: str
+    reference_ledger: LedgerApplication, any_env: dict[str, str], store_url: str
 ) -> None:
-    ok(["relay", "--once"], env)
-    ok(["balances"], env)  # the store's projections have seen every event
+    ok(["relay", "--once"], any_env)
+    ok(["balances"], any_env)  # the store's projections have seen every event
     reference_ledger.store.close()
     head = delete_newest(store_url, 3)
-    assert invoke(["verify"], env).exit_code == 1  # the projections are ahead of the store
-    code, report = verify_json(env)
+    assert invoke(["verify"], any_env).exit_code == 1  # the projections are ahead of the store
+    code, report = verify_json(any_env)
     assert code == 1
     assert report["first_bad_position"] == head + 1
     checks = {c["check"]: c for c in report["checks"]}
     assert checks["hash-chain"]["ok"]  # the chain alone cannot see it
     assert checks["stream-head"]["first_bad_position"] == head + 1
     assert checks["stream-head"]["findings"] == 3
-    table = invoke(["verify", "--against-nats"], env)
+    table = invoke(["verify", "--against-nats"], any_env)
     assert f"first bad position {head + 1}" in table.output
 
 
 def test_verify_against_nats_sees_the_newest_events_deleted_before_any_projection(
-    reference_ledger: LedgerApplication, env: dict[str, str], store_url: str
+    reference_ledger: LedgerApplication, any_env: dict[str, str], store_url: str
 ) -> None:
-    ok(["relay", "--once"], env)
+    ok(["relay", "--once"], any_env)
     reference_ledger.store.close()
     head = delete_newest(store_url, 2)
-    assert invoke(["verify"], env).exit_code == 0  # the database alone cannot tell
-    code, report = verify_json(env)
+    assert invoke(["verify"], any_env).exit_code == 0  # the database alone cannot tell
+    code, report = verify_json(any_env)
     assert code == 1
     assert report["first_bad_position"] == head + 1
     failed = [c["check"] for c in report["checks"] if not c["ok"]]
@@ -401,9 +397,9 @@ def test_verify_against_nats_sees_the_newest_events_deleted_before_any_projectio
 
 
 def test_verify_against_nats_names_an_edited_event(
-    reference_ledger: LedgerApplication, env: dict[str, str], store_url: str
+    reference_ledger: LedgerApplication, any_env: dict[str, str], store_url: str
 ) -> None:
-    ok(["relay", "--once"], env)
+    ok(["relay", "--once"], any_env)
     target = next(e for e in store_envelopes(reference_ledger) if e.type == "FundsAllocated")
     amount = target.data["amount"]
     reference_ledger.store.close()
@@ -411,7 +407,7 @@ def test_verify_against_nats_names_an_edited_event(
         body = raw.body(target.position)
         body["data"]["amount"] = "9" + amount
         raw.set_body(target.position, body)
-    code, report = verify_json(env)
+    code, report = verify_json(any_env)
     assert code == 1
     assert report["first_bad_position"] == target.position
     checks = {c["check"]: c for c in report["checks"]}
@@ -433,16 +429,16 @@ def test_verify_against_nats_unreachable_is_exit_4_in_one_line(
 
 
 def test_events_tail_follows_new_events_from_nats(
-    reference_ledger: LedgerApplication, env: dict[str, str]
+    reference_ledger: LedgerApplication, any_env: dict[str, str]
 ) -> None:
-    ok(["relay", "--once"], env)
+    ok(["relay", "--once"], any_env)
     head = reference_ledger.store.max_position()
-    tail = spawn_cli(["--format", "jsonl", "events", "tail"], env, out=subprocess.PIPE)
+    tail = spawn_cli(["--format", "jsonl", "events", "tail"], any_env, out=subprocess.PIPE)
     with reaped(tail):
 
         def publish() -> None:
             reference_ledger.execute(AcquireUnits(country="NO", units=3, on=LATER))
-            ok(["relay", "--once"], env)
+            ok(["relay", "--once"], any_env)
 
         # tail cannot say when it is listening: publish until it shows
         followed = json.loads(first_line_while(tail, publish, "events relayed"))
