@@ -7,6 +7,7 @@ import queue
 import selectors
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
@@ -73,14 +74,16 @@ def kill_midway(process: subprocess.Popen[Any], progress: Callable[[], int], tar
 
 
 def first_line_while(process: subprocess.Popen[str], act: Callable[[], object],
-                     what: str, tries: int = 20) -> str:  # fmt: skip
-    """The first line a following process prints, `act` repeated until it prints one
-    (it cannot say when it has started to follow); fail after `tries` acts."""
+                     what: str, timeout: float = 120) -> str:  # fmt: skip
+    """The first line a following process prints, `act` repeated (a second apart at most)
+    until it prints one: it cannot say when it has started to follow. The timeout bounds
+    a hang, never how fast the process must start."""
     assert process.stdout is not None
+    deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
-        for _ in range(tries):
+        while time.monotonic() < deadline:
             act()
             if selector.select(timeout=1):
                 return process.stdout.readline()
-    pytest.fail(f"{tries} {what} and the process printed nothing")
+    pytest.fail(f"{what} for {timeout:g} s and the process printed nothing")
