@@ -1,25 +1,31 @@
-"""Shared fixtures: settings profiles, real stores (SQLite files, PostgreSQL databases).
+"""Shared fixtures: settings profiles, real stores (SQLite files, PostgreSQL databases),
+applications on them, ledgers with a history recorded, a NATS server.
 
 Each PostgreSQL test gets its own freshly created database, dropped afterwards. With
 CI set, a PostgreSQL that cannot be reached fails the test instead of skipping it.
+Fixtures only: what a test imports is in helpers.py and the other helper modules.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.nats_server import NatsServer
-from homeledger.adapters.settings import Settings
-from homeledger.cli.bootstrap import build_application
-from tests.nats_helpers import running_server
+from tests.helpers import (
+    MakeApp,
+    open_app,
+    pg_database,
+    pro_rata_commands,
+    record,
+)
+from tests.nats_helpers import cli_env, record_story, running_server
 
 settings.register_profile(
     "dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -30,60 +36,15 @@ settings.register_profile(
 )  # fmt: skip
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
-PG_HOST = os.environ.get("HOMELEDGER_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("HOMELEDGER_TEST_PG_PORT", "5432"))
-PG_USER = os.environ.get("HOMELEDGER_TEST_PG_USER", "postgres")
-PG_ADMIN_DB = os.environ.get("HOMELEDGER_TEST_PG_ADMIN_DB", "postgres")
 
-
-def _admin_connect():  # type: ignore[no-untyped-def]
-    import psycopg
-
-    return psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=PG_ADMIN_DB, autocommit=True,
-        connect_timeout=5,
-    )  # fmt: skip
-
-
-def postgres_available() -> str | None:
-    """None when the server answers, else why not."""
-    try:
-        with _admin_connect():
-            return None
-    except Exception as exc:  # noqa: BLE001 - any failure means unavailable
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def require_postgres() -> None:
-    reason = postgres_available()
-    if reason is None:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required in CI: {reason}")
-    pytest.skip(f"PostgreSQL at {PG_HOST}:{PG_PORT} unavailable: {reason}")
-
-
-def create_pg_database() -> tuple[str, Callable[[], None]]:
-    """A fresh database and the function that drops it."""
-    name = f"hl_test_{uuid.uuid4().hex[:16]}"
-    with _admin_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with _admin_connect() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}", drop
+# Stores.
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    require_postgres()
-    url, drop = create_pg_database()
-    try:
+    """A fresh PostgreSQL database, dropped after the test."""
+    with pg_database() as url:
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture
@@ -97,32 +58,22 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
         return
-    require_postgres()
-    url, drop = create_pg_database()
-    try:
+    with pg_database() as url:
         yield url
-    finally:
-        drop()
 
 
-class StepClock:
-    """A deterministic clock: each reading is one second after the last."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2021, 7, 1, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
+# Applications and ledgers.
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., LedgerApplication]]:
-    """Build applications on a store URL; all are closed after the test."""
+def make_app() -> Iterator[MakeApp]:
+    """Build applications on a store URL (more settings by keyword); all are closed after
+    the test."""
     apps: list[LedgerApplication] = []
 
-    def make(url: str, actor: str = "tester", clock: StepClock | None = None) -> LedgerApplication:
-        app = build_application(Settings(store=url, actor=actor), clock=clock or StepClock())
+    def make(url: str, actor: str = "tester", clock: Any = None,
+             **more: Any) -> LedgerApplication:  # fmt: skip
+        app = open_app(url, actor, clock, **more)
         apps.append(app)
         return app
 
@@ -132,7 +83,46 @@ def make_app() -> Iterator[Callable[..., LedgerApplication]]:
 
 
 @pytest.fixture
+def ledger(make_app: MakeApp, sqlite_url: str) -> LedgerApplication:
+    """The story (every kind of fact at least once, a seal included) on an SQLite file."""
+    app = make_app(sqlite_url)
+    record_story(app)
+    return app
+
+
+@pytest.fixture
+def any_ledger(make_app: MakeApp, store_url: str) -> LedgerApplication:
+    """The story on SQLite and on PostgreSQL (the same test runs on both)."""
+    app = make_app(store_url)
+    record_story(app)
+    return app
+
+
+@pytest.fixture
+def pro_rata_ledger(make_app: MakeApp, store_url: str) -> LedgerApplication:
+    """The pro-rata case (helpers.pro_rata_commands) on SQLite and on PostgreSQL."""
+    app = make_app(store_url)
+    record(app, pro_rata_commands())
+    return app
+
+
+# NATS.
+
+
+@pytest.fixture
 def server(tmp_path: Path) -> Iterator[NatsServer]:
     """A nats-server with JetStream from the bundled binary, on a free loopback port."""
     with running_server(tmp_path / "nats") as started:
         yield started
+
+
+@pytest.fixture
+def env(server: NatsServer, sqlite_url: str) -> dict[str, str]:
+    """The CLI's environment for the SQLite store and the server."""
+    return cli_env(sqlite_url, server.url)
+
+
+@pytest.fixture
+def any_env(server: NatsServer, store_url: str) -> dict[str, str]:
+    """The CLI's environment for the store (SQLite and PostgreSQL) and the server."""
+    return cli_env(store_url, server.url)

@@ -4,8 +4,10 @@ recorded with real dates, plus an initiative whose name and evidence are hostile
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
@@ -14,7 +16,7 @@ from homeledger.adapters.application import LedgerApplication
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
 from homeledger.domain import reference_case
-from tests.conftest import StepClock
+from tests.helpers import StepClock, open_app, record
 
 HOSTILE_NAME = '<script>alert(1)</script> & "friends"'
 HOSTILE_EVIDENCE = '"><img src=x onerror=alert(2)>'
@@ -29,13 +31,30 @@ def clock() -> StepClock:
 
 def record_reference_case(app: LedgerApplication, *, hostile: bool = True) -> int:
     """The reference case (and the hostile initiative), sealed; the head position."""
-    for command in reference_case.commands():
-        app.execute(command)
+    record(app, reference_case.commands())
     if hostile:
-        for command in hostile_commands():
-            app.execute(command)
+        record(app, hostile_commands())
     app.seal()
     return app.store.max_position()
+
+
+@dataclass(frozen=True)
+class RecordedLedger:
+    """A store (closed again) holding the reference case and the hostile initiative,
+    sealed, recorded by an auditor; a folder for what the tests write."""
+
+    url: str
+    folder: Path
+    head: int
+
+
+def recorded_ledger(url: str, folder: Path) -> RecordedLedger:
+    app = open_app(url, actor="auditor", clock=clock())
+    try:
+        head = record_reference_case(app)
+    finally:
+        app.store.close()
+    return RecordedLedger(url, folder, head)
 
 
 def hostile_commands() -> list[c.Command]:
@@ -56,3 +75,16 @@ def run(url: str, *args: str) -> Any:
                                 catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+UNWRITABLE = ["missing-folder", "file-as-folder", "folder", "suffix"]
+
+
+def unwritable_output(folder: Path, where: str, suffix: str) -> Path:
+    """A path a document of `suffix` cannot be written to (`where`, one of UNWRITABLE),
+    in a folder that already holds a file `a-file` and a folder `a-folder{suffix}`."""
+    (folder / "a-file").write_text("x")
+    (folder / f"a-folder{suffix}").mkdir()
+    return {"missing-folder": folder / "nowhere" / f"x{suffix}",
+            "file-as-folder": folder / "a-file" / f"x{suffix}",
+            "folder": folder / f"a-folder{suffix}", "suffix": folder / "x.txt"}[where]  # fmt: skip

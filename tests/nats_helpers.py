@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +19,6 @@ from typing import Any
 
 import nats
 import nats.js.errors
-import pytest
 from click.testing import CliRunner, Result
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -37,16 +33,15 @@ from homeledger.domain.commands import (
     CloseInitiative,
     DisburseFunds,
     DisposeUnits,
-    EstablishPartnership,
     PledgeDonation,
     ReceiveDonation,
     RecordMilestone,
     RegisterInitiative,
     ReleaseAllocation,
 )
+from tests.helpers import CLI, clean_env, partnership, unavailable, wait_until
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "NO", "PL", "CZ", "GB", "FI", "AT", "IS")
-CLI = [sys.executable, "-m", "homeledger.cli"]
 
 
 @contextmanager
@@ -64,10 +59,7 @@ def running_server(folder: Path, **options: Any) -> Iterator[NatsServer]:
 
 def record_story(app: LedgerApplication) -> None:
     """Every kind of fact at least once, a seal included."""
-    app.execute(EstablishPartnership(
-        donor="Heimstaden", beneficiary="SOS Children's Villages", rate="100.00",
-        currency="EUR", basis="year-end", start=date(2021, 7, 1),
-    ))  # fmt: skip
+    app.execute(partnership())
     app.execute_batch([
         AcquireUnits(country="SE", units=40000, on=date(2021, 7, 1), ref="portfolio"),
         AcquireUnits(country="DE", units=30000, on=date(2021, 7, 1)),
@@ -114,9 +106,7 @@ def store_envelopes(app: LedgerApplication) -> list[Envelope]:
 
 
 def cli_env(store_url: str, nats_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
-    env.update(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=nats_url, **extra)
-    return env
+    return clean_env(HOMELEDGER_STORE=store_url, HOMELEDGER_NATS_URL=nats_url, **extra)
 
 
 def invoke(args: Sequence[str], env: dict[str, str]) -> Result:
@@ -173,16 +163,25 @@ async def read_stream_async(url: str, stream: str, *, prefix: str = "homeledger"
 
 def read_stream(url: str, stream: str = "HOMELEDGER", *, prefix: str = "homeledger",
                 **connect: Any) -> list[StreamMessage]:  # fmt: skip
-    """Read the whole stream; a cluster that has just lost its leader may need a second try
-    (creating the reading consumer or a fetch can time out while the new leader settles)."""
+    """Read the whole stream; a cluster that has just lost its leader may need another try
+    (creating the reading consumer or a fetch can time out while the new leader settles),
+    once the stream answers again."""
     for attempt in range(3):
         try:
             return asyncio.run(read_stream_async(url, stream, prefix=prefix, **connect))
         except (nats.errors.TimeoutError, TimeoutError):
             if attempt == 2:
                 raise
-            time.sleep(2)
+            wait_until(lambda: stream_answers(url, stream), 60, f"the stream {stream} to answer")
     raise AssertionError("unreachable")
+
+
+def stream_answers(url: str, stream: str) -> bool:
+    try:
+        stream_count(url, stream)
+    except (nats.errors.Error, TimeoutError):
+        return False
+    return True
 
 
 async def stream_count_async(url: str, stream: str = "HOMELEDGER") -> int:
@@ -223,7 +222,7 @@ def make_tls(folder: Path) -> TlsFiles:
 
     binary = shutil.which("openssl")
     if binary is None:
-        pytest.skip("the openssl command is needed to make throwaway TLS certificates")
+        unavailable("the openssl command is needed to make throwaway TLS certificates")
 
     def openssl(*args: str) -> None:
         subprocess.run([str(binary), *args], cwd=folder, check=True, capture_output=True)

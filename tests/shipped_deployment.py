@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from homeledger.adapters.nats_server import LOOPBACK, NatsServer, free_port, nats_server_binary
+from tests.helpers import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -210,7 +211,5 @@ def start_shipped_cluster(base: Path, timeout: float = 30.0) -> list[ShippedNats
 def homeledger_env(service_name: str, store: str, nats_url: str) -> dict[str, str]:
     """A compose service's environment for a homeledger process on this machine: the
     store and the servers are the test's, everything else is the compose file's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
-    env.update(service_env(service_name))
-    env.update(HOMELEDGER_STORE=store, HOMELEDGER_NATS_URL=nats_url)
-    return env
+    ours = {"HOMELEDGER_STORE": store, "HOMELEDGER_NATS_URL": nats_url}
+    return clean_env(**(service_env(service_name) | ours))

@@ -15,8 +15,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from homeledger.adapters.envelope import new_body
 from homeledger.domain import commands as c
 from homeledger.domain import events as e
+from homeledger.domain import reference_case
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "GW")
 SLUGS = (
@@ -347,3 +349,100 @@ EVENT_STRATEGIES: dict[str, st.SearchStrategy[e.DomainEvent]] = {
 
 def events() -> st.SearchStrategy[e.DomainEvent]:
     return st.one_of(list(EVENT_STRATEGIES.values()))
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> dict[str, Any]:
+    """The stored body of a random fact, as the application would build it."""
+    return new_body(
+        draw(events()),
+        event_id=draw(st.uuids()),
+        version=draw(st.integers(1, 10**9)),
+        recorded_at=draw(recorded_times),
+        actor=draw(texts),
+        command_id=draw(tokens),
+        correlation_id=draw(tokens),
+        prev_hash=draw(digests),
+    )
+
+
+# Histories that move money.
+
+KINDS = ("allocate", "allocate", "allocate", "release", "release", "disburse", "disburse",
+         "receive", "receive", "acquire", "dispose", "pledge", "milestone", "close")  # fmt: skip
+
+
+@st.composite
+def money_histories(draw: st.DrawFn, max_size: int = 30) -> list[c.Command]:
+    """Histories that move money: most allocations, releases, receipts, disbursements and
+    pledge adjustments (up and down) are valid; the ones the ledger refuses are skipped."""
+    start = draw(st.dates(date(2021, 1, 1), date(2021, 12, 31)))
+    chosen = draw(st.lists(st.sampled_from(SLUGS), min_size=1, max_size=4, unique=True))
+    history: list[c.Command] = [
+        reference_case.partnership(start=start, rate=draw(amounts(100, 20_000)),
+                                   basis=draw(bases)),
+    ]  # fmt: skip
+    for _ in range(draw(st.integers(1, 3))):
+        units = draw(st.integers(20, 400))
+        history.append(c.AcquireUnits(country=draw(countries), units=units, on=start))
+    for slug in chosen:
+        history.append(c.RegisterInitiative(id=slug, name=slug.upper(), programme="family",
+                                            country=draw(countries)))  # fmt: skip
+    history += [c.PledgeDonation(year=year) for year in range(start.year, 2024)]
+    allocated: list[str] = []
+    for index in range(draw(st.integers(max_size // 2, max_size))):
+        fields = _Fields(draw, start, chosen)
+        kind = draw(st.sampled_from(KINDS))
+        if kind == "allocate":
+            allocated.append(f"a-{index}")
+            history.append(fields.allocate(allocated[-1]))
+        elif kind == "release" and allocated:
+            history.append(fields.release(draw(st.sampled_from(allocated))))
+        elif kind != "release":
+            history.append(getattr(fields, kind)())
+    return history
+
+
+class _Fields:
+    """One random command of each kind, within the history's dates and initiatives."""
+
+    def __init__(self, draw: st.DrawFn, start: date, chosen: list[str]) -> None:
+        self.draw = draw
+        self.on = draw(st.dates(start, date(2023, 12, 31)))
+        self.year = draw(st.integers(start.year, 2023))
+        self.initiative = draw(st.sampled_from(chosen))
+
+    def allocate(self, allocation_id: str) -> c.Command:
+        return c.AllocateFunds(initiative=self.initiative, year=self.year,
+                               amount=self.draw(amounts(100, 200_000)),
+                               allocation_id=allocation_id)  # fmt: skip
+
+    def release(self, allocation_id: str) -> c.Command:
+        return c.ReleaseAllocation(id=allocation_id, amount=self.draw(amounts(100, 60_000)),
+                                   reason="re-planned")  # fmt: skip
+
+    def disburse(self) -> c.Command:
+        return c.DisburseFunds(initiative=self.initiative, on=self.on,
+                               amount=self.draw(amounts(100, 60_000)))  # fmt: skip
+
+    def receive(self) -> c.Command:
+        return c.ReceiveDonation(year=self.year, on=self.on,
+                                 amount=self.draw(amounts(100, 500_000)))  # fmt: skip
+
+    def acquire(self) -> c.Command:
+        return c.AcquireUnits(country=self.draw(countries), on=self.on,
+                              units=self.draw(st.integers(1, 300)))  # fmt: skip
+
+    def dispose(self) -> c.Command:
+        return c.DisposeUnits(country=self.draw(countries), on=self.on,
+                              units=self.draw(st.integers(1, 300)))  # fmt: skip
+
+    def pledge(self) -> c.Command:
+        return c.PledgeDonation(year=self.year)
+
+    def milestone(self) -> c.Command:
+        return c.RecordMilestone(initiative=self.initiative, on=self.on,
+                                 name=self.draw(milestone_names))  # fmt: skip
+
+    def close(self) -> c.Command:
+        return c.CloseInitiative(id=self.initiative, on=self.on)

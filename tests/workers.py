@@ -4,13 +4,18 @@ processes; none is ever left running."""
 from __future__ import annotations
 
 import queue
+import selectors
+import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import pytest
+
+from tests.helpers import wait_until
 
 
 def gather(processes: Sequence[BaseProcess], results: Any, timeout: float) -> dict[int, Any]:
@@ -48,3 +53,37 @@ def reaped(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def kill_midway(process: subprocess.Popen[Any], progress: Callable[[], int], target: int,
+                end: int, timeout: float = 120) -> bool:  # fmt: skip
+    """SIGKILL a process once `progress()` reached `target`; whether it was killed before
+    `end`, in the middle of its work.
+
+    The process is frozen first (SIGSTOP), so that how far it got is read while it can
+    go no further: a process that finished by itself, or got to `end` before it was
+    frozen, was not killed midway, however fast or slow the machine."""
+    wait_until(lambda: process.poll() is not None or progress() >= target, timeout,
+               f"progress to {target}")  # fmt: skip
+    if process.poll() is None:
+        process.send_signal(signal.SIGSTOP)
+    reached = progress()
+    process.kill()
+    process.communicate(timeout=60)
+    return process.returncode == -signal.SIGKILL and reached < end
+
+
+def first_line_while(process: subprocess.Popen[str], act: Callable[[], object],
+                     what: str, timeout: float = 120) -> str:  # fmt: skip
+    """The first line a following process prints, `act` repeated (a second apart at most)
+    until it prints one: it cannot say when it has started to follow. The timeout bounds
+    a hang, never how fast the process must start."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            act()
+            if selector.select(timeout=1):
+                return process.stdout.readline()
+    pytest.fail(f"{what} for {timeout:g} s and the process printed nothing")

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -25,24 +24,11 @@ from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.postgres import APPLICATION_NAME
 from homeledger.adapters.settings import Settings, store_location
 from homeledger.cli.bootstrap import build_application
+from tests.helpers import one_line, wait_until
 from tests.nats_helpers import cli_env, record_bulk, record_story, run_cli, spawn_cli, stream_count
 from tests.workers import reaped
 
 pytestmark = pytest.mark.slow
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 def _backends(url: str, *, inserting: bool = False) -> list[int]:
@@ -76,7 +62,7 @@ def test_a_paused_postgres_backend_ends_an_import_with_exit_4(pg_url: str, tmp_p
     env = cli_env(pg_url, "nats://127.0.0.1:1", HOMELEDGER_STORE_TIMEOUT="2")
     with reaped(spawn_cli(["import", str(path)], env)) as importing:
         wait_until(lambda: bool(_backends(pg_url, inserting=True)) or
-                   importing.poll() is not None, "the import's transaction")  # fmt: skip
+                   importing.poll() is not None, 300, "the import's transaction")  # fmt: skip
         assert importing.poll() is None, "the import ended before it could be paused"
         with paused(_backends(pg_url)):
             _, err = importing.communicate(timeout=300)
@@ -84,7 +70,7 @@ def test_a_paused_postgres_backend_ends_an_import_with_exit_4(pg_url: str, tmp_p
     assert importing.returncode == 4, line
     assert "did not answer within 2s" in line, line
     # The resumed backend finds its client gone and rolls the transaction back.
-    wait_until(lambda: not _backends(pg_url), "the abandoned backend to end")
+    wait_until(lambda: not _backends(pg_url), 300, "the abandoned backend to end")
     stats = run_cli(["--format", "json", "events", "stats"], env)
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["events"] == 0
@@ -126,7 +112,7 @@ def test_a_paused_nats_server_ends_relay_verify_and_project_with_exit_4(
                        HOMELEDGER_NATS_TIMEOUT="1")  # fmt: skip
     assert server.process is not None
     with reaped(spawn_cli(["relay", "--once", "--max-outage", "3"], env)) as relaying:
-        wait_until(lambda: stream_count(server.url) > 0 or relaying.poll() is not None,
+        wait_until(lambda: stream_count(server.url) > 0 or relaying.poll() is not None, 300,
                    "the relay's first messages")  # fmt: skip
         assert relaying.poll() is None, "the relay ended before the server could be paused"
         with paused([server.process.pid]):

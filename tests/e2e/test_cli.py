@@ -26,6 +26,7 @@ from jsonschema.exceptions import ValidationError as SchemaValidationError
 from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
+from tests.helpers import init_args, init_line
 
 ACTOR = "ops@example.org"
 UNREACHABLE_PG = "postgresql://user:s3cret@127.0.0.1:1/x"
@@ -71,9 +72,7 @@ INITIATIVES = reference_initiatives()
 ALLOCATIONS = {slug: Decimal("250000.00") + i * Decimal("1234.56")
                for i, (slug, *_rest) in enumerate(INITIATIVES)}  # fmt: skip
 
-INIT = ("init", "--donor", "Heimstaden", "--beneficiary", "SOS Children's Villages",
-        "--rate", "100.00", "--currency", "EUR", "--basis", "year-end",
-        "--start", "2021-01-01")  # fmt: skip
+INIT = init_args(start="2021-01-01")
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ def invoke(runner: CliRunner, url: str, *args: str, actor: str = ACTOR,
 
 
 @dataclass
-class Ledger:
+class CliLedger:
     """One store driven through the CLI."""
 
     runner: CliRunner
@@ -114,22 +113,22 @@ class Ledger:
 
 
 @pytest.fixture
-def ledger(runner: CliRunner, sqlite_url: str) -> Ledger:
-    return Ledger(runner, sqlite_url)
+def cli_ledger(runner: CliRunner, sqlite_url: str) -> CliLedger:
+    return CliLedger(runner, sqlite_url)
 
 
 @pytest.fixture
-def any_ledger(runner: CliRunner, store_url: str) -> Ledger:
+def any_cli_ledger(runner: CliRunner, store_url: str) -> CliLedger:
     """The same ledger on SQLite and on PostgreSQL."""
-    return Ledger(runner, store_url)
+    return CliLedger(runner, store_url)
 
 
 @pytest.fixture
-def empty_ledger(ledger: Ledger) -> Ledger:
+def empty_cli_ledger(cli_ledger: CliLedger) -> CliLedger:
     """A store that exists and holds no event."""
-    open_store(Settings(store=ledger.url)).close()
-    assert ledger.state() == (0, None)
-    return ledger
+    open_store(Settings(store=cli_ledger.url)).close()
+    assert cli_ledger.state() == (0, None)
+    return cli_ledger
 
 
 # A small ledger every refusal is measured against:
@@ -156,10 +155,10 @@ SEED = (
 
 
 @pytest.fixture
-def seeded(ledger: Ledger) -> Ledger:
+def seeded(cli_ledger: CliLedger) -> CliLedger:
     for args in SEED:
-        ledger.ok(*args)
-    return ledger
+        cli_ledger.ok(*args)
+    return cli_ledger
 
 
 def assert_fails(result: Result, code: int) -> str:
@@ -181,47 +180,47 @@ def assert_fails(result: Result, code: int) -> str:
 # The reference case, on SQLite and PostgreSQL.
 
 
-def record_reference_case(ledger: Ledger) -> None:
-    ledger.ok(*INIT)
+def record_reference_case(cli_ledger: CliLedger) -> None:
+    cli_ledger.ok(*INIT)
     for country, homes in HOMES.items():
-        ledger.ok("units", "acquire", "--country", country, "--units", str(homes),
+        cli_ledger.ok("units", "acquire", "--country", country, "--units", str(homes),
                   "--on", "2021-01-01", "--ref", f"portfolio-{country.lower()}")  # fmt: skip
-    pledged = ledger.json("pledge", "--year", "2021")
+    pledged = cli_ledger.json("pledge", "--year", "2021")
     assert [e["data"]["amount"] for e in pledged] == ["11000000.00"]
     for slug, name, country, programme in INITIATIVES:
-        ledger.ok("initiative", "register", slug, "--name", name, "--country", country,
+        cli_ledger.ok("initiative", "register", slug, "--name", name, "--country", country,
                   "--programme", programme)  # fmt: skip
     for slug, amount in ALLOCATIONS.items():
-        ledger.ok("allocate", "--initiative", slug, "--year", "2021", "--amount", str(amount),
+        cli_ledger.ok("allocate", "--initiative", slug, "--year", "2021", "--amount", str(amount),
                   "--allocation-id", f"alloc-{slug}")  # fmt: skip
 
 
-def test_reference_case_pledges_and_allocates(any_ledger: Ledger) -> None:
+def test_reference_case_pledges_and_allocates(any_cli_ledger: CliLedger) -> None:
     assert sum(HOMES.values()) == 110_000
     assert len(INITIATIVES) >= 30 and len({i[2] for i in INITIATIVES}) == 19
-    record_reference_case(any_ledger)
+    record_reference_case(any_cli_ledger)
 
-    [pledge] = any_ledger.json("events", "list", "--type", "DonationPledged")
+    [pledge] = any_cli_ledger.json("events", "list", "--type", "DonationPledged")
     assert pledge["scope"] == "2021"
     assert pledge["data"] == {"year": 2021, "basis": "year-end", "unit_basis": 110_000,
                               "rate": "100.00", "amount": "11000000.00",
                               "delta": "11000000.00", "currency": "EUR"}  # fmt: skip
-    allocated = any_ledger.json("events", "list", "--type", "FundsAllocated")
+    allocated = any_cli_ledger.json("events", "list", "--type", "FundsAllocated")
     assert len(allocated) == len(INITIATIVES)
     assert sum(Decimal(e["data"]["amount"]) for e in allocated) == sum(ALLOCATIONS.values())
     assert {e["data"]["initiative"]: Decimal(e["data"]["amount"]) for e in allocated} == (
         ALLOCATIONS
     )
     assert all(e["scope"] == e["data"]["initiative"] for e in allocated)
-    registered = any_ledger.json("events", "list", "--type", "InitiativeRegistered")
+    registered = any_cli_ledger.json("events", "list", "--type", "InitiativeRegistered")
     assert len({e["data"]["country"] for e in registered}) == 19
 
-    trail = any_ledger.json("events", "list", "--initiative", "gw-bissau-village")
+    trail = any_cli_ledger.json("events", "list", "--initiative", "gw-bissau-village")
     assert [e["type"] for e in trail] == ["InitiativeRegistered", "FundsAllocated"]
 
     total = 1 + len(HOMES) + 1 + 2 * len(INITIATIVES)
-    stats = any_ledger.json("events", "stats")
-    everything = any_ledger.json("events", "list")
+    stats = any_cli_ledger.json("events", "stats")
+    everything = any_cli_ledger.json("events", "list")
     assert stats["events"] == len(everything) == total
     assert stats["last_position"] == everything[-1]["position"]
     assert stats["head_hash"] == everything[-1]["hash"]
@@ -231,21 +230,21 @@ def test_reference_case_pledges_and_allocates(any_ledger: Ledger) -> None:
     assert {e["actor"] for e in everything} == {ACTOR}
 
 
-def test_reference_case_events_show_by_position_and_id(any_ledger: Ledger) -> None:
-    record_reference_case(any_ledger)
-    everything = any_ledger.json("events", "list")
+def test_reference_case_events_show_by_position_and_id(any_cli_ledger: CliLedger) -> None:
+    record_reference_case(any_cli_ledger)
+    everything = any_cli_ledger.json("events", "list")
     for envelope in (everything[0], everything[len(everything) // 2], everything[-1]):
-        assert any_ledger.json("events", "show", str(envelope["position"])) == envelope
-        assert any_ledger.json("events", "show", envelope["event_id"]) == envelope
-        assert any_ledger.json("events", "show", envelope["event_id"].upper()) == envelope
-    table = any_ledger.ok("events", "show", str(everything[-1]["position"])).stdout
+        assert any_cli_ledger.json("events", "show", str(envelope["position"])) == envelope
+        assert any_cli_ledger.json("events", "show", envelope["event_id"]) == envelope
+        assert any_cli_ledger.json("events", "show", envelope["event_id"].upper()) == envelope
+    table = any_cli_ledger.ok("events", "show", str(everything[-1]["position"])).stdout
     assert everything[-1]["event_id"] in table and "FundsAllocated" in table
 
 
-def test_reference_case_envelopes_validate_against_their_schemas(any_ledger: Ledger) -> None:
-    record_reference_case(any_ledger)
-    schemas = json.loads(any_ledger.ok("schema").stdout)
-    for envelope in any_ledger.json("events", "list"):
+def test_reference_case_envelopes_validate_against_their_schemas(any_cli_ledger: CliLedger) -> None:
+    record_reference_case(any_cli_ledger)
+    schemas = json.loads(any_cli_ledger.ok("schema").stdout)
+    for envelope in any_cli_ledger.json("events", "list"):
         Draft202012Validator(schemas[envelope["type"]]).validate(envelope)
 
 
@@ -263,12 +262,13 @@ def test_reference_case_envelopes_validate_against_their_schemas(any_ledger: Led
     ids=["year-end-january", "year-end-july", "pro-rata-january", "pro-rata-july"],
 )  # fmt: skip
 def test_pledge_follows_the_basis(
-    ledger: Ledger, basis: str, start: str, amount: str, unit_basis: int
+    cli_ledger: CliLedger, basis: str, start: str, amount: str, unit_basis: int
 ) -> None:
-    ledger.ok(*INIT[:10], basis, "--start", start)
+    cli_ledger.ok(*init_args(basis=basis, start=start))
     for country, homes in HOMES.items():
-        ledger.ok("units", "acquire", "--country", country, "--units", str(homes), "--on", start)
-    [pledge] = ledger.json("pledge", "--year", "2021")
+        cli_ledger.ok("units", "acquire", "--country", country, "--units", str(homes),
+                      "--on", start)  # fmt: skip
+    [pledge] = cli_ledger.json("pledge", "--year", "2021")
     assert (pledge["data"]["amount"], pledge["data"]["unit_basis"]) == (amount, unit_basis)
     assert pledge["data"]["basis"] == basis
 
@@ -276,12 +276,12 @@ def test_pledge_follows_the_basis(
 # Schemas.
 
 
-def test_schema_prints_a_json_schema_per_event_type(ledger: Ledger) -> None:
-    everything = json.loads(ledger.ok("schema").stdout)
+def test_schema_prints_a_json_schema_per_event_type(cli_ledger: CliLedger) -> None:
+    everything = json.loads(cli_ledger.ok("schema").stdout)
     assert set(everything) == EVENT_TYPES
     for schema in everything.values():
         Draft202012Validator.check_schema(schema)
-    one = json.loads(ledger.ok("schema", "FundsAllocated").stdout)
+    one = json.loads(cli_ledger.ok("schema", "FundsAllocated").stdout)
     Draft202012Validator.check_schema(one)
     assert one == everything["FundsAllocated"]
 
@@ -313,7 +313,7 @@ def _break_type(env: dict[str, Any]) -> None:
     ids=["recorded", "amount-as-number", "amount-without-cents", "missing-initiative",
          "missing-hash", "wrong-type"],
 )  # fmt: skip
-def test_schema_validates_a_recorded_envelope(seeded: Ledger, breaks: Any) -> None:
+def test_schema_validates_a_recorded_envelope(seeded: CliLedger, breaks: Any) -> None:
     schema = json.loads(seeded.ok("schema", "FundsAllocated").stdout)
     [envelope] = seeded.json("events", "list", "--type", "FundsAllocated")
     validator = Draft202012Validator(schema)
@@ -337,7 +337,7 @@ AMOUNT_COMMANDS = {
     "release": lambda a: ("release", "alloc-gw", "--amount", a, "--reason", "correction"),
     "disburse": lambda a: ("disburse", "--initiative", "gw-bissau-village", "--amount", a,
                            "--on", "2021-05-01"),
-    "init-rate": lambda a: (*INIT[:6], a, *INIT[7:]),
+    "init-rate": lambda a: init_args(start="2021-01-01", rate=a),
 }  # fmt: skip
 AMOUNT_CASES = [
     pytest.param(make(amount), 2, "--rate" if name == "init-rate" else "--amount",
@@ -419,7 +419,7 @@ REFUSED_CASES = [
 
 @pytest.mark.parametrize(("args", "code", "says"), AMOUNT_CASES + BAD_INPUT_CASES + REFUSED_CASES)
 def test_bad_command_changes_nothing(
-    seeded: Ledger, args: tuple[str, ...], code: int, says: str
+    seeded: CliLedger, args: tuple[str, ...], code: int, says: str
 ) -> None:
     before = seeded.state()
     line = assert_fails(seeded.run(*args), code)
@@ -429,15 +429,15 @@ def test_bad_command_changes_nothing(
 
 @pytest.mark.postgres
 def test_refusals_change_nothing_on_postgres(runner: CliRunner, pg_url: str) -> None:
-    ledger = Ledger(runner, pg_url)
+    cli_ledger = CliLedger(runner, pg_url)
     for args in SEED:
-        ledger.ok(*args)
-    before = ledger.state()
+        cli_ledger.ok(*args)
+    before = cli_ledger.state()
     for case in REFUSED_CASES:
         args, code, says = case.values
-        line = assert_fails(ledger.run(*args), code)
+        line = assert_fails(cli_ledger.run(*args), code)
         assert says in line, (case.id, line)
-    assert ledger.state() == before
+    assert cli_ledger.state() == before
 
 
 @pytest.mark.parametrize(
@@ -453,16 +453,18 @@ def test_refusals_change_nothing_on_postgres(runner: CliRunner, pg_url: str) -> 
                      id="allocate"),
         pytest.param(("receive", "--year", "2021", "--amount", "5.00", "--on", "2021-05-01"),
                      3, "partnership-established", id="receive"),
-        pytest.param((*INIT[:8], "XXX", *INIT[9:]), 2, "XXX", id="init-unknown-currency"),
-        pytest.param((*INIT[:8], "euro", *INIT[9:]), 2, "--currency", id="init-currency-word"),
-        pytest.param((*INIT[:10], "monthly", *INIT[11:]), 2, "monthly", id="init-unknown-basis"),
-        pytest.param((*INIT[:12], "2021-02-30"), 2, "--start", id="init-bad-start"),
+        pytest.param(init_args(currency="XXX"), 2, "XXX", id="init-unknown-currency"),
+        pytest.param(init_args(currency="euro"), 2, "--currency", id="init-currency-word"),
+        pytest.param(init_args(basis="monthly"), 2, "monthly", id="init-unknown-basis"),
+        pytest.param(init_args(start="2021-02-30"), 2, "--start", id="init-bad-start"),
     ],
 )  # fmt: skip
-def test_before_init(empty_ledger: Ledger, args: tuple[str, ...], code: int, says: str) -> None:
-    line = assert_fails(empty_ledger.run(*args), code)
+def test_before_init(
+    empty_cli_ledger: CliLedger, args: tuple[str, ...], code: int, says: str
+) -> None:
+    line = assert_fails(empty_cli_ledger.run(*args), code)
     assert says in line
-    assert empty_ledger.state() == (0, None)
+    assert empty_cli_ledger.state() == (0, None)
 
 
 @pytest.mark.parametrize(
@@ -476,7 +478,7 @@ def test_before_init(empty_ledger: Ledger, args: tuple[str, ...], code: int, say
     ],
 )  # fmt: skip
 def test_positional_id_errors_do_not_name_a_missing_flag(
-    seeded: Ledger, args: tuple[str, ...]
+    seeded: CliLedger, args: tuple[str, ...]
 ) -> None:
     # ID and ALLOCATION-ID are arguments; there is no --id option to point the operator at.
     line = assert_fails(seeded.run(*args), 2)
@@ -516,9 +518,9 @@ def test_reading_a_store_that_does_not_exist(runner: CliRunner, tmp_path: Path) 
 
 @pytest.mark.parametrize("args", [(), ("units",), ("initiative",), ("events",)],
                          ids=["no-command", "units", "initiative", "events"])  # fmt: skip
-def test_group_without_a_sub_command(ledger: Ledger, args: tuple[str, ...]) -> None:
+def test_group_without_a_sub_command(cli_ledger: CliLedger, args: tuple[str, ...]) -> None:
     # Either help on stdout (exit 0) or one line on stderr (exit 2); never help as an error.
-    result = ledger.run(*args)
+    result = cli_ledger.run(*args)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code in (0, 2)
     if result.exit_code == 2:
@@ -533,6 +535,17 @@ def test_group_without_a_sub_command(ledger: Ledger, args: tuple[str, ...]) -> N
 def jsonl(*lines: dict[str, Any] | bytes) -> bytes:
     encoded = (line if isinstance(line, bytes) else json.dumps(line).encode() for line in lines)
     return b"".join(line + b"\n" for line in encoded)
+
+
+def refused_import(cli_ledger: CliLedger, folder: Path, content: bytes, code: int) -> str:
+    """Import a file of `content`: refused with `code`, in one line (returned), and
+    nothing recorded."""
+    path = folder / "commands.jsonl"
+    path.write_bytes(content)
+    before = cli_ledger.state()
+    line = assert_fails(cli_ledger.run("import", str(path)), code)
+    assert cli_ledger.state() == before
+    return line
 
 
 IMPORT_1 = {"command": "units.acquire", "country": "NO", "units": 500, "on": "2021-01-01",
@@ -568,14 +581,10 @@ IMPORT_3 = {"command": "allocate", "initiative": "se-youth-jobs", "year": 2021,
     ],
 )  # fmt: skip
 def test_import_names_the_malformed_line(
-    seeded: Ledger, tmp_path: Path, third: dict[str, Any] | bytes, says: str
+    seeded: CliLedger, tmp_path: Path, third: dict[str, Any] | bytes, says: str
 ) -> None:
-    path = tmp_path / "commands.jsonl"
-    path.write_bytes(jsonl(IMPORT_1, IMPORT_2, third, IMPORT_3))
-    before = seeded.state()
-    line = assert_fails(seeded.run("import", str(path)), 2)
+    line = refused_import(seeded, tmp_path, jsonl(IMPORT_1, IMPORT_2, third, IMPORT_3), 2)
     assert "line 3" in line and says in line
-    assert seeded.state() == before
 
 
 @pytest.mark.parametrize(
@@ -593,22 +602,16 @@ def test_import_names_the_malformed_line(
     ],
 )  # fmt: skip
 def test_import_refused_on_line_4_records_nothing(
-    seeded: Ledger, tmp_path: Path, fourth: dict[str, Any], says: str
+    seeded: CliLedger, tmp_path: Path, fourth: dict[str, Any], says: str
 ) -> None:
-    path = tmp_path / "commands.jsonl"
-    path.write_bytes(jsonl(IMPORT_1, IMPORT_2, IMPORT_3, fourth))
-    before = seeded.state()
-    line = assert_fails(seeded.run("import", str(path)), 3)
+    line = refused_import(seeded, tmp_path, jsonl(IMPORT_1, IMPORT_2, IMPORT_3, fourth), 3)
     assert "line 4" in line and says in line
-    assert seeded.state() == before
     assert seeded.json("events", "list", "--initiative", "se-youth-jobs") == []
 
 
-def test_import_counts_blank_lines_in_line_numbers(seeded: Ledger, tmp_path: Path) -> None:
-    path = tmp_path / "commands.jsonl"
-    path.write_bytes(jsonl(IMPORT_1) + b"\n   \n" + jsonl({**IMPORT_3, "amount": "-1.00"}))
-    line = assert_fails(seeded.run("import", str(path)), 2)
-    assert "line 4" in line
+def test_import_counts_blank_lines_in_line_numbers(seeded: CliLedger, tmp_path: Path) -> None:
+    content = jsonl(IMPORT_1) + b"\n   \n" + jsonl({**IMPORT_3, "amount": "-1.00"})
+    assert "line 4" in refused_import(seeded, tmp_path, content, 2)
 
 
 @pytest.mark.parametrize(
@@ -617,7 +620,7 @@ def test_import_counts_blank_lines_in_line_numbers(seeded: Ledger, tmp_path: Pat
     ids=["missing-file", "empty-file", "only-blank-lines"],
 )
 def test_import_without_commands(
-    seeded: Ledger, tmp_path: Path, content: bytes | None, name: str
+    seeded: CliLedger, tmp_path: Path, content: bytes | None, name: str
 ) -> None:
     path = tmp_path / name
     if content is not None:
@@ -629,11 +632,7 @@ def test_import_without_commands(
 
 def fifty_commands() -> list[dict[str, Any]]:
     """The reference case's first weeks as 50 import lines (field names as the flags)."""
-    lines: list[dict[str, Any]] = [{
-        "command": "init", "donor": "Heimstaden", "beneficiary": "SOS Children's Villages",
-        "rate": "100.00", "currency": "EUR", "basis": "year-end", "start": "2021-01-01",
-        "command_id": "imp-init",
-    }]  # fmt: skip
+    lines: list[dict[str, Any]] = [init_line(start="2021-01-01", command_id="imp-init")]
     lines += [{"command": "units.acquire", "country": country, "units": homes,
                "on": "2021-01-01", "ref": f"portfolio-{country.lower()}",
                "command_id": f"imp-units-{country.lower()}"}
@@ -651,40 +650,53 @@ def fifty_commands() -> list[dict[str, Any]]:
     return lines
 
 
-def test_import_records_fifty_commands_once(ledger: Ledger, tmp_path: Path) -> None:
+def test_import_records_fifty_commands_once(cli_ledger: CliLedger, tmp_path: Path) -> None:
     lines = fifty_commands()
     path = tmp_path / "fifty.jsonl"
     path.write_bytes(jsonl(*lines))
-    recorded = ledger.json("import", str(path))
+    recorded = cli_ledger.json("import", str(path))
     assert [e["position"] for e in recorded] == list(range(1, 51))
     assert [e["command_id"] for e in recorded] == [line["command_id"] for line in lines]
-    assert ledger.state() == (50, recorded[-1]["hash"])
+    assert cli_ledger.state() == (50, recorded[-1]["hash"])
     [pledge] = [e for e in recorded if e["type"] == "DonationPledged"]
     assert pledge["data"]["amount"] == "11000000.00"
-    allocated = ledger.json("events", "list", "--type", "FundsAllocated")
+    allocated = cli_ledger.json("events", "list", "--type", "FundsAllocated")
     assert sum(Decimal(e["data"]["amount"]) for e in allocated) == sum(
         ALLOCATIONS[slug] for slug, *_rest in INITIATIVES[:19]
     )
     # Every line carries a command id: importing the file again records nothing new
     # and answers as the first import did.
-    assert ledger.json("import", str(path)) == recorded
-    assert ledger.state() == (50, recorded[-1]["hash"])
+    assert cli_ledger.json("import", str(path)) == recorded
+    assert cli_ledger.state() == (50, recorded[-1]["hash"])
 
 
-def test_import_from_stdin(ledger: Ledger) -> None:
-    recorded = ledger.json("import", "-", input=jsonl(*fifty_commands()))
+def test_a_repeated_import_answers_each_recorded_event_once_as_the_first_time(
+    cli_ledger: CliLedger, tmp_path: Path
+) -> None:
+    init = init_line(command_id="i-1")
+    acquire = {"command": "units.acquire", "country": "SE", "units": 3, "on": "2021-07-01",
+               "command_id": "u-1"}  # fmt: skip
+    path = tmp_path / "commands.jsonl"
+    path.write_bytes(jsonl(init, acquire, acquire, init))
+    answers = [cli_ledger.json("import", str(path)) for _ in range(2)]
+    assert [e["type"] for e in answers[0]] == ["PartnershipEstablished", "UnitsAcquired"]
+    assert answers[1] == answers[0]
+
+
+def test_import_from_stdin(cli_ledger: CliLedger) -> None:
+    recorded = cli_ledger.json("import", "-", input=jsonl(*fifty_commands()))
     assert len(recorded) == 50
-    assert ledger.state() == (50, recorded[-1]["hash"])
+    assert cli_ledger.state() == (50, recorded[-1]["hash"])
 
 
-def test_import_is_all_or_nothing(ledger: Ledger, tmp_path: Path) -> None:
+def test_import_is_all_or_nothing(cli_ledger: CliLedger, tmp_path: Path) -> None:
     lines = fifty_commands()
     lines[-1] = {**lines[-1], "amount": "99999999.00"}
     path = tmp_path / "fifty.jsonl"
     path.write_bytes(jsonl(*lines))
-    line = assert_fails(ledger.run("import", str(path)), 3)
+    line = assert_fails(cli_ledger.run("import", str(path)), 3)
     assert "line 50" in line and "allocation-within-pledge" in line
-    assert ledger.state() == (0, None)
+    assert cli_ledger.state() == (0, None)
 
 
 # Idempotency: a command id is recorded once and answered as the first time.
@@ -705,7 +717,7 @@ REPEATABLE = [
 
 
 @pytest.mark.parametrize("args", REPEATABLE)
-def test_same_command_id_records_once(seeded: Ledger, args: tuple[str, ...]) -> None:
+def test_same_command_id_records_once(seeded: CliLedger, args: tuple[str, ...]) -> None:
     count, _ = seeded.state()
     first = seeded.json(*args, "--command-id", "op-2021-0042")
     second = seeded.json(*args, "--command-id", "op-2021-0042")
@@ -714,10 +726,10 @@ def test_same_command_id_records_once(seeded: Ledger, args: tuple[str, ...]) -> 
     assert seeded.state() == (count + 1, first[0]["hash"])
 
 
-def test_init_repeated_with_its_command_id_is_answered_not_refused(ledger: Ledger) -> None:
-    first = ledger.json(*INIT, "--command-id", "init-1")
-    assert ledger.json(*INIT, "--command-id", "init-1") == first
-    assert ledger.state() == (1, first[0]["hash"])
+def test_init_repeated_with_its_command_id_is_answered_not_refused(cli_ledger: CliLedger) -> None:
+    first = cli_ledger.json(*INIT, "--command-id", "init-1")
+    assert cli_ledger.json(*INIT, "--command-id", "init-1") == first
+    assert cli_ledger.state() == (1, first[0]["hash"])
 
 
 @pytest.mark.parametrize(
@@ -732,7 +744,7 @@ def test_init_repeated_with_its_command_id_is_answered_not_refused(ledger: Ledge
     ],
 )  # fmt: skip
 def test_same_command_id_for_another_command_is_refused(
-    seeded: Ledger, other: tuple[str, ...]
+    seeded: CliLedger, other: tuple[str, ...]
 ) -> None:
     seeded.ok("receive", "--year", "2021", "--amount", "1000.00", "--on", "2021-05-01",
               "--command-id", "op-7")  # fmt: skip
@@ -745,7 +757,7 @@ def test_same_command_id_for_another_command_is_refused(
 # Output formats.
 
 
-def test_json_is_an_array_of_spec_envelopes(seeded: Ledger) -> None:
+def test_json_is_an_array_of_spec_envelopes(seeded: CliLedger) -> None:
     envelopes = seeded.json("events", "list")
     assert isinstance(envelopes, list) and len(envelopes) == len(SEED)
     assert [e["position"] for e in envelopes] == list(range(1, len(SEED) + 1))
@@ -765,16 +777,16 @@ def test_json_is_an_array_of_spec_envelopes(seeded: Ledger) -> None:
     assert recorded[0]["data"]["amount"] == "5.00"
 
 
-def test_json_of_an_empty_selection(seeded: Ledger) -> None:
+def test_json_of_an_empty_selection(seeded: CliLedger) -> None:
     assert seeded.json("events", "list", "--type", "LedgerSealed") == []
 
 
-def test_jsonl_is_one_envelope_per_line(seeded: Ledger) -> None:
+def test_jsonl_is_one_envelope_per_line(seeded: CliLedger) -> None:
     lines = seeded.ok("--format", "jsonl", "events", "list").stdout.splitlines()
     assert [json.loads(line) for line in lines] == seeded.json("events", "list")
 
 
-def test_csv_has_a_header_and_stable_columns(seeded: Ledger) -> None:
+def test_csv_has_a_header_and_stable_columns(seeded: CliLedger) -> None:
     expected = seeded.json("events", "list")
     for types in ((), ("--type", "FundsAllocated"), ("--type", "LedgerSealed")):
         text = seeded.ok("--format", "csv", "events", "list", *types).stdout
@@ -787,7 +799,7 @@ def test_csv_has_a_header_and_stable_columns(seeded: Ledger) -> None:
         assert [r["hash"] for r in rows] == [e["hash"] for e in wanted]
 
 
-def test_table_is_aligned_with_money_right_aligned(seeded: Ledger) -> None:
+def test_table_is_aligned_with_money_right_aligned(seeded: CliLedger) -> None:
     envelopes = seeded.json("events", "list")
     header, *rows = seeded.ok("events", "list").stdout.splitlines()
     assert len(rows) == len(envelopes)
@@ -809,7 +821,7 @@ def test_table_is_aligned_with_money_right_aligned(seeded: Ledger) -> None:
             assert row[amount_end - len("AMOUNT") : amount_end].strip() == "", row
 
 
-def test_stats_in_every_format(seeded: Ledger) -> None:
+def test_stats_in_every_format(seeded: CliLedger) -> None:
     stats = seeded.json("events", "stats")
     assert stats["events"] == len(SEED) and stats["first_position"] == 1
     assert sum(stats["by_type"].values()) == len(SEED)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
 import sysconfig
@@ -16,21 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers import reaped
+from tests.helpers import clean_env, init_args
+from tests.workers import first_line_while, reaped
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "homeledger"
 ACTOR = "ops@example.org"
 UNREACHABLE_PG = "postgresql://user:s3cret@127.0.0.1:1/x"
-INIT = ("init", "--donor", "Heimstaden", "--beneficiary", "SOS Children's Villages",
-        "--rate", "100.00", "--currency", "EUR", "--basis", "year-end",
-        "--start", "2021-01-01")  # fmt: skip
+INIT = init_args(start="2021-01-01")
 DISPOSE_TOO_MANY = ("units", "dispose", "--country", "SE", "--units", "1", "--on", "2021-06-01")
-
-
-def process_env(env: dict[str, str]) -> dict[str, str]:
-    """This process's environment without any HOMELEDGER_* setting, plus `env`."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
-    return {**base, **env}
 
 
 def homeledger(
@@ -38,7 +30,7 @@ def homeledger(
 ) -> subprocess.CompletedProcess[str]:
     assert SCRIPT.is_file() and os.access(SCRIPT, os.X_OK), f"console script missing: {SCRIPT}"
     return subprocess.run(
-        [str(SCRIPT), *args], cwd=cwd, env=process_env(env or {"HOMELEDGER_ACTOR": ACTOR}),
+        [str(SCRIPT), *args], cwd=cwd, env=clean_env(**(env or {"HOMELEDGER_ACTOR": ACTOR})),
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -148,23 +140,16 @@ def test_tail_follows_new_events_until_ctrl_c(sqlite_url: str, tmp_path: Path) -
     tail = subprocess.Popen(
         [str(SCRIPT), "--store", sqlite_url, "--format", "jsonl", "events", "tail",
          "--interval", "0.05"],
-        cwd=tmp_path, env=process_env({"HOMELEDGER_ACTOR": ACTOR}),
+        cwd=tmp_path, env=clean_env(HOMELEDGER_ACTOR=ACTOR),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     with reaped(tail):
-        assert tail.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(tail.stdout, selectors.EVENT_READ)
-            # tail follows what is recorded after it starts, and it cannot say when that is:
-            # record until it shows something.
-            for _ in range(20):
-                ok("--store", sqlite_url, "units", "acquire", "--country", "SE", "--units", "10",
-                   "--on", "2021-01-01", cwd=tmp_path)  # fmt: skip
-                if selector.select(timeout=1):
-                    break
-            else:
-                pytest.fail("tail printed nothing while 20 events were recorded")
-        followed = json.loads(tail.stdout.readline())
+        # tail follows what is recorded after it starts, and it cannot say when that is:
+        # record until it shows something.
+        line = first_line_while(tail, lambda: ok(
+            "--store", sqlite_url, "units", "acquire", "--country", "SE", "--units", "10",
+            "--on", "2021-01-01", cwd=tmp_path), "events recorded")  # fmt: skip
+        followed = json.loads(line)
         assert followed["type"] == "UnitsAcquired" and followed["position"] >= 2
         tail.send_signal(signal.SIGINT)
         _, stderr = tail.communicate(timeout=20)

@@ -7,21 +7,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import CLI, clean_env
 from tests.workers import reaped
 
 pytestmark = pytest.mark.nats
-
-CLI = [sys.executable, "-m", "homeledger.cli"]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
-
 
 def alive(pid: int) -> bool:
     try:

@@ -4,26 +4,21 @@ it writes is in the current folder."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import CLI, clean_env
+
 pytestmark = pytest.mark.nats
-
-CLI = [sys.executable, "-m", "homeledger.cli"]
-
 
 def run_demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     temp, here = tmp_path / "tmp", tmp_path / "here"
     temp.mkdir()
     here.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
-    env["TMPDIR"] = str(temp)
-    done = subprocess.run([*CLI, "demo", *args], env=env, cwd=here, capture_output=True,
-                          text=True, timeout=600, check=False)  # fmt: skip
+    done = subprocess.run([*CLI, "demo", *args], env=clean_env(TMPDIR=str(temp)), cwd=here,
+                          capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert (here / "homeledger-demo-statement-2022.html").is_file()
     return done, temp

@@ -6,22 +6,20 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.documents_ledgers import run
+from tests.helpers import CLI, clean_env
 
 pytestmark = pytest.mark.nats
-
-CLI = [sys.executable, "-c", "from homeledger.cli.main import main; main()"]
-
 
 def test_the_demo_writes_the_statement_and_says_where(tmp_path: Path) -> None:
     folder = tmp_path / "d"
     done = subprocess.run([*CLI, "--format", "json", "demo", "--dir", str(folder)],
-                          capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+                          env=clean_env(), capture_output=True, text=True, timeout=180,
+                          check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     written = folder / "statement-2022.html"
     assert json.loads(done.stdout)["statement"] == str(written)

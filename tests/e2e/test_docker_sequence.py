@@ -15,15 +15,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from homeledger.adapters.nats_server import cluster_url
-from tests.conftest import create_pg_database, require_postgres
-from tests.nats_helpers import CLI, run_cli, spawn_cli
+from tests.helpers import CLI, pg_database, wait_until
+from tests.nats_helpers import run_cli, spawn_cli
 from tests.shipped_deployment import (
     cli_runs,
     compose,
@@ -55,24 +54,11 @@ def jsonl(commands: list[dict[str, object]]) -> str:
     return "".join(json.dumps(command) + "\n" for command in commands)
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def databases() -> Iterator[tuple[str, str]]:
     """Fresh `homeledger` and `projector` databases, as postgres-init.sql makes them."""
-    require_postgres()
-    ledger, drop_ledger = create_pg_database()
-    projector, drop_projector = create_pg_database()
-    try:
+    with pg_database() as ledger, pg_database() as projector:
         yield ledger, projector
-    finally:
-        drop_projector()
-        drop_ledger()
 
 
 def stop(process: subprocess.Popen[str]) -> str:
@@ -102,7 +88,7 @@ def test_the_readme_compose_sequence_runs_on_a_fresh_deployment(
     projector: subprocess.Popen[str] | None = None
     try:
         # Before `init` nothing is there to verify; the relay waits, with the stream made.
-        wait_for(lambda: run_cli(["stream", "info"], cli).returncode == 0, "the stream")
+        wait_until(lambda: run_cli(["stream", "info"], cli).returncode == 0, 60, "the stream")
         early = run_cli(["verify"], cli)
         assert early.returncode == 4 and "no homeledger ledger yet" in early.stderr
         projector = spawn_cli(services["projector"]["command"],
@@ -120,8 +106,8 @@ def test_the_readme_compose_sequence_runs_on_a_fresh_deployment(
         assert report["year"] == 2021
         theirs = homeledger_env("projector", projector_db, url)
         ours = run_cli(["--format", "json", "balances", "--by", "initiative"], cli).stdout
-        wait_for(lambda: run_cli(["--format", "json", "balances", "--by", "initiative"],
-                                 theirs).stdout == ours, "the projector")  # fmt: skip
+        wait_until(lambda: run_cli(["--format", "json", "balances", "--by", "initiative"],
+                                   theirs).stdout == ours, 60, "the projector")  # fmt: skip
         assert run_cli(["verify", "--against-nats"], cli).returncode == 0
     finally:
         errors = [stop(process) for process in (projector, relay) if process is not None]

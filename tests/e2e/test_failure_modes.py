@@ -12,7 +12,6 @@ import shutil
 import sqlite3
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +26,7 @@ from homeledger.adapters.store import StoreUnavailableError
 from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
-from tests.helpers import assert_chain_intact
+from tests.helpers import assert_chain_intact, partnership, unavailable, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +37,7 @@ def chain_length(app: LedgerApplication) -> int:
 
 
 def setup_ledger(app: LedgerApplication) -> None:
-    app.execute(c.EstablishPartnership(donor="Heimstaden", beneficiary="SOS", rate="100.00",
-                                       currency="EUR", basis="year-end", start="2021-01-01"))
+    app.execute(partnership(start="2021-01-01"))
     app.execute(c.AcquireUnits(country="SE", units=110_000, on="2021-01-01"))
     app.execute(c.PledgeDonation(year=2021))
     app.execute(c.RegisterInitiative(id="gw-bissau-village", name="Bissau hub", country="GW",
@@ -55,7 +53,7 @@ def allocation(n: int, note: str = "") -> c.AllocateFunds:
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 384 KiB tmpfs: SQLite runs out of room after a few hundred facts."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
+        unavailable("mounting a small tmpfs needs root and mount")
     mount = tmp_path / "disk"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)], check=True)
@@ -100,24 +98,20 @@ def test_sqlite_disk_full_is_a_clear_error_and_recovers(small_disk: Path) -> Non
         app.store.close()
 
 
-def _pg_cluster(action: str) -> None:
+def _pg_cluster(action: str, check: bool = True) -> None:
     version = sorted(os.listdir("/etc/postgresql"))[0]
     subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
-                   check=True, capture_output=True, timeout=120)  # fmt: skip
+                   check=check, capture_output=True, timeout=120)  # fmt: skip
 
 
-def _wait_for_postgres(url: str, seconds: float = 60) -> None:
+def _answers(url: str) -> bool:
     import psycopg
 
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            psycopg.connect(url, connect_timeout=2).close()
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 def _postmaster_started(url: str) -> Any:
@@ -132,14 +126,12 @@ def _postmaster_started(url: str) -> Any:
 
 def _bring_postgres_back(url: str) -> None:
     """Start the cluster until it answers, even if the stop half-failed or start fails once."""
-    version = sorted(os.listdir("/etc/postgresql"))[0]
     for attempt in range(3):
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-                       check=False, capture_output=True, timeout=120)  # fmt: skip
+        _pg_cluster("start", check=False)
         try:
-            _wait_for_postgres(url, seconds=30)
+            wait_until(lambda: _answers(url), 30, "PostgreSQL to answer again")
             return
-        except Exception:
+        except pytest.fail.Exception:  # not up within the wait: start it again
             if attempt == 2:
                 raise
 
@@ -147,21 +139,23 @@ def _bring_postgres_back(url: str) -> None:
 @pytest.mark.postgres
 def test_postgres_restart_mid_commands(pg_url: str) -> None:
     if not os.path.isdir("/etc/postgresql") or shutil.which("pg_ctlcluster") is None:
-        pytest.skip("needs the local PostgreSQL cluster to restart it")
+        unavailable("the local PostgreSQL cluster and pg_ctlcluster, to restart it")
     app = build_application(Settings(store=pg_url, actor="ops", ledger_snapshot_every=0))
     answered: list[int] = []
     failed: list[str] = []
+    sent = [0]  # commands the writer has begun
     stop = threading.Event()
 
     def writer() -> None:
         n = 0
         while not stop.is_set():
+            sent[0] = n + 1
             try:
                 app.execute(allocation(n))
                 answered.append(n)
             except StoreUnavailableError as error:
                 failed.append(str(error))
-                time.sleep(0.05)
+                stop.wait(0.05)  # not a busy loop while the server is down
             n += 1
 
     try:
@@ -169,23 +163,23 @@ def test_postgres_restart_mid_commands(pg_url: str) -> None:
         started = _postmaster_started(pg_url)
         thread = threading.Thread(target=writer)
         thread.start()
-        time.sleep(1.0)
+        wait_until(lambda: len(answered) >= 3, 60, "the writer's first answers")
         try:
-            _pg_cluster("stop")
-            time.sleep(2.0)
+            _pg_cluster("stop")  # returns once the server is down
+            down_at = sent[0]
+            wait_until(lambda: sent[0] > down_at, 60, "a command sent while the server is down")
         finally:
             _bring_postgres_back(pg_url)  # the server always comes back, whatever happened
         assert _postmaster_started(pg_url) > started  # it really restarted under the writer
         back = len(answered)
-        time.sleep(3.0)
+        wait_until(lambda: len(answered) > back, 120, "an answer after the restart")
         stop.set()
         thread.join(timeout=120)
         assert not thread.is_alive()
         # A command caught by the outage fails in one line, or (the connection pool waiting
         # for the server) is answered once it is back: either way, nothing half-written.
         assert all("\n" not in message for message in failed)
-        # Recovery: the same application records again after the restart.
-        assert back >= 1 and len(answered) > back
+        # Recovery: the same application recorded again after the restart.
         app.execute(allocation(10_000_000))
         # Nothing half-written: every fact has its receipt and every answer is stored.
         import psycopg

@@ -3,24 +3,29 @@
 Every refused case exits 2 or 3 with one line on stderr and no traceback, and the store
 is unchanged (same event count and head hash). Text full of SQL and shell
 metacharacters is valid text: it is recorded verbatim and the tables stay intact.
+Every example runs on a copy of its own of one small ledger, so that no example sees
+what another recorded.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
+from tests.helpers import init_args, sqlite_backup
 
 HOSTILE_TEXT = [
     "'; DROP TABLE stored_events; --", '" OR 1=1 --', "$(rm -rf /)", "`id`", "a;b|c&d>e<f",
@@ -43,28 +48,52 @@ hostile_int = st.sampled_from(["-1", "0", "1.5", "1e3", "9" * 30, "abc", ""]) | 
 )
 
 
+STEPS = [
+    init_args(start="2021-01-01"),
+    ("units", "acquire", "--country", "SE", "--units", "1000", "--on", "2021-01-01"),
+    ("pledge", "--year", "2021"),
+    ("initiative", "register", "open-one", "--name", "Open", "--country", "GW",
+     "--programme", "care"),
+    ("initiative", "register", "closed-one", "--name", "Closed", "--country", "NL",
+     "--programme", "care"),
+    ("initiative", "close", "closed-one", "--on", "2021-06-01"),
+    ("allocate", "--initiative", "open-one", "--year", "2021", "--amount", "50000.00",
+     "--allocation-id", "a-1"),
+]  # fmt: skip
+
+
+class Stores:
+    """A small ledger (partnership, homes, a pledge, one open and one closed initiative,
+    an allocation) recorded once; each example gets a copy of its own."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.template = f"sqlite:///{folder / 'template.db'}"
+        for step in STEPS:
+            result = CliRunner().invoke(cli, ["--store", self.template, *step])
+            assert result.exit_code == 0, result.stderr
+
+    @contextmanager
+    def fresh(self) -> Iterator[str]:
+        """A copy of the small ledger, removed afterwards."""
+        path = self.folder / f"{uuid.uuid4().hex}.db"
+        try:
+            yield sqlite_backup(self.template, path)
+        finally:
+            for leftover in self.folder.glob(f"{path.name}*"):
+                leftover.unlink()
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A small ledger: partnership, homes, a pledge, one open and one closed initiative."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'ledger.db'}"
-    runner = CliRunner()
-    steps = [
-        ["init", "--donor", "Heimstaden", "--beneficiary", "SOS", "--rate", "100.00",
-         "--currency", "EUR", "--basis", "year-end", "--start", "2021-01-01"],
-        ["units", "acquire", "--country", "SE", "--units", "1000", "--on", "2021-01-01"],
-        ["pledge", "--year", "2021"],
-        ["initiative", "register", "open-one", "--name", "Open", "--country", "GW",
-         "--programme", "care"],
-        ["initiative", "register", "closed-one", "--name", "Closed", "--country", "NL",
-         "--programme", "care"],
-        ["initiative", "close", "closed-one", "--on", "2021-06-01"],
-        ["allocate", "--initiative", "open-one", "--year", "2021", "--amount", "50000.00",
-         "--allocation-id", "a-1"],
-    ]  # fmt: skip
-    for step in steps:
-        result = runner.invoke(cli, ["--store", url, *step])
-        assert result.exit_code == 0, result.stderr
-    yield url
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+    return Stores(tmp_path_factory.mktemp("hostile"))
+
+
+@pytest.fixture
+def store(stores: Stores) -> Iterator[str]:
+    """A copy of the small ledger, for one test."""
+    with stores.fresh() as url:
+        yield url
 
 
 def head(url: str) -> tuple[int, str | None]:
@@ -93,49 +122,51 @@ def check(url: str, args: list[str], *, stdin: bytes | None = None) -> int:
     return result.exit_code
 
 
-SETTINGS = settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture],
-                    deadline=None)  # fmt: skip
+SETTINGS = settings(max_examples=100, deadline=None)
 
 
 @SETTINGS
 @given(amount=hostile_number, command=st.sampled_from(["allocate", "receive", "disburse"]))
-def test_hostile_amounts(store: str, amount: str, command: str) -> None:
-    args = {
-        "allocate": ["allocate", "--initiative", "open-one", "--year", "2021"],
-        "receive": ["receive", "--year", "2021", "--on", "2021-05-01"],
-        "disburse": ["disburse", "--initiative", "open-one", "--on", "2021-05-01"],
-    }[command]
-    code = check(store, [*args, "--amount", amount])
-    if amount.strip() in ("NaN", "Infinity", "1e3", "0", "-0", "") or "e" in amount.lower():
-        assert code == 2
+def test_hostile_amounts(stores: Stores, amount: str, command: str) -> None:
+    with stores.fresh() as store:
+        args = {
+            "allocate": ["allocate", "--initiative", "open-one", "--year", "2021"],
+            "receive": ["receive", "--year", "2021", "--on", "2021-05-01"],
+            "disburse": ["disburse", "--initiative", "open-one", "--on", "2021-05-01"],
+        }[command]
+        code = check(store, [*args, "--amount", amount])
+        if amount.strip() in ("NaN", "Infinity", "1e3", "0", "-0", "") or "e" in amount.lower():
+            assert code == 2
 
 
 @SETTINGS
 @given(year=hostile_int, units=hostile_int, on=hostile_date)
-def test_hostile_counts_and_dates(store: str, year: str, units: str, on: str) -> None:
-    check(store, ["pledge", "--year", year])
-    check(store, ["units", "dispose", "--country", "SE", "--units", units, "--on", on])
+def test_hostile_counts_and_dates(stores: Stores, year: str, units: str, on: str) -> None:
+    with stores.fresh() as store:
+        check(store, ["pledge", "--year", year])
+        check(store, ["units", "dispose", "--country", "SE", "--units", units, "--on", on])
 
 
 @SETTINGS
 @given(text=hostile_text, country=st.text(max_size=4), slug=st.text(max_size=70))
 def test_hostile_text_is_refused_or_recorded_verbatim(
-    store: str, text: str, country: str, slug: str
+    stores: Stores, text: str, country: str, slug: str
 ) -> None:
-    check(store, ["initiative", "register", slug, "--name", text, "--country", country,
-                  "--programme", text])  # fmt: skip
-    code = check(store, ["milestone", "--initiative", "open-one", "--name", text,
-                         "--on", "2021-03-01", "--evidence", text, "--format", "json"])  # fmt: skip
-    if code == 0:
-        recorded = json.loads(CliRunner().invoke(
-            cli, ["--store", store, "--format", "json", "events", "list", "--type",
-                  "MilestoneReached"]).stdout)[-1]  # fmt: skip
-        assert recorded["data"]["milestone"] == text.strip()
-        assert recorded["data"]["evidence"] == text.strip()
-    path = store.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as db:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    assert {"stored_events", "homeledger_commands"} <= tables
+    with stores.fresh() as store:
+        check(store, ["initiative", "register", slug, "--name", text, "--country", country,
+                      "--programme", text])  # fmt: skip
+        code = check(store, ["milestone", "--initiative", "open-one", "--name", text, "--on",
+                             "2021-03-01", "--evidence", text, "--format", "json"])  # fmt: skip
+        if code == 0:
+            recorded = json.loads(CliRunner().invoke(
+                cli, ["--store", store, "--format", "json", "events", "list", "--type",
+                      "MilestoneReached"]).stdout)[-1]  # fmt: skip
+            assert recorded["data"]["milestone"] == text.strip()
+            assert recorded["data"]["evidence"] == text.strip()
+        path = store.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert {"stored_events", "homeledger_commands"} <= tables
 
 
 def _line(fields: dict[str, Any]) -> bytes:
@@ -167,15 +198,16 @@ IMPORT_LINES = st.one_of(
 
 @SETTINGS
 @given(lines=st.lists(IMPORT_LINES, min_size=1, max_size=4), valid_first=st.booleans())
-def test_hostile_import_files(store: str, tmp_path_factory: pytest.TempPathFactory,
+def test_hostile_import_files(stores: Stores, tmp_path_factory: pytest.TempPathFactory,
                               lines: list[bytes], valid_first: bool) -> None:  # fmt: skip
-    body = b"".join(lines)
-    if valid_first:  # a good line before the bad ones must not be recorded either
-        body = _line({"command": "milestone", "initiative": "open-one",
-                      "name": "never recorded", "on": "2021-04-01"}) + body  # fmt: skip
-    path = tmp_path_factory.mktemp("import") / "commands.jsonl"
-    path.write_bytes(body)
-    check(store, ["import", str(path)])
+    with stores.fresh() as store:
+        body = b"".join(lines)
+        if valid_first:  # a good line before the bad ones must not be recorded either
+            body = _line({"command": "milestone", "initiative": "open-one",
+                          "name": "never recorded", "on": "2021-04-01"}) + body  # fmt: skip
+        path = tmp_path_factory.mktemp("import") / "commands.jsonl"
+        path.write_bytes(body)
+        check(store, ["import", str(path)])
 
 
 def test_ten_megabyte_line_is_refused(store: str, tmp_path: Path) -> None:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from itertools import islice
 from pathlib import Path
 
@@ -29,7 +27,8 @@ from homeledger.cli.main import cli
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner
-from tests.integration.test_projections import dump
+from tests.helpers import dump_projections
+from tests.workers import kill_midway
 
 pytestmark = pytest.mark.slow
 
@@ -53,53 +52,43 @@ def tracking(db: ProjectionDB) -> dict[str, int]:
         return tx.tracking(PROJECTIONS)
 
 
-def kill_once_started(db: ProjectionDB, process: subprocess.Popen[bytes], before: int,
-                      rnd: random.Random) -> None:  # fmt: skip
-    """SIGKILL the process a random moment after its first page is written."""
-    deadline = time.monotonic() + 60
-    while process.poll() is None and time.monotonic() < deadline:
-        if min(tracking(db).values()) != before:
-            break
-        time.sleep(0.005)
-    time.sleep(rnd.uniform(0, 0.1))
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-
-
 def test_killed_projection_process_resumes_to_a_clean_rebuild(store_url: str) -> None:
     store = open_store(Settings(store=store_url))
     app = LedgerApplication(store, actor="crash-test", snapshot_every=0)
-    commands = synthetic_commands(EVENTS * (KILLS + 1), seed=11)
+    commands = synthetic_commands(EVENTS * (2 * KILLS + 1), seed=11)
     app.execute_batch(list(islice(commands, EVENTS)))
     db = ProjectionDB(store.location)
     rnd = random.Random(int(os.environ.get("HOMELEDGER_CRASH_SEED", "0")) or None)
-    stopped_midway = 0
+    kills = runs = 0
     try:
-        for attempt in range(KILLS):
+        while kills < KILLS:
+            assert runs < 2 * KILLS, f"only {kills} of {runs} runs were killed midway"
             # First a replay (drop, then rebuild), then catch-ups that resume after a kill.
-            args = ("replay",) if attempt == 0 else ("balances",)
-            before = 0 if attempt == 0 else min(tracking(db).values())
-            if attempt:  # new facts recorded meanwhile: there is always work to catch up
+            args = ("replay",) if runs == 0 else ("balances",)
+            before = 0 if runs == 0 else min(tracking(db).values())
+            if runs:  # new facts recorded meanwhile: there is always work to catch up
                 app.execute_batch(list(islice(commands, EVENTS // 3)))
             head = store.max_position()
-            kill_once_started(db, homeledger(store_url, *args), before, rnd)
+            # Killed at a random moment after its first page, before the last.
+            target = before + 1 + rnd.randrange((head - before) // 2)
+            process = homeledger(store_url, *args)
+            runs += 1
+            kills += kill_midway(process, lambda: min(tracking(db).values()), target, head)
             positions = tracking(db)
             assert len(set(positions.values())) == 1, positions  # one transaction per page
             with db.read() as tx:
                 last = tx.query("SELECT MAX(position) FROM hl_proj_timeline")[0][0] or 0
             assert last == positions["timeline"], "a page's rows and position go together"
-            stopped_midway += 0 < last < head
         head = store.max_position()
         finished = homeledger(store_url, "balances", stderr=subprocess.PIPE)
         _, err = finished.communicate(timeout=120)
         assert finished.returncode == 0, err.decode()
-        assert stopped_midway >= 2, "the kills should land in the middle of a catch-up"
         assert min(tracking(db).values()) == head
         verified = CliRunner().invoke(cli, ["--store", store_url, "verify"])
         assert verified.exit_code == 0, verified.output
-        resumed = dump(db)
+        resumed = dump_projections(db)
         ProjectionRunner(store, db, snapshot_every=40).rebuild()
-        assert dump(db) == resumed
+        assert dump_projections(db) == resumed
     finally:
         db.close()
         store.close()

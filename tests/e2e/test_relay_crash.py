@@ -10,8 +10,6 @@ import asyncio
 import json
 import random
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import nats
@@ -19,6 +17,7 @@ import pytest
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.nats_server import cluster_url, start_cluster
+from tests.helpers import MakeApp, wait_until
 from tests.nats_helpers import (
     assert_exactly_once_in_order,
     cli_env,
@@ -31,25 +30,21 @@ from tests.nats_helpers import (
     store_envelopes,
     stream_count,
 )
+from tests.workers import kill_midway
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
 EVENTS = 12_000
+KILLS = 6
+BACKLOG = 2_000  # at least this many events left to publish when a relay starts
 
 
 @pytest.fixture
-def big_ledger(make_app: Callable[..., LedgerApplication], sqlite_url: str) -> LedgerApplication:
+def big_ledger(make_app: MakeApp, sqlite_url: str) -> LedgerApplication:
     app = make_app(sqlite_url)
     record_story(app)
     record_bulk(app, EVENTS)
     return app
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 90) -> tuple[int, str]:
@@ -61,26 +56,23 @@ def test_relay_killed_at_random_moments_leaves_each_event_once_in_order(
     big_ledger: LedgerApplication, sqlite_url: str, tmp_path: Path
 ) -> None:
     rng = random.Random(20210701)
-    total = len(store_envelopes(big_ledger))
-    kills = 0
+    kills = attempts = 0
     with running_server(tmp_path / "nats") as server:
         env = cli_env(sqlite_url, server.url)
-        while kills < 6:
+        while kills < KILLS:
+            attempts += 1
+            assert attempts <= 4 * KILLS, f"{kills} relays of {attempts - 1} killed midway"
             start = stream_count(server.url)
+            if big_ledger.store.max_position() - start < BACKLOG:  # always work to kill it in
+                record_bulk(big_ledger, BACKLOG)
+            end = big_ledger.store.max_position()
             relay = spawn_cli(["relay", "--once", "--window", str(rng.choice([100, 250, 500]))],
                               env)  # fmt: skip
-            target = min(total - 1, start + rng.randint(200, 2000))
-            while relay.poll() is None and stream_count(server.url) < target:
-                time.sleep(rng.uniform(0.0, 0.02))
-            relay.kill()
-            finish(relay)
-            kills += 1
-            if stream_count(server.url) >= total - 1:
-                break
+            target = start + rng.randint(200, (end - start) // 2)
+            kills += kill_midway(relay, lambda: stream_count(server.url), target, end)
         final = run_cli(["relay", "--once"], env)
         assert final.returncode == 0, final.stderr
         messages = read_stream(server.url)
-    assert kills >= 4
     assert_exactly_once_in_order(messages, store_envelopes(big_ledger))
 
 
@@ -95,9 +87,8 @@ def test_nats_server_killed_mid_backlog_and_restarted_on_the_same_store(
             def reached(at_least: int = threshold) -> bool:
                 return stream_count(server.url) >= at_least
 
-            wait_for(reached, 60, f"{threshold} events")
-            server.kill()
-            time.sleep(0.3)
+            wait_until(reached, 60, f"{threshold} events")
+            server.kill()  # reaped: its ports and store are free again
             server.start()
         code, err = finish(relay)
         assert code == 0, err
@@ -106,7 +97,7 @@ def test_nats_server_killed_mid_backlog_and_restarted_on_the_same_store(
 
 
 def test_cluster_leader_killed_mid_relay_the_relay_carries_on(
-    make_app: Callable[..., LedgerApplication], sqlite_url: str, tmp_path: Path
+    make_app: MakeApp, sqlite_url: str, tmp_path: Path
 ) -> None:
     app = make_app(sqlite_url)
     record_story(app)
@@ -116,7 +107,7 @@ def test_cluster_leader_killed_mid_relay_the_relay_carries_on(
         url = cluster_url(servers)
         env = cli_env(sqlite_url, url)
         relay = spawn_cli(["relay", "--once", "--replicas", "3", "--ack-timeout", "2"], env)
-        wait_for(lambda: stream_count(url) >= 2500, 60, "2500 events")
+        wait_until(lambda: stream_count(url) >= 2500, 60, "2500 events")
         leader = asyncio.run(stream_leader(url))
         dead = next(s for s in servers if s.name == leader)
         dead.kill()
@@ -162,14 +153,18 @@ def test_subscriber_killed_mid_stream_resumes_where_it_acknowledged(
         printed = tmp_path / "first.jsonl"
         with printed.open("w") as out:
             subscriber = spawn_cli(args, env, out=out)
-            wait_for(lambda: printed.read_bytes().count(b"\n") >= 3000, 60, "3000 printed events")
+            wait_until(lambda: printed.read_bytes().count(b"\n") >= 3000, 60, "3000 printed events")
             subscriber.kill()
             finish(subscriber)
-        time.sleep(0.2)
+        # Once the server has dropped the dead connection, it has read every ack it sent.
+        wait_until(lambda: server.varz("/connz")["num_connections"] == 0, 60,
+                   "the server to drop the killed subscriber")  # fmt: skip
         floor = asyncio.run(ack_floor(server.url, "reader"))
         first = [json.loads(line)["position"] for line in printed.read_text().splitlines()
                  if line.endswith("}")]  # fmt: skip
-        resumed = run_cli([*args, "--idle", "1"], env)
+        # Until every event after the floor came (those it had not acknowledged come again
+        # once their ack wait is out); the idle time only bounds a hang.
+        resumed = run_cli([*args, "--max", str(len(positions) - floor), "--idle", "60"], env)
         assert resumed.returncode == 0, resumed.stderr
     second = [json.loads(line)["position"] for line in resumed.stdout.splitlines()]
     assert 2000 <= floor < len(positions)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +22,13 @@ import pytest
 from eventsourcing.cryptography import AESCipher
 
 from homeledger.adapters.nats_server import Auth, free_port
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, create_pg_database, require_postgres
+from tests.helpers import PG_HOST, PG_PORT, PG_USER, init_line
 from tests.nats_helpers import cli_env, run_cli, running_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.nats]
 
 IMPORT = [
-    {"command": "init", "donor": "Heimstaden", "beneficiary": "SOS Children's Villages",
-     "rate": "100.00", "currency": "EUR", "basis": "year-end", "start": "2021-07-01"},
+    init_line(),
     {"command": "units.acquire", "country": "SE", "units": 41800, "on": "2021-07-01"},
     {"command": "pledge", "year": 2021},
     {"command": "receive", "year": 2021, "amount": "1000000.00", "on": "2021-12-15"},
@@ -58,19 +56,9 @@ class Secrets:
         return [name for name, value in self.values().items() if value in text]
 
 
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh database's name."""
-    require_postgres()
-    url, drop = create_pg_database()
-    try:
-        yield url.rsplit("/", 1)[1]
-    finally:
-        drop()
-
-
-def test_no_secret_in_any_output_traceback_or_file(tmp_path: Path, pg_database: str) -> None:
+def test_no_secret_in_any_output_traceback_or_file(tmp_path: Path, pg_url: str) -> None:
     secrets = Secrets()
+    pg_database = pg_url.rsplit("/", 1)[1]
     store = f"postgresql://{PG_USER}:{secrets.pg_password}@{PG_HOST}:{PG_PORT}/{pg_database}"
     out = tmp_path / "out"
     out.mkdir()

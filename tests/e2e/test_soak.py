@@ -5,7 +5,9 @@ that leave little of each year unallocated), each worker is a process of its own
 ('spawn') that runs `homeledger` in-process (click's runner: the same entry point,
 exit codes and stderr as the installed command) with random allocations, releases,
 disbursements and repeats of its own earlier commands, against the same years and
-initiatives, until HOMELEDGER_SOAK_SECONDS have passed. Then:
+initiatives, until HOMELEDGER_SOAK_SECONDS have passed and each has sent at least
+MIN_COMMANDS (so that what the soak must have seen does not depend on the machine's
+speed). Then:
 
 - every refused command exited 3 with one stderr line naming a rule that fits the
   command (`store-busy` and `concurrent-change` are the documented retryable ones),
@@ -31,7 +33,6 @@ import random
 import re
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -45,11 +46,13 @@ from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
+from tests.helpers import CLI, partnership
 from tests.workers import gather
 
 pytestmark = pytest.mark.slow
 
 SECONDS = float(os.environ.get("HOMELEDGER_SOAK_SECONDS", "40"))
+MIN_COMMANDS = 60  # per worker, however fast: enough for money to run short
 YEARS = (2021, 2022)
 INITIATIVES = ("gw-bissau-village", "nl-siblings", "pl-youth", "se-families")
 LEFT = Decimal("1500000.00")  # what each year's setup leaves unallocated
@@ -75,9 +78,7 @@ def set_up(url: str) -> None:
     """Pledges of 11,000,000.00 a year, allocated to LEFT short, some of it received."""
     app = build_application(Settings(store=url, actor="setup"))
     commands: list[c.Command] = [
-        c.EstablishPartnership(donor="Heimstaden", beneficiary="SOS Children's Villages",
-                               rate="100.00", currency="EUR", basis="year-end",
-                               start="2021-01-01"),
+        partnership(start="2021-01-01"),
         c.AcquireUnits(country="SE", units=60_000, on="2021-01-01"),
         c.AcquireUnits(country="DE", units=50_000, on="2021-01-01"),
         *(c.PledgeDonation(year=year) for year in YEARS),
@@ -163,7 +164,7 @@ def soak_worker(url: str, worker: int, seconds: float, seed: int, barrier: Any,
         accepted: list[Outcome] = []
         mine: list[str] = []
         n = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or n < MIN_COMMANDS:
             kind, args = next_command(rnd, worker, n, accepted, mine)
             result = runner.invoke(cli, [*base, *args])
             done = outcome(kind, args, result)
@@ -392,7 +393,7 @@ def test_a_store_locked_past_the_timeout_is_a_retryable_refusal_on_sqlite(
     path = sqlite_url.removeprefix("sqlite:///")
     args = ["--store", sqlite_url, "--format", "json", "allocate", "--initiative", INITIATIVES[0],
             "--year", "2021", "--amount", "10.00", "--command-id", "busy-1"]  # fmt: skip
-    command = [sys.executable, "-m", "homeledger.cli", *args]
+    command = [*CLI, *args]
     before = len(run(sqlite_url, "--format", "jsonl", "events", "list").stdout.splitlines())
     holder = sqlite3.connect(path, isolation_level=None)
     try:

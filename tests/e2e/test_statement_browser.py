@@ -25,17 +25,16 @@ import pytest
 from babel.numbers import format_currency
 from click.testing import CliRunner
 
-from homeledger.adapters.settings import Settings
-from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
 from tests.documents_ledgers import (
     HOSTILE_EVIDENCE,
     HOSTILE_ID,
     HOSTILE_NAME,
-    clock,
-    record_reference_case,
+    RecordedLedger,
+    recorded_ledger,
     run,
 )
+from tests.helpers import unavailable
 
 CHROMIUM = os.environ.get("HOMELEDGER_CHROMIUM") or shutil.which("chromium")
 YEAR_FIGURES = ("pledged", "received", "outstanding", "allocated", "released", "unallocated")
@@ -48,26 +47,15 @@ LOCALES = {
 }
 
 
-@dataclass
-class Ledger:
-    url: str
-    folder: Path
-    head: int
-
-
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> RecordedLedger:
     folder = tmp_path_factory.mktemp("statement")
-    url = f"sqlite:///{folder / 'ledger.db'}"
-    app = build_application(Settings(store=url, actor="auditor"), clock=clock())
-    head = record_reference_case(app)
-    app.store.close()
-    return Ledger(url, folder, head)
+    return recorded_ledger(f"sqlite:///{folder / 'ledger.db'}", folder)
 
 
-def statement(ledger: Ledger, year: int, *extra: str, name: str | None = None) -> Path:
-    out = ledger.folder / (name or f"statement-{year}.html")
-    result = CliRunner().invoke(cli, ["--store", ledger.url, "statement", "--year", str(year),
+def statement(recorded: RecordedLedger, year: int, *extra: str, name: str | None = None) -> Path:
+    out = recorded.folder / (name or f"statement-{year}.html")
+    result = CliRunner().invoke(cli, ["--store", recorded.url, "statement", "--year", str(year),
                                       "--out", str(out), *extra])  # fmt: skip
     assert result.exit_code == 0, result.output
     return out
@@ -76,10 +64,7 @@ def statement(ledger: Ledger, year: int, *extra: str, name: str | None = None) -
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if CHROMIUM is None:
-        reason = "chromium not found: apt-get install -y --no-install-recommends chromium"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("chromium not found: apt-get install -y --no-install-recommends chromium")
     return CHROMIUM
 
 
@@ -152,13 +137,13 @@ def money(amount: str) -> str:
 
 
 def test_the_reference_statement_equals_balances_and_audit(
-    ledger: Ledger, open_page: Any, tmp_path: Path
+    recorded: RecordedLedger, open_page: Any, tmp_path: Path
 ) -> None:
-    out = statement(ledger, 2022)
+    out = statement(recorded, 2022)
     page, seen = open_page(out, viewport={"width": 1200, "height": 900})
     assert_quiet(page, seen)
-    position = ["--as-of-position", str(ledger.head)]
-    years = run(ledger.url, "balances", "--by", "year", *position)
+    position = ["--as-of-position", str(recorded.head)]
+    years = run(recorded.url, "balances", "--by", "year", *position)
     this_year = next(row for row in years if row["year"] == 2022)
     for name in YEAR_FIGURES:
         assert value(page, f'#year-figures [data-scope="year"][data-figure="{name}"]') == \
@@ -166,8 +151,8 @@ def test_the_reference_statement_equals_balances_and_audit(
         total = sum((Decimal(row[name]) for row in years), Decimal("0.00"))
         assert value(page, f'#year-figures [data-scope="total"][data-figure="{name}"]') == \
             str(total)  # fmt: skip
-    by_initiative = run(ledger.url, "balances", "--by", "initiative", *position)
-    rows_of_year = run(ledger.url, "balances", "--by", "initiative", "--year", "2022", *position)
+    by_initiative = run(recorded.url, "balances", "--by", "initiative", *position)
+    rows_of_year = run(recorded.url, "balances", "--by", "initiative", "--year", "2022", *position)
     of_year = {row["initiative"]: row for row in rows_of_year}
     assert len(by_initiative) == 33
     paid_in_year = Decimal("0.00")
@@ -179,7 +164,7 @@ def test_the_reference_statement_equals_balances_and_audit(
         for name in ("allocated", "released"):
             expected = of_year[key][name] if key in of_year else "0.00"
             assert value(page, f'{line} [data-scope="year"][data-figure="{name}"]') == expected
-        trail = run(ledger.url, "audit", key, *position)
+        trail = run(recorded.url, "audit", key, *position)
         facts = [r for r in trail if _of_year(r, 2022)]
         paid = sum((Decimal(r["amount"]) for r in trail if r["type"] == "FundsDisbursed"
                     and r["effective_date"].startswith("2022")), Decimal("0.00"))  # fmt: skip
@@ -194,15 +179,15 @@ def test_the_reference_statement_equals_balances_and_audit(
             assert value(page, cell) == (r["change"] or "")
     assert value(page, '#year-figures [data-scope="year"][data-figure="disbursed"]') == \
         str(paid_in_year)  # fmt: skip
-    assert value(page, '[data-figure="position"]') == str(ledger.head)
+    assert value(page, '[data-figure="position"]') == str(recorded.head)
     assert value(page, '[data-figure="verified"]') == "ok"
     checks = page.locator("#checks tr[data-check]")
     assert checks.count() == 5
     assert set(checks.evaluate_all("rows => rows.map(r => r.dataset.value)")) == {"ok"}
-    shown = run(ledger.url, "events", "show", str(ledger.head))
+    shown = run(recorded.url, "events", "show", str(recorded.head))
     last = shown[0] if isinstance(shown, list) else shown
     assert value(page, '[data-figure="head-hash"]') == last["hash"]
-    assert value(page, '[data-figure="seal-position"]') == str(ledger.head - 1)
+    assert value(page, '[data-figure="seal-position"]') == str(recorded.head - 1)
 
     # Every chart: an SVG with a title, and a table with one cell per bar.
     charts = page.locator("[data-chart]")
@@ -243,8 +228,8 @@ def _assert_picture(png: Path) -> None:
     assert len(colours) > 100 and white < 0.95
 
 
-def test_a_hostile_name_shows_as_text(ledger: Ledger, open_page: Any) -> None:
-    page, seen = open_page(statement(ledger, 2022))
+def test_a_hostile_name_shows_as_text(recorded: RecordedLedger, open_page: Any) -> None:
+    page, seen = open_page(statement(recorded, 2022))
     assert_quiet(page, seen)
     row = page.locator(f'#initiatives-table tr[data-initiative="{HOSTILE_ID}"]')
     assert row.locator('[data-figure="name"]').text_content() == HOSTILE_NAME
@@ -258,41 +243,45 @@ def test_a_hostile_name_shows_as_text(ledger: Ledger, open_page: Any) -> None:
     assert seen.dialogs == []
 
 
-def test_a_closed_initiative_and_the_release_before_it(ledger: Ledger, open_page: Any) -> None:
+def test_a_closed_initiative_and_the_release_before_it(
+    recorded: RecordedLedger, open_page: Any
+) -> None:
     section = 'section[data-section="fi-family-coaching"]'
     kinds = "rows => rows.map(r => r.dataset.type)"
-    page, seen = open_page(statement(ledger, 2022))
+    page, seen = open_page(statement(recorded, 2022))
     assert_quiet(page, seen)
     assert value(page, f'{section} [data-figure="closed-on"]') == "2022-08-31"
     assert page.locator(f"{section} tr[data-type]").evaluate_all(kinds) == ["InitiativeClosed"]
     assert "(closed)" in page.locator('tr[data-initiative="fi-family-coaching"] th').text_content()
     # The release gave back 2021 money: it is a line of the 2021 statement.
-    page, seen = open_page(statement(ledger, 2021))
+    page, seen = open_page(statement(recorded, 2021))
     assert_quiet(page, seen)
     lines = page.locator(f"{section} tr[data-type]")
     assert lines.evaluate_all(kinds) == ["FundsAllocated", "AllocationReleased"]
-    released = run(ledger.url, "balances", "--by", "initiative", "--year", "2021")
+    released = run(recorded.url, "balances", "--by", "initiative", "--year", "2021")
     row = next(r for r in released if r["initiative"] == "fi-family-coaching")
     line = '#initiatives-table tr[data-initiative="fi-family-coaching"]'
     assert value(page, f'{line} [data-scope="year"][data-figure="released"]') == row["released"]
 
 
-def test_a_year_without_a_pledge(ledger: Ledger, open_page: Any) -> None:
-    page, seen = open_page(statement(ledger, 2023))
+def test_a_year_without_a_pledge(recorded: RecordedLedger, open_page: Any) -> None:
+    page, seen = open_page(statement(recorded, 2023))
     assert_quiet(page, seen)
     assert page.locator('[data-figure="no-pledge"]').count() == 1
     for name in YEAR_FIGURES:
         assert value(page, f'#year-figures [data-scope="year"][data-figure="{name}"]') == "0.00"
-    years = run(ledger.url, "balances", "--by", "year")
+    years = run(recorded.url, "balances", "--by", "year")
     total = sum((Decimal(row["pledged"]) for row in years), Decimal("0.00"))
     assert value(page, '#year-figures [data-scope="total"][data-figure="pledged"]') == str(total)
 
 
 @pytest.mark.parametrize("locale", list(LOCALES), ids=list(LOCALES))
-def test_amounts_and_dates_in_each_locale(ledger: Ledger, open_page: Any, locale: str) -> None:
+def test_amounts_and_dates_in_each_locale(
+    recorded: RecordedLedger, open_page: Any, locale: str
+) -> None:
     from babel.dates import format_date
 
-    out = statement(ledger, 2022, "--locale", locale, "--no-verify", name=f"s-{locale}.html")
+    out = statement(recorded, 2022, "--locale", locale, "--no-verify", name=f"s-{locale}.html")
     page, seen = open_page(out)
     assert_quiet(page, seen)
     assert page.locator("html").get_attribute("lang") == locale
@@ -303,9 +292,9 @@ def test_amounts_and_dates_in_each_locale(ledger: Ledger, open_page: Any, locale
 
 
 def test_on_a_phone_nothing_scrolls_sideways_but_the_wide_tables(
-    ledger: Ledger, open_page: Any
+    recorded: RecordedLedger, open_page: Any
 ) -> None:
-    page, seen = open_page(statement(ledger, 2022), viewport={"width": 375, "height": 812},
+    page, seen = open_page(statement(recorded, 2022), viewport={"width": 375, "height": 812},
                            device_scale_factor=2, is_mobile=True, has_touch=True)  # fmt: skip
     assert_quiet(page, seen)
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
@@ -313,15 +302,15 @@ def test_on_a_phone_nothing_scrolls_sideways_but_the_wide_tables(
         assert svg.bounding_box()["width"] <= 375
 
 
-def test_the_pdf_from_the_same_html_holds_the_same_totals(ledger: Ledger) -> None:
-    out = statement(ledger, 2022, name="statement-2022.pdf")
+def test_the_pdf_from_the_same_html_holds_the_same_totals(recorded: RecordedLedger) -> None:
+    out = statement(recorded, 2022, name="statement-2022.pdf")
     data = out.read_bytes()
     assert data.startswith(b"%PDF")
     text = pdf_text(data)
-    years = run(ledger.url, "balances", "--by", "year")
+    years = run(recorded.url, "balances", "--by", "year")
     this_year = next(row for row in years if row["year"] == 2022)
     for name in ("pledged", "received", "allocated", "unallocated"):
         assert money(this_year[name]) in text
     assert HOSTILE_NAME in text.replace("\n", " ")
-    again = statement(ledger, 2022, name="again-2022.pdf")
+    again = statement(recorded, 2022, name="again-2022.pdf")
     assert again.read_bytes() == data  # WeasyPrint's PDF carries no creation time

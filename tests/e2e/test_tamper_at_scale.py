@@ -38,17 +38,16 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from bench.rebuild import synthetic_commands
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.hash_chain import canonical_json, chain_hash
+from homeledger.adapters.hash_chain import chain_hash
 from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
@@ -56,6 +55,7 @@ from homeledger.projections.db import ProjectionDB
 from homeledger.projections.runner import ProjectionRunner
 from homeledger.projections.verify import Verifier
 from homeledger.projections.verify import _body as body_of
+from tests.helpers import RawEvents, StepClock, raw_events
 from tests.nats_helpers import cli_env, running_server, stream_count
 
 pytestmark = pytest.mark.slow
@@ -76,17 +76,6 @@ class Scale:
     seals: tuple[int, ...]  # positions of the LedgerSealed facts
 
 
-class Clock:
-    """Recorded times a few seconds apart, from the start on."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2021, 7, 1, 8, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=7)
-        return self.now
-
-
 def url_of(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -101,7 +90,8 @@ def scale(tmp_path_factory: pytest.TempPathFactory) -> Scale:
     """10,000 events and more, four seals among them, projections built; verified clean."""
     path = tmp_path_factory.mktemp("scale") / "ledger.db"
     store = open_store(Settings(store=url_of(path)))
-    app = LedgerApplication(store, actor="ops", clock=Clock(), snapshot_every=0)
+    clock = StepClock(datetime(2021, 7, 1, 8, 0, tzinfo=UTC), steps=[7])  # 7 s apart
+    app = LedgerApplication(store, actor="ops", clock=clock, snapshot_every=0)
     seals: list[int] = []
     try:
         pending = []
@@ -132,34 +122,10 @@ def scale(tmp_path_factory: pytest.TempPathFactory) -> Scale:
 # The tamperings: each changes one row of a copy and returns the expected first bad position.
 
 
-class Raw:
-    """The copy's events table, edited directly (the rowid is the position)."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path, isolation_level=None)
-
-    def row(self, position: int) -> tuple[str, int, str, bytes]:
-        found = self.db.execute(
-            "SELECT originator_id, originator_version, topic, state FROM stored_events "
-            "WHERE rowid = ?", (position,),
-        ).fetchone()  # fmt: skip
-        return found[0], found[1], found[2], bytes(found[3])
-
-    def body(self, position: int) -> dict[str, Any]:
-        return dict(json.loads(self.row(position)[3]))
-
-    def set_body(self, position: int, body: dict[str, Any]) -> None:
-        self.db.execute("UPDATE stored_events SET state = ? WHERE rowid = ?",
-                        (canonical_json(body), position))  # fmt: skip
-
-    def close(self) -> None:
-        self.db.close()
+Tamper = Callable[[RawEvents, random.Random, Scale], tuple[int, str]]
 
 
-Tamper = Callable[[Raw, random.Random, Scale], tuple[int, str]]
-
-
-def edit_payload(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]:
+def edit_payload(raw: RawEvents, rnd: random.Random, scale: Scale) -> tuple[int, str]:
     p = rnd.randint(1, scale.head)
     body = raw.body(p)
     key = rnd.choice(sorted(body["data"]))
@@ -176,7 +142,7 @@ def edit_payload(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]:
     return p, f"data.{key}"
 
 
-def edit_metadata(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]:
+def edit_metadata(raw: RawEvents, rnd: random.Random, scale: Scale) -> tuple[int, str]:
     p = rnd.randint(1, scale.head)
     field = rnd.choice(("topic", "version", "recorded_at", "effective_date", "actor",
                         "command_id", "event_id", "hash", "prev_hash", "extra-field"))  # fmt: skip
@@ -184,12 +150,11 @@ def edit_metadata(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]
         topic = raw.row(p)[2]
         other = "homeledger:FundsDisbursed" if topic != "homeledger:FundsDisbursed" else (
             "homeledger:FundsAllocated")  # fmt: skip
-        raw.db.execute("UPDATE stored_events SET topic = ? WHERE rowid = ?", (other, p))
+        raw.set_topic(p, other)
         return p, field
     if field == "version":
         free = scale.head + 1000 + rnd.randint(1, 1000)
-        raw.db.execute("UPDATE stored_events SET originator_version = ? WHERE rowid = ?",
-                       (free, p))  # fmt: skip
+        raw.set_version(p, free)
         return p, field
     body = raw.body(p)
     if field == "recorded_at":
@@ -208,28 +173,22 @@ def edit_metadata(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]
     return p, field
 
 
-def delete(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]:
+def delete(raw: RawEvents, rnd: random.Random, scale: Scale) -> tuple[int, str]:
     p = rnd.randint(1, scale.head - 1)  # the newest one's removal is a truncation
-    raw.db.execute("DELETE FROM stored_events WHERE rowid = ?", (p,))
+    raw.delete(p)
     return p + 1, "row"
 
 
-def swap(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]:
+def swap(raw: RawEvents, rnd: random.Random, scale: Scale) -> tuple[int, str]:
     i, j = sorted(rnd.sample(range(1, scale.head + 1), 2))
     if rnd.random() < 0.5:
-        (_, _, topic_i, state_i), (_, _, topic_j, state_j) = raw.row(i), raw.row(j)
-        raw.db.execute("UPDATE stored_events SET topic = ?, state = ? WHERE rowid = ?",
-                       (topic_j, state_j, i))  # fmt: skip
-        raw.db.execute("UPDATE stored_events SET topic = ?, state = ? WHERE rowid = ?",
-                       (topic_i, state_i, j))  # fmt: skip
+        raw.swap_contents(i, j)
         return i, "contents"
-    raw.db.execute("UPDATE stored_events SET rowid = -1 WHERE rowid = ?", (i,))
-    raw.db.execute("UPDATE stored_events SET rowid = ? WHERE rowid = ?", (i, j))
-    raw.db.execute("UPDATE stored_events SET rowid = ? WHERE rowid = -1", (j,))
+    raw.swap_positions(i, j)
     return i, "positions"
 
 
-def insert_forged(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]:
+def insert_forged(raw: RawEvents, rnd: random.Random, scale: Scale) -> tuple[int, str]:
     """A careful forger: a copy of fact k, new id, chained after k, hashed, at k + 1."""
     k = rnd.randint(1, scale.head - 1)
     originator, _, topic, _ = raw.row(k)
@@ -238,12 +197,7 @@ def insert_forged(raw: Raw, rnd: random.Random, scale: Scale) -> tuple[int, str]
     body["aggregate_version"] = scale.head + 1  # the only version free to take
     body["prev_hash"] = raw.body(k)["hash"]
     body["hash"] = chain_hash(body)
-    # Make room at k + 1: shift every later row up by one (through negatives, no clashes).
-    raw.db.execute("UPDATE stored_events SET rowid = -(rowid + 1) WHERE rowid > ?", (k,))
-    raw.db.execute("UPDATE stored_events SET rowid = -rowid WHERE rowid < 0")
-    raw.db.execute("INSERT INTO stored_events (rowid, originator_id, originator_version, topic, "
-                   "state) VALUES (?, ?, ?, ?, ?)",
-                   (k + 1, originator, scale.head + 1, topic, canonical_json(body)))  # fmt: skip
+    raw.insert(k + 1, originator, scale.head + 1, topic, body)
     return k + 1, body["type"]
 
 
@@ -257,9 +211,8 @@ TAMPERINGS: dict[str, Tamper] = {
 
 
 def truncate(path: Path, cut: int) -> None:
-    """Remove every event from position `cut` on (the newest ones)."""
-    with sqlite3.connect(path) as db:
-        db.execute("DELETE FROM stored_events WHERE rowid >= ?", (cut,))
+    with raw_events(url_of(path)) as raw:
+        raw.truncate(cut)
 
 
 def chain_first_bad(path: Path) -> int | None:
@@ -304,11 +257,8 @@ def test_random_single_row_tamperings_are_found_and_located(
     for case in range(CASES):
         kind = KINDS[case % len(KINDS)]
         path = copies()
-        raw = Raw(path)
-        try:
+        with raw_events(url_of(path)) as raw:
             expected, what = TAMPERINGS[kind](raw, rnd, scale)
-        finally:
-            raw.close()
         tried[kind] += 1
         variants[f"{kind}:{what}" if kind in ("edit-metadata", "swap") else kind] += 1
         located = chain_first_bad(path)
@@ -358,18 +308,11 @@ def test_truncations_are_found_through_the_projections(
           f"{found}/{len(cuts(scale))}")  # fmt: skip
 
 
-def against_nats_available() -> bool:
-    result = CliRunner().invoke(cli, ["verify", "--help"])
-    return "--against-nats" in result.stdout
-
-
 @pytest.mark.nats
 def test_truncations_are_found_against_the_stream(
     scale: Scale, copies: Callable[[], Path], tmp_path: Path
 ) -> None:
     """A forger who also rebuilds the projections is caught by the published stream."""
-    if not against_nats_available():
-        pytest.skip("`homeledger verify --against-nats` does not exist (yet)")
     with running_server(tmp_path / "nats") as server:
         env = cli_env(url_of(scale.path), server.url)
         relayed = CliRunner().invoke(cli, ["relay", "--once"], env=env)

@@ -1,6 +1,6 @@
 """`homeledger verify` against a store tampered with directly in the database.
 
-The ledger is the reference case with a seal in the middle: 13 facts, the seal at
+The ledger is the pro-rata case with a seal in the middle: 13 facts, the seal at
 position 13 (covering 1..12), then 12 more. Projections are built before anyone
 tampers, as in real life. Each kind of tampering must make `verify` exit 1 and name
 the first bad position; a clean store verifies with exit 0.
@@ -9,7 +9,6 @@ the first bad position; a clean store verifies with exit 0.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,51 +16,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.hash_chain import canonical_json, chain_hash
+from homeledger.adapters.hash_chain import chain_hash
 from homeledger.cli.main import cli
-from tests.integration.test_projections import record, reference_commands
+from tests.helpers import MakeApp, RawEvents, pro_rata_commands, raw_events, record
 
-MakeApp = Callable[..., LedgerApplication]
 SEAL_AT = 13
 LAST = 25
 FIRST_ALLOCATION = 10  # FundsAllocated of gw-bissau-village, 50000.00 of 2021
-
-
-class RawEvents:
-    """The events table, edited behind the ledger's back (`ID` is the position column)."""
-
-    def __init__(self, url: str) -> None:
-        self.sqlite = url.startswith("sqlite")
-        if self.sqlite:
-            self.conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-            self.id, self.table = "rowid", "stored_events"
-        else:
-            import psycopg
-
-            self.conn = psycopg.connect(url, autocommit=True)
-            self.id, self.table = "notification_id", "homeledger_events"
-
-    def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        sql = sql.replace("ID", self.id).replace("stored_events", self.table)
-        cursor = self.conn.execute(sql if self.sqlite else sql.replace("?", "%s"), params)
-        return list(cursor.fetchall()) if cursor.description else []
-
-    def row(self, position: int) -> tuple[Any, ...]:
-        return tuple(self.run("SELECT originator_id, originator_version, topic, state "
-                              "FROM stored_events WHERE ID = ?", (position,))[0])  # fmt: skip
-
-    def body(self, position: int) -> dict[str, Any]:
-        return dict(json.loads(bytes(self.row(position)[3])))
-
-    def set_body(self, position: int, body: dict[str, Any]) -> None:
-        self.run("UPDATE stored_events SET state = ? WHERE ID = ?",
-                 (canonical_json(body), position))  # fmt: skip
-
-    def move(self, old: int, new: int) -> None:
-        self.run("UPDATE stored_events SET ID = ? WHERE ID = ?", (new, old))
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def verify(url: str) -> tuple[Result, dict[str, Any]]:
@@ -70,21 +31,21 @@ def verify(url: str) -> tuple[Result, dict[str, Any]]:
 
 
 @pytest.fixture
-def ledger(store_url: str, make_app: MakeApp) -> Iterator[RawEvents]:
+def raw(store_url: str, make_app: MakeApp) -> Iterator[RawEvents]:
+    """The pro-rata case sealed after 12 facts, its projections built: the events table."""
     app = make_app(store_url)
-    commands = reference_commands()
+    commands = pro_rata_commands()
     record(app, commands[:12])
     app.seal()
     record(app, commands[12:])
     assert app.store.max_position() == LAST
     built = CliRunner().invoke(cli, ["--store", store_url, "balances"])  # projections exist
     assert built.exit_code == 0, built.stderr
-    raw = RawEvents(store_url)
-    yield raw
-    raw.close()
+    with raw_events(store_url) as events:
+        yield events
 
 
-def test_a_clean_store_verifies(store_url: str, ledger: RawEvents) -> None:
+def test_a_clean_store_verifies(store_url: str, raw: RawEvents) -> None:
     result, report = verify(store_url)
     assert result.exit_code == 0, result.output
     assert report["ok"] is True and report["first_bad_position"] is None
@@ -102,24 +63,18 @@ def edit_payload(raw: RawEvents) -> int:
 
 
 def delete_one(raw: RawEvents) -> int:
-    raw.run("DELETE FROM stored_events WHERE ID = ?", (FIRST_ALLOCATION,))
+    raw.delete(FIRST_ALLOCATION)
     return FIRST_ALLOCATION + 1  # the next fact no longer follows the one before it
 
 
 def swap_contents(raw: RawEvents) -> int:
-    i, j = 16, 19
-    (_, _, topic_i, state_i), (_, _, topic_j, state_j) = raw.row(i), raw.row(j)
-    raw.run("UPDATE stored_events SET topic = ?, state = ? WHERE ID = ?", (topic_j, state_j, i))
-    raw.run("UPDATE stored_events SET topic = ?, state = ? WHERE ID = ?", (topic_i, state_i, j))
-    return i
+    raw.swap_contents(16, 19)
+    return 16
 
 
 def swap_positions(raw: RawEvents) -> int:
-    i, j = 6, 21
-    raw.move(i, 10_000)
-    raw.move(j, i)
-    raw.move(10_000, j)
-    return i
+    raw.swap_positions(6, 21)
+    return 6
 
 
 def insert_forged(raw: RawEvents) -> int:
@@ -132,11 +87,7 @@ def insert_forged(raw: RawEvents) -> int:
     body["aggregate_version"] = LAST + 1  # the only version free
     body["prev_hash"] = raw.body(k)["hash"]
     body["hash"] = chain_hash(body)
-    for position in range(LAST, k, -1):  # make room at k + 1
-        raw.move(position, position + 1)
-    raw.run("INSERT INTO stored_events (ID, originator_id, originator_version, topic, state) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (k + 1, originator, LAST + 1, topic, canonical_json(body)))  # fmt: skip
+    raw.insert(k + 1, originator, LAST + 1, topic, body)
     return k + 1
 
 
@@ -167,9 +118,9 @@ TAMPERING = {
 
 @pytest.mark.parametrize("tamper", list(TAMPERING.values()), ids=list(TAMPERING))
 def test_tampering_is_found_at_the_first_bad_position(
-    store_url: str, ledger: RawEvents, tamper: Callable[[RawEvents], int]
+    store_url: str, raw: RawEvents, tamper: Callable[[RawEvents], int]
 ) -> None:
-    first_bad = tamper(ledger)
+    first_bad = tamper(raw)
     result, report = verify(store_url)
     assert result.exit_code == 1, result.output
     assert report["ok"] is False
@@ -182,21 +133,21 @@ def test_tampering_is_found_at_the_first_bad_position(
     assert table.exit_code == 1 and f"position {first_bad}:" in table.output
 
 
-def rechain_from(ledger: RawEvents, start: int, edited: dict[str, Any]) -> None:
+def rechain_from(raw: RawEvents, start: int, edited: dict[str, Any]) -> None:
     """Store `edited` at `start` and re-hash every event after it, as a careful forger would."""
-    prev = ledger.body(start - 1)["hash"]
+    prev = raw.body(start - 1)["hash"]
     for position in range(start, LAST + 1):
-        body = edited if position == start else ledger.body(position)
+        body = edited if position == start else raw.body(position)
         body["prev_hash"] = prev
         body["hash"] = prev = chain_hash(body)
-        ledger.set_body(position, body)
+        raw.set_body(position, body)
 
 
-def test_a_consistent_rewrite_is_caught_by_the_seal(store_url: str, ledger: RawEvents) -> None:
+def test_a_consistent_rewrite_is_caught_by_the_seal(store_url: str, raw: RawEvents) -> None:
     """Re-hashing the whole chain after an edit hides it from the chain, not from the seal."""
-    body = ledger.body(FIRST_ALLOCATION)
+    body = raw.body(FIRST_ALLOCATION)
     body["data"]["amount"] = "60000.00"
-    rechain_from(ledger, FIRST_ALLOCATION, body)
+    rechain_from(raw, FIRST_ALLOCATION, body)
     result, report = verify(store_url)
     assert result.exit_code == 1
     checks = {c["check"]: c for c in report["checks"]}
@@ -206,10 +157,10 @@ def test_a_consistent_rewrite_is_caught_by_the_seal(store_url: str, ledger: RawE
     assert report["first_bad_position"] == FIRST_ALLOCATION
 
 
-def test_tampered_projections_are_found(store_url: str, ledger: RawEvents) -> None:
-    ledger.run("UPDATE hl_proj_audit SET balance = balance + 1 WHERE position = ?",
+def test_tampered_projections_are_found(store_url: str, raw: RawEvents) -> None:
+    raw.run("UPDATE hl_proj_audit SET balance = balance + 1 WHERE position = ?",
                (FIRST_ALLOCATION,))  # fmt: skip
-    ledger.run("UPDATE hl_proj_balance_years SET received = received + 100 WHERE year = 2021")
+    raw.run("UPDATE hl_proj_balance_years SET received = received + 100 WHERE year = 2021")
     result, report = verify(store_url)
     assert result.exit_code == 1
     checks = {c["check"]: c for c in report["checks"]}
@@ -220,8 +171,8 @@ def test_tampered_projections_are_found(store_url: str, ledger: RawEvents) -> No
     assert verify(store_url)[0].exit_code == 0
 
 
-def test_an_unbalanced_posting_is_found(store_url: str, ledger: RawEvents) -> None:
-    ledger.run("UPDATE hl_proj_postings SET debit = debit + 1 WHERE position = ? AND line = 1",
+def test_an_unbalanced_posting_is_found(store_url: str, raw: RawEvents) -> None:
+    raw.run("UPDATE hl_proj_postings SET debit = debit + 1 WHERE position = ? AND line = 1",
                (FIRST_ALLOCATION,))  # fmt: skip
     result, report = verify(store_url)
     assert result.exit_code == 1
@@ -230,17 +181,28 @@ def test_an_unbalanced_posting_is_found(store_url: str, ledger: RawEvents) -> No
 
 
 def test_a_pledge_that_does_not_follow_from_the_portfolio_is_found(
-    store_url: str, ledger: RawEvents
+    store_url: str, raw: RawEvents
 ) -> None:
     """A pledge edited and re-hashed consistently (no seal covers it) is still recomputed."""
     pledge = 18  # the 2022 pledge: 178300.00
-    body = ledger.body(pledge)
+    body = raw.body(pledge)
     assert body["type"] == "DonationPledged"
     body["data"]["amount"] = body["data"]["delta"] = "178400.00"
-    rechain_from(ledger, pledge, body)
+    rechain_from(raw, pledge, body)
     result, report = verify(store_url)
     assert result.exit_code == 1
     checks = {c["check"]: c for c in report["checks"]}
     assert checks["hash-chain"]["ok"] and checks["seals"]["ok"]
     assert checks["pledges"]["first_bad_position"] == pledge
     assert "178300.00" in checks["pledges"]["detail"]
+
+
+def test_two_swapped_rows_name_the_aggregate_version_that_differs(
+    ledger: LedgerApplication, sqlite_url: str
+) -> None:
+    with raw_events(sqlite_url) as raw:
+        raw.swap_contents(7, 8)
+    result = CliRunner().invoke(cli, ["--store", sqlite_url, "verify"])
+    assert result.exit_code == 1, result.output
+    assert "aggregate_version is 8 where 7 was expected (stored version 7)" in result.stdout
+    assert "version 8 where 8" not in result.stdout

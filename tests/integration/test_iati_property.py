@@ -17,10 +17,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from lxml import etree
 
-from homeledger.adapters.settings import Settings
-from homeledger.cli.bootstrap import build_application
 from homeledger.domain import commands as c
-from homeledger.domain.errors import DomainError
 from homeledger.projections.as_of import PointInTime
 from homeledger.projections.cut import open_cut
 from homeledger.projections.db import ProjectionDB
@@ -28,7 +25,7 @@ from homeledger.projections.iati.mapping import ExportOptions, export_iati
 from homeledger.projections.iati.schema import load_schema
 from homeledger.projections.runner import ProjectionRunner
 from tests import strategies as s
-from tests.conftest import StepClock
+from tests.helpers import StepClock, open_app, run_history
 
 REF = "GB-CHC-1234567"
 # Recorded after every effective date the strategies draw (2021-2024).
@@ -37,14 +34,9 @@ ZERO = Decimal("0.00")
 
 
 def _record(url: str, history: list[c.Command]) -> None:
-    app = build_application(Settings(store=url, actor="hypothesis"),
-                            clock=StepClock(RECORDED_FROM))  # fmt: skip
+    app = open_app(url, actor="hypothesis", clock=StepClock(RECORDED_FROM))
     try:
-        for command in history:
-            try:
-                app.execute(command)
-            except DomainError:
-                continue  # refused by a rule: the ledger records nothing
+        run_history(app, history, seal_every=0)  # what a rule refuses records nothing
     finally:
         app.store.close()
 
@@ -67,7 +59,7 @@ def test_any_ledger_exports_valid_iati_whose_sums_are_its_balances(
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'ledger.db'}"
         _record(url, history)
-        app = build_application(Settings(store=url), clock=StepClock())
+        app = open_app(url)
         store = app.store
         db = ProjectionDB(store.location)
         try:

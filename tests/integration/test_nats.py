@@ -6,8 +6,6 @@ import asyncio
 import json
 import signal
 import sqlite3
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
@@ -30,6 +28,7 @@ from homeledger.adapters.relay_position import RelayPosition
 from homeledger.adapters.schema import all_schemas
 from homeledger.adapters.settings import Settings
 from homeledger.domain.events import EVENTS
+from tests.helpers import one_line, wait_until
 from tests.nats_helpers import (
     assert_exactly_once_in_order,
     cli_env,
@@ -37,7 +36,6 @@ from tests.nats_helpers import (
     make_tls,
     read_stream,
     record_bulk,
-    record_story,
     running_server,
     spawn_cli,
     store_envelopes,
@@ -45,37 +43,6 @@ from tests.nats_helpers import (
 )
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-def ledger(make_app: Callable[..., LedgerApplication], sqlite_url: str) -> LedgerApplication:
-    app = make_app(sqlite_url)
-    record_story(app)
-    return app
-
-
-@pytest.fixture
-def env(server: NatsServer, sqlite_url: str) -> dict[str, str]:
-    return cli_env(sqlite_url, server.url)
-
-
-@pytest.fixture
-def any_ledger(make_app: Callable[..., LedgerApplication], store_url: str) -> LedgerApplication:
-    """The story on SQLite and on PostgreSQL (the same tests run on both)."""
-    app = make_app(store_url)
-    record_story(app)
-    return app
-
-
-@pytest.fixture
-def any_env(server: NatsServer, store_url: str) -> dict[str, str]:
-    return cli_env(store_url, server.url)
-
-
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 # Publishing.
@@ -148,10 +115,8 @@ def test_the_relay_follows_new_events_and_stops_on_sigterm(
     relay = spawn_cli(["relay", "--poll-interval", "0.05"], any_env)
     try:
         record_bulk(any_ledger, 300, batch=100)
-        deadline = time.monotonic() + 20
-        while stream_count(server.url) < len(store_envelopes(any_ledger)):
-            assert time.monotonic() < deadline, "the relay did not follow"
-            time.sleep(0.1)
+        stored = len(store_envelopes(any_ledger))
+        wait_until(lambda: stream_count(server.url) >= stored, 60, "the relay to follow")
     finally:
         relay.send_signal(signal.SIGTERM)
         _, err = relay.communicate(timeout=20)
@@ -236,6 +201,18 @@ def test_subscribe_filters_by_subject_and_prints_the_envelopes(
     assert len(table.stdout.splitlines()) == 4
 
 
+def test_a_subject_filter_that_nats_would_refuse_is_exit_2_without_a_header(
+    sqlite_url: str,
+) -> None:
+    for subject in ("homeledger.events.>.x", "homeledger.events..x", "homeledger.events.a b",
+                    "homeledger.events.Fund*"):  # fmt: skip
+        result = invoke(["subscribe", "--durable", "d", "--subject", subject],
+                        cli_env(sqlite_url, "nats://127.0.0.1:1"))  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert "is not a valid filter" in one_line(result.stderr)
+        assert result.stdout == ""
+
+
 def test_subscribe_resumes_where_it_acknowledged_and_honours_from_position(
     ledger: LedgerApplication, env: dict[str, str]
 ) -> None:
@@ -292,7 +269,10 @@ def test_the_consumer_hands_on_in_stream_order_after_a_crash_left_events_pending
 
     acked = asyncio.run(crash_after_acking_some())
     seen: list[Delivery] = []
-    asyncio.run(consume(Settings(nats_url=server.url), spec, seen.append, idle=1.0))
+    # Until every event not acknowledged came (redeliveries wait out the ack wait); the
+    # idle time only bounds a hang.
+    asyncio.run(consume(Settings(nats_url=server.url), spec, seen.append,
+                        max_messages=total - len(acked), idle=60))  # fmt: skip
     sequences = [d.stream_seq for d in seen]
     assert sequences == sorted(sequences)
     assert set(sequences) == set(range(1, total + 1)) - acked
@@ -313,9 +293,12 @@ def test_a_failing_handler_leaves_its_event_for_the_next_run(
 
     settings = Settings(nats_url=server.url)
     with pytest.raises(RuntimeError):
-        asyncio.run(consume(settings, spec, handler, idle=0.5))
-    asyncio.run(consume(settings, spec, handler, idle=0.5))
-    assert handled == [e.position for e in store_envelopes(ledger)]
+        asyncio.run(consume(settings, spec, handler, idle=60))
+    positions = [e.position for e in store_envelopes(ledger)]
+    # Until the rest came, the failed one again first (the idle time only bounds a hang).
+    asyncio.run(consume(settings, spec, handler, max_messages=len(positions) - len(handled),
+                        idle=60))  # fmt: skip
+    assert handled == positions
 
 
 # Security.

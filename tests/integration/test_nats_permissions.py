@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
 from homeledger.adapters.nats_server import cluster_url
 from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import build_application
-from tests.conftest import StepClock
+from tests.helpers import one_line, open_app, wait_until
 from tests.nats_helpers import (
     assert_exactly_once_in_order,
     invoke,
@@ -38,12 +37,6 @@ from tests.shipped_deployment import homeledger_env, service_env, start_shipped_
 pytestmark = pytest.mark.nats
 
 STREAM = "HOMELEDGER"
-
-
-def one_line_of(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 @dataclass
@@ -65,7 +58,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     """A ledger relayed by the compose file's relay service to the shipped cluster."""
     base = tmp_path_factory.mktemp("shipped")
     store = f"sqlite:///{base / 'ledger.db'}"
-    app = build_application(Settings(store=store, actor="tester"), clock=StepClock())
+    app = open_app(store)
     record_story(app)
     events = len(store_envelopes(app))
     app.store.close()
@@ -126,16 +119,9 @@ def test_a_projector_credential_builds_its_views_and_reads_what_it_needs(
     verified = invoke(["verify", "--against-nats"], deployment.cli_env)
     assert verified.exit_code == 0, verified.output
     # The ad-hoc readers left nothing (a cluster may list a deleted consumer for a moment).
-    wait_for(lambda: consumer_names(deployment.cli_env) == consumers_before, "no leftovers")
+    wait_until(lambda: consumer_names(deployment.cli_env) == consumers_before, 10, "no leftovers")
     removed = invoke(["consumers", "remove", "projector"], deployment.cli_env)
     assert removed.exit_code == 0, removed.output
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def consumer_names(env: dict[str, str]) -> list[str]:
@@ -252,6 +238,6 @@ def test_a_permission_the_credential_lacks_is_one_line_and_exit_4(
     """The relay's credential reads no consumer: the refusal is said, not a bare timeout."""
     result = invoke(["consumers", "list"], deployment.relay_env)
     assert result.exit_code == 4
-    line = one_line_of(result.stderr)
+    line = one_line(result.stderr)
     assert "permissions violation" in line and "$js.api.consumer.list.homeledger" in line.lower()
     assert deployment.relay_env["HOMELEDGER_NATS_PASSWORD"] not in result.output

@@ -9,6 +9,7 @@ ledger recorded at or before T.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,40 +19,19 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.envelope import Envelope
-from homeledger.adapters.settings import Settings
-from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
 from homeledger.projections.as_of import PointInTime, UnknownInitiativeError
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import ReadModels
 from homeledger.projections.runner import ProjectionRunner
-from tests.integration.test_projections import (
-    fresh_store_url,
-    money_histories,
-    record,
-    reference_commands,
-    run_history,
-)
-from tests.strategies import SLUGS
+from tests.helpers import StepClock, fresh_store_url, open_app, run_history
+from tests.strategies import SLUGS, money_histories
 
 DATES = (date(2021, 6, 30), date(2021, 12, 31), date(2022, 7, 1), date(2023, 12, 31),
          date(2024, 12, 31))  # fmt: skip
-
-
-class SkewedClock:
-    """Each reading moves by the next step in seconds; a negative step goes back."""
-
-    def __init__(self, steps: list[int]) -> None:
-        self.now = datetime(2021, 7, 1, 9, 0, tzinfo=UTC)
-        self.steps = steps or [1]
-        self.index = 0
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=self.steps[self.index % len(self.steps)])
-        self.index += 1
-        return self.now
 
 
 def expected_reads(state: ReadModels) -> dict[str, Any]:
@@ -92,6 +72,7 @@ def prefix_recorded_by(envelopes: list[Envelope], moment: datetime) -> int:
     return position
 
 
+# The fixtures only name a kind of store: each example records on a store of its own.
 @settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                    HealthCheck.too_slow])  # fmt: skip
 @given(history=money_histories(max_size=25), every=st.integers(1, 6),
@@ -101,7 +82,7 @@ def test_as_of_every_position_equals_a_fresh_replay(
     steps: list[int],
 ) -> None:  # fmt: skip
     url = fresh_store_url(store_url, tmp_path)
-    app = build_application(Settings(store=url, actor="tester"), clock=SkewedClock(steps))
+    app = open_app(url, clock=StepClock(steps=steps))
     db = ProjectionDB(app.store.location)
     try:
         run_history(app, history, seal_every=7)
@@ -125,10 +106,11 @@ def test_as_of_every_position_equals_a_fresh_replay(
         app.store.close()
 
 
-def test_a_fresh_replay_is_literal_for_random_positions(store_url: str, make_app: Any) -> None:
+def test_a_fresh_replay_is_literal_for_random_positions(
+    pro_rata_ledger: LedgerApplication,
+) -> None:
     """Not only the incrementally built state: a new state from facts 1..N, for some N."""
-    app = make_app(store_url)
-    record(app, reference_commands())
+    app = pro_rata_ledger
     db = ProjectionDB(app.store.location)
     ProjectionRunner(app.store, db, snapshot_every=4).catch_up()
     reader = PointInTime(app.store, db)
@@ -140,9 +122,8 @@ def test_a_fresh_replay_is_literal_for_random_positions(store_url: str, make_app
     db.close()
 
 
-def test_cli_as_of_position_and_time(store_url: str, make_app: Any) -> None:
-    app = make_app(store_url)
-    record(app, reference_commands())
+def test_cli_as_of_position_and_time(store_url: str, pro_rata_ledger: LedgerApplication) -> None:
+    app = pro_rata_ledger
     envelopes = list(app.store.envelopes())
     pledge_2021 = next(e for e in envelopes if e.type == "DonationPledged")
     runner = CliRunner()
@@ -151,8 +132,6 @@ def test_cli_as_of_position_and_time(store_url: str, make_app: Any) -> None:
         result = runner.invoke(cli, ["--store", store_url, "--format", "json", "balances",
                                      *args])  # fmt: skip
         assert result.exit_code == 0, result.stderr
-        import json
-
         return json.loads(result.stdout)
 
     assert balances("--as-of-position", str(pledge_2021.position - 1)) == []
@@ -176,9 +155,9 @@ def test_cli_as_of_position_and_time(store_url: str, make_app: Any) -> None:
 
 
 @pytest.mark.parametrize("n", [0, 3], ids=["empty", "three"])
-def test_portfolio_as_of_position_and_on_date(store_url: str, make_app: Any, n: int) -> None:
-    app = make_app(store_url)
-    record(app, reference_commands())
+def test_portfolio_as_of_position_and_on_date(
+    store_url: str, pro_rata_ledger: LedgerApplication, n: int
+) -> None:
     args = ["--format", "json", "portfolio", "--on", "2021-12-31", "--as-of-position", str(n)]
     result = CliRunner().invoke(cli, ["--store", store_url, *args])
     assert result.exit_code == 0, result.stderr

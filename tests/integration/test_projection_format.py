@@ -8,29 +8,19 @@ events and in a consumer store from the envelopes it applied.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
-from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.consumer import Delivery
 from homeledger.adapters.settings import store_location
 from homeledger.domain import reference_case
-from homeledger.projections.db import ProjectionDB, all_tables
+from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner
 from homeledger.projections.stream_projector import StreamProjector
+from tests.helpers import MakeApp, dump_projections, record
 
 STREAM = "HOMELEDGER"
-
-
-def dump(db: ProjectionDB) -> dict[str, list[tuple[Any, ...]]]:
-    with db.read() as tx:
-        return {
-            table.name: sorted(tx.query(f"SELECT * FROM {table.name}"), key=repr)
-            for table in all_tables() if table.name != "hl_proj_meta"
-        }  # fmt: skip
 
 
 def make_old(url: str) -> None:
@@ -42,11 +32,10 @@ def make_old(url: str) -> None:
 
 
 def test_sqlite_layout_keys_log_tables_by_position(
-    make_app: Callable[..., LedgerApplication], sqlite_url: str
+    make_app: MakeApp, sqlite_url: str
 ) -> None:
     app = make_app(sqlite_url)
-    for command in reference_case.commands()[:40]:
-        app.execute(command)
+    record(app, reference_case.commands()[:40])
     db = ProjectionDB(app.store.location)
     ProjectionRunner(app.store, db, page=7).rebuild()
     with db.read() as tx:
@@ -65,29 +54,27 @@ def test_sqlite_layout_keys_log_tables_by_position(
 
 
 def test_a_store_of_the_old_format_is_rebuilt_from_its_events(
-    make_app: Callable[..., LedgerApplication], sqlite_url: str
+    make_app: MakeApp, sqlite_url: str
 ) -> None:
     app = make_app(sqlite_url)
-    for command in reference_case.commands():
-        app.execute(command)
+    record(app, reference_case.commands())
     db = ProjectionDB(app.store.location)
     ProjectionRunner(app.store, db, page=7, snapshot_every=5).catch_up()
-    expected = dump(db)
+    expected = dump_projections(db)
     db.close()
     make_old(sqlite_url)
     db = ProjectionDB(app.store.location)
     runner = ProjectionRunner(app.store, db, page=7, snapshot_every=5)
     assert runner.catch_up() == app.store.max_position()
-    assert dump(db) == expected
+    assert dump_projections(db) == expected
     db.close()
 
 
 def test_a_consumer_store_of_the_old_format_is_rebuilt_from_its_envelopes(
-    make_app: Callable[..., LedgerApplication], sqlite_url: str, tmp_path: Path
+    make_app: MakeApp, sqlite_url: str, tmp_path: Path
 ) -> None:
     app = make_app(sqlite_url)
-    for command in reference_case.commands():
-        app.execute(command)
+    record(app, reference_case.commands())
     deliveries = [Delivery(envelope, "homeledger.events", envelope.position, 1, envelope.to_dict())
                   for envelope in app.store.envelopes()]  # fmt: skip
     half = len(deliveries) // 2
@@ -97,14 +84,14 @@ def test_a_consumer_store_of_the_old_format_is_rebuilt_from_its_envelopes(
     projector.open()
     for start in range(0, half, 9):
         projector.apply_batch(deliveries[start:min(start + 9, half)])
-    expected = dump(db)
+    expected = dump_projections(db)
     db.close()
     make_old(consumer_url)
     db = ProjectionDB(store_location(consumer_url))
     projector = StreamProjector(db, STREAM, snapshot_every=5)
     head = projector.open()
     assert head.position == deliveries[half - 1].envelope.position
-    assert dump(db) == expected
+    assert dump_projections(db) == expected
     with db.read() as tx:
         assert set(tx.tracking(PROJECTIONS).values()) == {head.position}
     assert projector.apply_batch(deliveries[half:]).applied == len(deliveries) - half

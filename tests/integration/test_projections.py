@@ -1,15 +1,15 @@
 """The stored read models on SQLite and PostgreSQL: figures, rebuilds, replays, the CLI.
 
-The reference case is "A Home for a Home" on a pro-rata basis from 1 July 2021, with
-homes acquired mid-year and a disposal, so the 2021 pledge counts unit-days. Every
-expected figure below is computed by hand in the comments.
+The pro-rata case (tests.helpers.pro_rata_commands) is "A Home for a Home" on a
+pro-rata basis from 1 July 2021, with homes acquired mid-year and a disposal, so the
+2021 pledge counts unit-days. Every expected figure is computed by hand, there and in
+the comments below.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,90 +21,34 @@ from hypothesis import strategies as st
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.settings import Settings
-from homeledger.adapters.store import LedgerStore
-from homeledger.cli.bootstrap import build_application, open_store
+from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
 from homeledger.domain import commands as c
-from homeledger.domain.errors import DomainError
 from homeledger.projections.as_of import PointInTime
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
-from homeledger.projections.db import ProjectionDB, all_tables
+from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS, ReadModels
 from homeledger.projections.runner import ProjectionRunner
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, StepClock
-from tests.strategies import COUNTRIES, MILESTONES, SLUGS
-
-MakeApp = Callable[..., LedgerApplication]
-
-
-def reference_commands() -> list[c.Command]:
-    """The reference case. Hand-computed figures:
-
-    2021, pro-rata from 2021-07-01 (184 days), 365 days in the year:
-      SE 1000 homes 07-01..11-14 (137 days) = 137,000 unit-days; 800 homes 11-15..12-31
-      (47 days) = 37,600; NL 500 x 184 = 92,000; DE 300 from 10-01 (92 days) = 27,600.
-      Unit-days 294,200; pledge 100.00 x 294,200 / 365 = 80,602.739... -> 80602.74.
-    2022: 1,600 homes all year = 584,000 unit-days, DK 365 from 07-02 (183 days) =
-      66,795; 650,795 unit-days x 100.00 / 365 = 178300.00.
-    """
-    return [
-        c.EstablishPartnership(donor="Heimstaden", beneficiary="SOS Children's Villages",
-                               rate="100.00", currency="EUR", basis="pro-rata",
-                               start=date(2021, 7, 1)),
-        c.AcquireUnits(country="SE", units=1000, on=date(2021, 7, 1), ref="deed-se"),
-        c.AcquireUnits(country="NL", units=500, on=date(2021, 7, 1)),
-        c.AcquireUnits(country="DE", units=300, on=date(2021, 10, 1)),
-        c.DisposeUnits(country="SE", units=200, on=date(2021, 11, 15)),
-        c.RegisterInitiative(id="gw-bissau-village", name="Bissau sustainable hub",
-                             country="GW", programme="family-like alternative care"),
-        c.RegisterInitiative(id="nl-siblings-together", name="Siblings together",
-                             country="NL", programme="family-like alternative care"),
-        c.RegisterInitiative(id="se-youth-jobs", name="Youth employability", country="SE",
-                             programme="youth employability"),
-        c.PledgeDonation(year=2021),
-        c.AllocateFunds(initiative="gw-bissau-village", year=2021, amount="50000.00",
-                        allocation_id="a-gw-2021"),
-        c.AllocateFunds(initiative="nl-siblings-together", year=2021, amount="20000.00",
-                        allocation_id="a-nl-2021"),
-        c.AllocateFunds(initiative="se-youth-jobs", year=2021, amount="10000.00",
-                        allocation_id="a-se-2021"),
-        c.ReleaseAllocation(id="a-se-2021", amount="5000.00", reason="scope reduced"),
-        c.RecordMilestone(initiative="gw-bissau-village", name="solar panels installed",
-                          on=date(2021, 12, 1), evidence="photo-17"),
-        c.ReceiveDonation(year=2021, amount="80602.74", on=date(2022, 1, 15)),
-        c.AcquireUnits(country="DK", units=365, on=date(2022, 7, 2)),
-        c.PledgeDonation(year=2022),
-        c.ReceiveDonation(year=2022, amount="100000.00", on=date(2022, 6, 30)),
-        c.AllocateFunds(initiative="gw-bissau-village", year=2022, amount="100000.00",
-                        allocation_id="a-gw-2022"),
-        c.AllocateFunds(initiative="nl-siblings-together", year=2022, amount="30000.00",
-                        allocation_id="a-nl-2022"),
-        c.DisburseFunds(initiative="gw-bissau-village", amount="60000.00", on=date(2022, 2, 1)),
-        c.DisburseFunds(initiative="nl-siblings-together", amount="15000.00",
-                        on=date(2022, 3, 1)),
-        c.DisburseFunds(initiative="se-youth-jobs", amount="5000.00", on=date(2022, 3, 1)),
-        c.CloseInitiative(id="se-youth-jobs", on=date(2022, 6, 30), reason="completed"),
-    ]
-
-
-def record(app: LedgerApplication, commands: list[c.Command]) -> None:
-    for command in commands:
-        app.execute(command)
+from tests import strategies as s
+from tests.helpers import (
+    dump_projections,
+    fresh_store_url,
+    one_line,
+    open_app,
+    raw_events,
+    run_history,
+    url_of,
+)
 
 
 @pytest.fixture
-def reference(store_url: str, make_app: MakeApp) -> LedgerApplication:
-    app = make_app(store_url)
-    record(app, reference_commands())
-    return app
-
-
-@pytest.fixture
-def services(reference: LedgerApplication) -> Iterator[tuple[ProjectionRunner, PointInTime]]:
-    db = ProjectionDB(reference.store.location)
-    runner = ProjectionRunner(reference.store, db, page=7, snapshot_every=5)
+def services(
+    pro_rata_ledger: LedgerApplication,
+) -> Iterator[tuple[ProjectionRunner, PointInTime]]:
+    db = ProjectionDB(pro_rata_ledger.store.location)
+    runner = ProjectionRunner(pro_rata_ledger.store, db, page=7, snapshot_every=5)
     runner.catch_up()
-    yield runner, PointInTime(reference.store, db)
+    yield runner, PointInTime(pro_rata_ledger.store, db)
     db.close()
 
 
@@ -114,7 +58,7 @@ def invoke(url: str, *args: str, fmt: str = "json") -> Any:
     return json.loads(result.stdout) if fmt == "json" else result.stdout
 
 
-# The reference case, by hand.
+# The pro-rata case, by hand.
 
 
 def test_balances_per_year_match_the_hand_computed_figures(
@@ -209,11 +153,11 @@ def test_audit_trail_has_every_fact_with_running_balance(
 
 
 def test_in_memory_state_equals_the_stored_projections(
-    reference: LedgerApplication, services: tuple[ProjectionRunner, PointInTime],
+    pro_rata_ledger: LedgerApplication, services: tuple[ProjectionRunner, PointInTime],
 ) -> None:
     _, reader = services
     state = ReadModels()
-    for envelope in reference.store.envelopes():
+    for envelope in pro_rata_ledger.store.envelopes():
         state.apply(envelope)
     head = reader.resolve()
     for by in ("year", "initiative", "country"):
@@ -226,42 +170,33 @@ def test_in_memory_state_equals_the_stored_projections(
 # Rebuilds.
 
 
-def dump(db: ProjectionDB) -> dict[str, list[tuple[Any, ...]]]:
-    """Every projection table's content, sorted: what 'equal projections' means."""
-    with db.read() as tx:
-        return {
-            table.name: sorted(tx.query(f"SELECT * FROM {table.name}"), key=repr)
-            for table in all_tables() if table.name != "hl_proj_meta"
-        }  # fmt: skip
-
-
 def test_rebuild_equals_the_incremental_projections(
-    reference: LedgerApplication, services: tuple[ProjectionRunner, PointInTime],
+    pro_rata_ledger: LedgerApplication, services: tuple[ProjectionRunner, PointInTime],
 ) -> None:
     runner, _ = services
-    before = dump(runner.db)
+    before = dump_projections(runner.db)
     assert before["hl_proj_snapshots"], "checkpoints every 5 positions"
     runner.rebuild()
-    assert dump(runner.db) == before
+    assert dump_projections(runner.db) == before
     runner.rebuild(["audit"])
-    assert dump(runner.db) == before
+    assert dump_projections(runner.db) == before
 
 
 def test_one_projection_replays_while_the_others_stay(
-    reference: LedgerApplication, services: tuple[ProjectionRunner, PointInTime],
+    pro_rata_ledger: LedgerApplication, services: tuple[ProjectionRunner, PointInTime],
 ) -> None:
     runner, reader = services
-    before = dump(runner.db)
+    before = dump_projections(runner.db)
     with runner.db.write() as tx:
         tx.clear(MODEL_CLASSES["portfolio"])
     assert reader.projected_to() == 0
-    assert runner.catch_up() == reference.store.max_position()
-    assert dump(runner.db) == before
+    assert runner.catch_up() == pro_rata_ledger.store.max_position()
+    assert dump_projections(runner.db) == before
 
 
-def test_two_runners_never_apply_a_fact_twice(reference: LedgerApplication) -> None:
+def test_two_runners_never_apply_a_fact_twice(pro_rata_ledger: LedgerApplication) -> None:
     """A runner whose page lost the race to another drops its state and reloads."""
-    stores = [open_store(Settings(store=_url_of(reference.store))) for _ in range(3)]
+    stores = [open_store(Settings(store=url_of(pro_rata_ledger.store))) for _ in range(3)]
     dbs = [ProjectionDB(store.location) for store in stores]
     other = ProjectionRunner(stores[1], dbs[1], page=4)
     raced: list[int] = []
@@ -275,161 +210,37 @@ def test_two_runners_never_apply_a_fact_twice(reference: LedgerApplication) -> N
     try:
         first = Racing(stores[0], dbs[0], page=4)
         first.catch_up(stop=9)
-        assert raced == [reference.store.max_position()]
+        assert raced == [pro_rata_ledger.store.max_position()]
         assert first.catch_up() == 0
-        incremental = dump(dbs[0])
+        incremental = dump_projections(dbs[0])
         ProjectionRunner(stores[2], dbs[2], page=4).rebuild()
-        assert dump(dbs[2]) == incremental
+        assert dump_projections(dbs[2]) == incremental
     finally:
         for store, db in zip(stores, dbs, strict=True):
             db.close()
             store.close()
 
 
-def _url_of(store: LedgerStore) -> str:
-    at = store.location
-    if at.kind == "sqlite":
-        return f"sqlite:///{at.path}"
-    return f"postgresql://{at.user}@{at.host}:{at.port}/{at.dbname}?schema={at.schema}"
-
-
 # Random histories: incremental projections equal a rebuild; double entry holds.
 
-KINDS = ("allocate", "allocate", "allocate", "release", "release", "disburse", "disburse",
-         "receive", "receive", "acquire", "dispose", "pledge", "milestone", "close")
-
-
-def _money(low: int, high: int) -> st.SearchStrategy[str]:
-    return st.integers(low, high).map(lambda cents: f"{cents // 100}.{cents % 100:02d}")
-
-
-@st.composite
-def money_histories(draw: st.DrawFn, max_size: int = 30) -> list[c.Command]:
-    """Histories that move money: most allocations, releases, receipts, disbursements and
-    pledge adjustments (up and down) are valid; the ones the ledger refuses are skipped."""
-    start = draw(st.dates(date(2021, 1, 1), date(2021, 12, 31)))
-    slugs = draw(st.lists(st.sampled_from(SLUGS), min_size=1, max_size=4, unique=True))
-    history: list[c.Command] = [
-        c.EstablishPartnership(
-            donor="Heimstaden", beneficiary="SOS", currency="EUR", start=start,
-            rate=draw(_money(100, 20_000)), basis=draw(st.sampled_from(["pro-rata", "year-end"])),
-        ),
-    ]  # fmt: skip
-    for _ in range(draw(st.integers(1, 3))):
-        units = draw(st.integers(20, 400))
-        history.append(c.AcquireUnits(country=draw(st.sampled_from(COUNTRIES)), units=units,
-                                      on=start))  # fmt: skip
-    for slug in slugs:
-        history.append(c.RegisterInitiative(id=slug, name=slug.upper(), programme="family",
-                                            country=draw(st.sampled_from(COUNTRIES))))  # fmt: skip
-    history += [c.PledgeDonation(year=year) for year in range(start.year, 2024)]
-    allocated: list[str] = []
-    for index in range(draw(st.integers(max_size // 2, max_size))):
-        fields = _Fields(draw, start, slugs)
-        kind = draw(st.sampled_from(KINDS))
-        if kind == "allocate":
-            allocated.append(f"a-{index}")
-            history.append(fields.allocate(allocated[-1]))
-        elif kind == "release" and allocated:
-            history.append(fields.release(draw(st.sampled_from(allocated))))
-        elif kind != "release":
-            history.append(getattr(fields, kind)())
-    return history
-
-
-class _Fields:
-    """One random command of each kind, within the history's dates and initiatives."""
-
-    def __init__(self, draw: st.DrawFn, start: date, slugs: list[str]) -> None:
-        self.draw, self.slugs = draw, slugs
-        self.on = draw(st.dates(start, date(2023, 12, 31)))
-        self.year = draw(st.integers(start.year, 2023))
-        self.initiative = draw(st.sampled_from(slugs))
-
-    def allocate(self, allocation_id: str) -> c.Command:
-        return c.AllocateFunds(initiative=self.initiative, year=self.year,
-                               amount=self.draw(_money(100, 200_000)),
-                               allocation_id=allocation_id)  # fmt: skip
-
-    def release(self, allocation_id: str) -> c.Command:
-        return c.ReleaseAllocation(id=allocation_id, amount=self.draw(_money(100, 60_000)),
-                                   reason="re-planned")  # fmt: skip
-
-    def disburse(self) -> c.Command:
-        return c.DisburseFunds(initiative=self.initiative, on=self.on,
-                               amount=self.draw(_money(100, 60_000)))  # fmt: skip
-
-    def receive(self) -> c.Command:
-        return c.ReceiveDonation(year=self.year, on=self.on,
-                                 amount=self.draw(_money(100, 500_000)))  # fmt: skip
-
-    def acquire(self) -> c.Command:
-        return c.AcquireUnits(country=self.draw(st.sampled_from(COUNTRIES)), on=self.on,
-                              units=self.draw(st.integers(1, 300)))  # fmt: skip
-
-    def dispose(self) -> c.Command:
-        return c.DisposeUnits(country=self.draw(st.sampled_from(COUNTRIES)), on=self.on,
-                              units=self.draw(st.integers(1, 300)))  # fmt: skip
-
-    def pledge(self) -> c.Command:
-        return c.PledgeDonation(year=self.year)
-
-    def milestone(self) -> c.Command:
-        return c.RecordMilestone(initiative=self.initiative, on=self.on,
-                                 name=self.draw(st.sampled_from(MILESTONES)))  # fmt: skip
-
-    def close(self) -> c.Command:
-        return c.CloseInitiative(id=self.initiative, on=self.on)
-
-
-def fresh_store_url(base: str, tmp_path: Path) -> str:
-    """A store of its own for one Hypothesis example: a file, or a PostgreSQL schema."""
-    name = f"ex_{uuid.uuid4().hex[:12]}"
-    if base.startswith("sqlite"):
-        return f"sqlite:///{tmp_path / (name + '.db')}"
-    import psycopg
-
-    dbname = base.rsplit("/", 1)[1]
-    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname,
-                         autocommit=True) as conn:  # fmt: skip
-        conn.execute(f'CREATE SCHEMA "{name}"')
-    return f"{base}?schema={name}"
-
-
-def new_app(url: str) -> LedgerApplication:
-    return build_application(Settings(store=url, actor="tester"), clock=StepClock())
-
-
-def run_history(app: LedgerApplication, history: list[c.Command], seal_every: int,
-                runner: ProjectionRunner | None = None) -> None:  # fmt: skip
-    for index, command in enumerate(history):
-        try:
-            app.execute(command)
-        except DomainError:
-            continue
-        if seal_every and index % seal_every == seal_every - 1:
-            app.seal()
-        if runner is not None and index % 3 == 0:
-            runner.catch_up()
-
-
+# The fixtures only name a kind of store: each example records on a store of its own.
 @settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                    HealthCheck.too_slow])  # fmt: skip
-@given(history=money_histories(), page=st.integers(1, 6),
+@given(history=s.money_histories(), page=st.integers(1, 6),
        every=st.integers(1, 8), seal_every=st.integers(0, 12))  # fmt: skip
 def test_incremental_projections_equal_a_rebuild(
     store_url: str, tmp_path: Path, history: list[c.Command], page: int, every: int,
     seal_every: int,
 ) -> None:  # fmt: skip
-    app = new_app(fresh_store_url(store_url, tmp_path))
+    app = open_app(fresh_store_url(store_url, tmp_path))
     db = ProjectionDB(app.store.location)
     runner = ProjectionRunner(app.store, db, page=page, snapshot_every=every)
     try:
         run_history(app, history, seal_every, runner)
         runner.catch_up()
-        incremental = dump(db)
+        incremental = dump_projections(db)
         runner.rebuild()
-        assert dump(db) == incremental
+        assert dump_projections(db) == incremental
         state = ReadModels()
         for envelope in app.store.envelopes():
             state.apply(envelope)
@@ -448,8 +259,8 @@ def test_incremental_projections_equal_a_rebuild(
 # The CLI.
 
 
-def test_cli_balances_json_rows(reference: LedgerApplication) -> None:
-    url = _url_of(reference.store)
+def test_cli_balances_json_rows(pro_rata_ledger: LedgerApplication) -> None:
+    url = url_of(pro_rata_ledger.store)
     rows = invoke(url, "balances")
     assert rows[0] == {"year": 2021, "pledged": "80602.74", "received": "80602.74",
                        "outstanding": "0.00", "allocated": "80000.00", "released": "5000.00",
@@ -463,8 +274,8 @@ def test_cli_balances_json_rows(reference: LedgerApplication) -> None:
                               "allocated": "50000.00", "released": "0.00"}  # fmt: skip
 
 
-def test_cli_audit_csv_is_the_auditors_file(reference: LedgerApplication) -> None:
-    url = _url_of(reference.store)
+def test_cli_audit_csv_is_the_auditors_file(pro_rata_ledger: LedgerApplication) -> None:
+    url = url_of(pro_rata_ledger.store)
     text = invoke(url, "audit", "gw-bissau-village", fmt="csv")
     lines = text.splitlines()
     assert lines[0] == ",".join(AUDIT_COLUMNS)
@@ -477,9 +288,9 @@ def test_cli_audit_csv_is_the_auditors_file(reference: LedgerApplication) -> Non
 
 
 def test_cli_portfolio_trial_balance_and_report(
-    reference: LedgerApplication, tmp_path: Path
+    pro_rata_ledger: LedgerApplication, tmp_path: Path
 ) -> None:
-    url = _url_of(reference.store)
+    url = url_of(pro_rata_ledger.store)
     rows = invoke(url, "portfolio", "--on", "2021-12-31")
     assert rows == [{"on": "2021-12-31", "country": "DE", "units": 300},
                     {"on": "2021-12-31", "country": "NL", "units": 500},
@@ -502,10 +313,27 @@ def test_cli_portfolio_trial_balance_and_report(
     assert csv_text.splitlines()[0] == "section,item,country,detail,amount"
 
 
-def test_cli_replay_rebuilds_and_reports(reference: LedgerApplication) -> None:
-    url = _url_of(reference.store)
+def test_reads_refuse_projections_ahead_of_a_store_that_lost_facts(
+    ledger: LedgerApplication, sqlite_url: str
+) -> None:
+    assert CliRunner().invoke(cli, ["--store", sqlite_url, "balances"]).exit_code == 0
+    head = ledger.store.max_position()  # the projections caught up to here
+    with raw_events(sqlite_url) as raw:
+        raw.truncate(head - 1)
+    for args in (["balances"], ["trial-balance"], ["portfolio"], ["audit", "nl-siblings"]):
+        result = CliRunner().invoke(cli, ["--store", sqlite_url, *args])
+        assert result.exit_code == 1, (args, result.output)
+        assert one_line(result.stderr) == (
+            f"homeledger: projections are at position {head} but the store ends at "
+            f"{head - 2}: facts were removed; run verify"
+        )
+        assert result.stdout == ""
+
+
+def test_cli_replay_rebuilds_and_reports(pro_rata_ledger: LedgerApplication) -> None:
+    url = url_of(pro_rata_ledger.store)
     summary = invoke(url, "replay")
-    assert summary["events"] == reference.store.max_position()
+    assert summary["events"] == pro_rata_ledger.store.max_position()
     assert summary["projections"] == list(PROJECTIONS)
     one = invoke(url, "replay", "--projection", "postings")
     assert one["projections"] == ["postings"]

@@ -1,4 +1,4 @@
-"""Schema versions (review item 4): a version bump upcasts stored facts on read, keeps
+"""Schema versions: a version bump upcasts stored facts on read, keeps
 their hash chain, records new facts at the new version, and the published JSON Schema
 accepts every version's envelopes as recorded.
 
@@ -10,7 +10,6 @@ fills the new field.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from datetime import date
 from typing import Any, ClassVar
 
@@ -22,7 +21,8 @@ from homeledger.adapters.envelope import Envelope
 from homeledger.adapters.schema import all_schemas, event_schema
 from homeledger.domain import events as e
 from homeledger.domain.commands import RecordMilestone
-from tests.nats_helpers import cli_env, invoke, record_story
+from tests.helpers import MakeApp
+from tests.nats_helpers import cli_env, invoke
 
 
 class MilestoneReachedV2(e.MilestoneReached):
@@ -48,17 +48,16 @@ def test_today_every_type_has_one_version_and_its_schema_is_unchanged() -> None:
 
 
 def test_a_version_bump_upcasts_stored_facts_and_the_schema_accepts_both_versions(
-    make_app: Callable[..., LedgerApplication], sqlite_url: str,
+    make_app: MakeApp, ledger: LedgerApplication, sqlite_url: str,
 ) -> None:  # fmt: skip
-    v1_app = make_app(sqlite_url)
-    record_story(v1_app)  # recorded at version 1
-    stored_v1 = [env for env in v1_app.store.envelopes() if env.type == "MilestoneReached"]
+    # The story, recorded at version 1.
+    stored_v1 = [env for env in ledger.store.envelopes() if env.type == "MilestoneReached"]
     assert [env.schema_version for env in stored_v1] == [1]
     with e.EVENTS.bumped(MilestoneReachedV2, _v1_to_v2):
         _after_the_bump(make_app, sqlite_url, stored_v1)
 
 
-def _after_the_bump(make_app: Callable[..., LedgerApplication], sqlite_url: str,
+def _after_the_bump(make_app: MakeApp, sqlite_url: str,
                     stored_v1: list[Envelope]) -> None:  # fmt: skip
     app = make_app(sqlite_url)  # the code after the bump
     [old] = [env for env in app.store.envelopes() if env.type == "MilestoneReached"]

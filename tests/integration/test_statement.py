@@ -13,7 +13,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,25 +22,24 @@ from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
 from homeledger.projections.statement.render import TEMPLATE, environment
-from tests.documents_ledgers import HOSTILE_NAME, clock, record_reference_case, run
+from tests.documents_ledgers import (
+    HOSTILE_NAME,
+    UNWRITABLE,
+    RecordedLedger,
+    clock,
+    record_reference_case,
+    recorded_ledger,
+    run,
+    unwritable_output,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class Ledger:
-    url: str
-    path: Path
-    head: int
-
-
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
-    path = tmp_path_factory.mktemp("statement") / "ledger.db"
-    app = build_application(Settings(store=f"sqlite:///{path}", actor="auditor"), clock=clock())
-    head = record_reference_case(app)
-    app.store.close()
-    return Ledger(f"sqlite:///{path}", path, head)
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> RecordedLedger:
+    folder = tmp_path_factory.mktemp("statement")
+    return recorded_ledger(f"sqlite:///{folder / 'ledger.db'}", folder)
 
 
 def statement(url: str, out: Path, *args: str) -> object:
@@ -60,9 +58,11 @@ def test_autoescaping_is_on_for_the_template() -> None:
     assert callable(env.autoescape) and env.autoescape(TEMPLATE) is True
 
 
-def test_user_input_is_text_and_nothing_is_fetched(ledger: Ledger, tmp_path: Path) -> None:
+def test_user_input_is_text_and_nothing_is_fetched(
+    recorded: RecordedLedger, tmp_path: Path
+) -> None:
     out = tmp_path / "s.html"
-    assert statement(ledger.url, out, "--year", "2022").exit_code == 0
+    assert statement(recorded.url, out, "--year", "2022").exit_code == 0
     html = out.read_text(encoding="utf-8")
     assert HOSTILE_NAME not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script" not in html and "<link" not in html and "<img" not in html
@@ -71,12 +71,14 @@ def test_user_input_is_text_and_nothing_is_fetched(ledger: Ledger, tmp_path: Pat
     assert "Content-Security-Policy" in html
 
 
-def test_the_same_cut_gives_the_same_bytes_in_any_process(ledger: Ledger, tmp_path: Path) -> None:
+def test_the_same_cut_gives_the_same_bytes_in_any_process(
+    recorded: RecordedLedger, tmp_path: Path
+) -> None:
     digests = set()
     for seed in ("1", "2"):
         out = tmp_path / f"s{seed}.html"
         subprocess.run(
-            [sys.executable, "-m", "homeledger.cli", "--store", ledger.url, "statement",
+            [sys.executable, "-m", "homeledger.cli", "--store", recorded.url, "statement",
              "--year", "2022", "--out", str(out)],
             check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed},
         )  # fmt: skip
@@ -85,23 +87,25 @@ def test_the_same_cut_gives_the_same_bytes_in_any_process(ledger: Ledger, tmp_pa
 
 
 def test_as_of_a_position_the_figures_are_those_balances_gives(
-    ledger: Ledger, tmp_path: Path
+    recorded: RecordedLedger, tmp_path: Path
 ) -> None:
-    earlier = ledger.head - 20
+    earlier = recorded.head - 20
     out = tmp_path / "earlier.html"
-    result = statement(ledger.url, out, "--year", "2022", "--as-of-position", str(earlier))
+    result = statement(recorded.url, out, "--year", "2022", "--as-of-position", str(earlier))
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
-    years = run(ledger.url, "balances", "--by", "year", "--as-of-position", str(earlier))
+    years = run(recorded.url, "balances", "--by", "year", "--as-of-position", str(earlier))
     row = next(r for r in years if r["year"] == 2022)
     for name in ("pledged", "received", "allocated", "released", "unallocated"):
         assert figure(html, "year", name) == row[name]
     assert f'data-figure="position" data-value="{earlier}"' in html
 
 
-def test_to_a_date_keeps_the_facts_effective_by_then(ledger: Ledger, tmp_path: Path) -> None:
+def test_to_a_date_keeps_the_facts_effective_by_then(
+    recorded: RecordedLedger, tmp_path: Path
+) -> None:
     out = tmp_path / "to.html"
-    assert statement(ledger.url, out, "--year", "2021", "--to", "2021-12-31").exit_code == 0
+    assert statement(recorded.url, out, "--year", "2021", "--to", "2021-12-31").exit_code == 0
     html = out.read_text(encoding="utf-8")
     # Received for 2021 by 31 December 2021: the first instalment only.
     assert figure(html, "year", "received") == "5000000.00"
@@ -109,13 +113,13 @@ def test_to_a_date_keeps_the_facts_effective_by_then(ledger: Ledger, tmp_path: P
     assert 'data-figure="to" data-value="2021-12-31"' in html
 
 
-def test_the_summary_in_json(ledger: Ledger, tmp_path: Path) -> None:
+def test_the_summary_in_json(recorded: RecordedLedger, tmp_path: Path) -> None:
     out = tmp_path / "s.html"
     result = CliRunner().invoke(
         cli,
         [
             "--store",
-            ledger.url,
+            recorded.url,
             "--format",
             "json",
             "statement",
@@ -128,13 +132,16 @@ def test_the_summary_in_json(ledger: Ledger, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["position"] == ledger.head and summary["verified"] is None
+    assert summary["position"] == recorded.head and summary["verified"] is None
     assert 'data-figure="verified" data-value="none"' in out.read_text(encoding="utf-8")
 
 
-def test_a_failed_check_is_in_the_statement_and_exits_1(ledger: Ledger, tmp_path: Path) -> None:
+def test_a_failed_check_is_in_the_statement_and_exits_1(
+    recorded: RecordedLedger, tmp_path: Path
+) -> None:
     copy = tmp_path / "tampered.db"
-    with sqlite3.connect(ledger.path) as source, sqlite3.connect(copy) as target:
+    with sqlite3.connect(recorded.folder / "ledger.db") as source, \
+            sqlite3.connect(copy) as target:  # fmt: skip
         source.backup(target)
     with sqlite3.connect(copy) as conn:  # a stored read model edited behind verify's back
         conn.execute("UPDATE hl_proj_audit SET amount = amount + 100 WHERE type = "
@@ -161,26 +168,22 @@ def test_a_failed_check_is_in_the_statement_and_exits_1(ledger: Ledger, tmp_path
     ids=["locale", "year", "before-start", "to", "two-cuts", "as-of"],
 )
 def test_bad_input_exits_2_and_writes_nothing(
-    ledger: Ledger, tmp_path: Path, args: list[str], message: str
+    recorded: RecordedLedger, tmp_path: Path, args: list[str], message: str
 ) -> None:
     out = tmp_path / "s.html"
-    result = statement(ledger.url, out, *args)
+    result = statement(recorded.url, out, *args)
     assert result.exit_code == 2, result.output
     assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("where", ["missing-folder", "file-as-folder", "folder", "suffix"])
+@pytest.mark.parametrize("where", UNWRITABLE)
 def test_an_unwritable_output_exits_2_and_writes_nothing(
-    ledger: Ledger, tmp_path: Path, where: str
+    recorded: RecordedLedger, tmp_path: Path, where: str
 ) -> None:
-    (tmp_path / "a-file").write_text("x")
-    (tmp_path / "a-folder.html").mkdir()
-    out = {"missing-folder": tmp_path / "nowhere" / "s.html",
-           "file-as-folder": tmp_path / "a-file" / "s.html",
-           "folder": tmp_path / "a-folder.html", "suffix": tmp_path / "s.docx"}[where]  # fmt: skip
-    result = statement(ledger.url, out, "--year", "2022")
+    out = unwritable_output(tmp_path, where, ".html")
+    result = statement(recorded.url, out, "--year", "2022")
     assert result.exit_code == 2, result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "a-folder.html"]

@@ -8,8 +8,10 @@ EUR 100 per home per year (year-end basis) to SOS Children's Villages from 1 Jul
 from __future__ import annotations
 
 import json
+import sqlite3
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import closing
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -32,10 +34,8 @@ from homeledger.domain.errors import (
     InitiativeNotFoundError,
 )
 from homeledger.domain.ledger import replay
-from tests.conftest import StepClock
-from tests.helpers import assert_chain_intact
-
-MakeApp = Callable[..., LedgerApplication]
+from tests.helpers import MakeApp, assert_chain_intact, one_line, sqlite_backup
+from tests.nats_helpers import cli_env, invoke
 
 # 110,000 homes across Europe on the start date.
 REFERENCE_HOMES = {
@@ -437,19 +437,9 @@ def test_stale_application_accepts_what_the_store_allows(store_url: str, make_ap
 # Snapshots: a cache, never a source of truth.
 
 
-def snapshot_app(url: str, apps: list[LedgerApplication]) -> LedgerApplication:
-    settings = Settings(store=url, actor="snapshots", ledger_snapshot_every=3)
-    app = build_application(settings, clock=StepClock())
-    apps.append(app)
-    return app
-
-
-@pytest.fixture
-def snapshot_apps() -> Iterator[list[LedgerApplication]]:
-    apps: list[LedgerApplication] = []
-    yield apps
-    for app in apps:
-        app.store.close()
+def snapshot_app(make_app: MakeApp, url: str) -> LedgerApplication:
+    """An application that snapshots its decision state every 3 facts."""
+    return make_app(url, actor="snapshots", ledger_snapshot_every=3)
 
 
 def latest_snapshot(store: LedgerStore) -> tuple[int, dict[str, object]]:
@@ -471,15 +461,15 @@ def overwrite_snapshot(store: LedgerStore, version: int, state: bytes) -> None:
 
 
 def test_snapshots_load_the_same_head_as_a_full_replay(
-    store_url: str, snapshot_apps: list[LedgerApplication]
+    store_url: str, make_app: MakeApp
 ) -> None:
-    writer = snapshot_app(store_url, snapshot_apps)
+    writer = snapshot_app(make_app, store_url)
     envelopes = record_reference(writer)
     writer.execute_batch(GOOD_BATCH)  # a batch crossing a snapshot boundary
     version, state = latest_snapshot(writer.store)
     assert version > 3 and state["version"] == version
 
-    fresh = snapshot_app(store_url, snapshot_apps)
+    fresh = snapshot_app(make_app, store_url)
     head = fresh.refreshed_state()
     assert ledger_to_dict(head.ledger) == replayed(fresh.store)
     assert head.version == len(envelopes) + len(GOOD_BATCH)
@@ -534,10 +524,10 @@ def _lower_version(state: dict[str, object]) -> bytes:
 )
 def test_a_corrupted_snapshot_is_ignored(
     store_url: str,
-    snapshot_apps: list[LedgerApplication],
+    make_app: MakeApp,
     corrupt: Callable[[dict[str, object]], bytes],
 ) -> None:
-    writer = snapshot_app(store_url, snapshot_apps)
+    writer = snapshot_app(make_app, store_url)
     record_reference(writer)
     while writer.refreshed_state().version % 3:  # the newest snapshot is at the head version
         writer.execute(
@@ -547,7 +537,7 @@ def test_a_corrupted_snapshot_is_ignored(
     assert version == writer.refreshed_state().version
     overwrite_snapshot(writer.store, version, corrupt(state))
 
-    fresh = snapshot_app(store_url, snapshot_apps)
+    fresh = snapshot_app(make_app, store_url)
     head = fresh.refreshed_state()
     assert ledger_to_dict(head.ledger) == replayed(fresh.store)
     assert head.version == version
@@ -608,3 +598,41 @@ def test_settings_and_location_reprs_hide_the_store_password() -> None:
     settings = Settings(store=f"postgresql://ops:{PASSWORD}@db.example.org:5432/ledger")
     assert PASSWORD not in repr(settings)
     assert PASSWORD not in repr(store_location(settings.store))
+
+
+# Files that hold no ledger: exit 4 in one line, and never written to.
+
+
+def test_a_file_that_is_not_a_store_is_exit_4_in_one_line(
+    ledger: LedgerApplication, sqlite_url: str, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.db"
+    text.write_text("these are someone's notes, not a database\n" * 100)
+    truncated = tmp_path / "truncated.db"
+    sqlite_backup(sqlite_url, truncated)
+    data = truncated.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    for path in (text, truncated):
+        for args in (["events", "stats"], ["pledge", "--year", "2022"], ["verify"]):
+            result = invoke(args, cli_env(f"sqlite:///{path}", "nats://127.0.0.1:1"))
+            assert result.exit_code == 4, (path, args, result.output)
+            assert one_line(result.stderr).startswith("homeledger: store unavailable:")
+
+
+def test_read_commands_leave_another_applications_sqlite_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other-app.db"
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE notes (body TEXT)")
+        conn.execute("INSERT INTO notes VALUES ('mine')")
+    before = path.read_bytes()
+    env = cli_env(f"sqlite:///{path}", "nats://127.0.0.1:1")
+    for args in (["events", "stats"], ["events", "list"], ["balances"], ["verify"]):
+        result = invoke(args, env)
+        assert result.exit_code == 4, (args, result.output)
+        assert one_line(result.stderr) == (
+            f"homeledger: store unavailable: no homeledger store at sqlite:///{path}"
+        )
+    assert path.read_bytes() == before
+    with closing(sqlite3.connect(path)) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("notes",)]

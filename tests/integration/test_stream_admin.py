@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import signal
-import time
 from collections.abc import Callable
 
 import nats
@@ -21,28 +20,16 @@ from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.consumer import EPHEMERAL_INACTIVE
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.cli.render import FORMATS
+from tests.helpers import one_line, wait_until
 from tests.nats_helpers import (
     cli_env,
     invoke,
     read_stream,
-    record_story,
     spawn_cli,
     store_envelopes,
 )
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-def ledger(make_app: Callable[..., LedgerApplication], sqlite_url: str) -> LedgerApplication:
-    app = make_app(sqlite_url)
-    record_story(app)
-    return app
-
-
-@pytest.fixture
-def env(server: NatsServer, sqlite_url: str) -> dict[str, str]:
-    return cli_env(sqlite_url, server.url)
 
 
 @pytest.fixture
@@ -52,23 +39,10 @@ def relayed(ledger: LedgerApplication, env: dict[str, str]) -> LedgerApplication
     return ledger
 
 
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
-
-
 def consumers(env: dict[str, str]) -> list[dict[str, object]]:
     result = invoke(["--format", "json", "consumers", "list"], env)
     assert result.exit_code == 0, result.output
     return list(json.loads(result.stdout))
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 async def _stream_call(url: str, call: Callable[..., object]) -> object:
@@ -204,7 +178,7 @@ def test_a_following_subscriber_is_ephemeral_and_gone_after_sigterm(
 ) -> None:
     process = spawn_cli(["--format", "jsonl", "subscribe"], env)
     try:
-        wait_for(lambda: len(consumers(env)) == 1, "the subscriber's consumer")
+        wait_until(lambda: len(consumers(env)) == 1, 20, "the subscriber's consumer")
         (row,) = consumers(env)
         assert row["kind"] == "ephemeral"
         info = on_stream(server.url, lambda js: js.consumer_info("HOMELEDGER", row["name"]))

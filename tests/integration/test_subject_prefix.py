@@ -16,6 +16,7 @@ from homeledger.adapters.errors import ConfigError
 from homeledger.adapters.nats_messages import stream_subjects, subject_for
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.settings import SUBJECT_TOKEN, Settings
+from tests.helpers import one_line
 from tests.nats_helpers import (
     assert_exactly_once_in_order,
     cli_env,
@@ -29,12 +30,6 @@ from tests.nats_helpers import (
 pytestmark = pytest.mark.nats
 
 VARIABLE = "HOMELEDGER_SUBJECT_PREFIX"
-
-
-def one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, text
-    return lines[0]
 
 
 # The setting.

@@ -19,16 +19,14 @@ from homeledger.domain import errors
 from homeledger.domain import events as e
 from homeledger.domain.errors import DomainError
 from homeledger.domain.ledger import Ledger, replay
+from tests.helpers import build, partnership
 
 TODAY = date(2021, 9, 1)
 START = date(2021, 7, 1)
 VILLAGE = "gw-bissau-village"
 SIBLINGS = "nl-siblings-together"
 
-INIT = c.EstablishPartnership(
-    donor="Heimstaden", beneficiary="SOS Children's Villages", rate="100.00", currency="EUR",
-    basis="year-end", start=START,
-)  # fmt: skip
+INIT = partnership()  # EUR 100.00 per home per year, year-end basis, from START
 HOMES = c.AcquireUnits(country="SE", units=1200, on=START)
 PLEDGE_2021 = c.PledgeDonation(year=2021)
 REGISTER = c.RegisterInitiative(id=VILLAGE, name="Bissau hub", country="GW",
@@ -38,15 +36,6 @@ FUNDED = (INIT, HOMES, PLEDGE_2021, REGISTER)
 ALLOCATED = (*FUNDED, c.AllocateFunds(initiative=VILLAGE, year=2021, amount="50000.00",
                                       allocation_id="a-1"))  # fmt: skip
 DISBURSED = (*ALLOCATED, c.DisburseFunds(initiative=VILLAGE, amount="30000.00", on=TODAY))
-
-
-def build(*commands: c.Command) -> tuple[Ledger, list[e.DomainEvent]]:
-    ledger, facts = Ledger(), []
-    for command in commands:
-        for fact in ledger.decide(command):
-            ledger.apply(fact)
-            facts.append(fact)
-    return ledger, facts
 
 
 def record(ledger: Ledger, command: c.Command) -> list[e.DomainEvent]:

@@ -27,9 +27,6 @@ from homeledger.domain.values import (
 )
 from tests.strategies import MAX_CENTS, cents_to_str
 
-WIRE_AMOUNT = re.compile(r"-?[0-9]+\.[0-9]{2}")
-
-
 # parse_amount: refused forms.
 
 

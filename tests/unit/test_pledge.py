@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from homeledger.domain import commands as c
 from homeledger.domain.errors import InsufficientUnitsError
-from homeledger.domain.ledger import Ledger
 from homeledger.domain.pledge import compute_pledge, days_in_year
 from homeledger.domain.portfolio import Portfolio
+from tests.helpers import build, partnership
 from tests.strategies import COUNTRIES
 
 RATE_100 = 10_000  # EUR 100.00 in cents
@@ -195,15 +195,11 @@ def test_lowest_from_sees_later_disposals() -> None:
 
 
 def test_backdated_disposal_refused_when_a_later_disposal_would_go_negative() -> None:
-    ledger = Ledger()
-    for command in (
-        c.EstablishPartnership(donor="Heimstaden", beneficiary="SOS", rate="100.00",
-                               currency="EUR", basis="pro-rata", start=date(2021, 7, 1)),
+    ledger, _ = build(
+        partnership(basis="pro-rata"),
         c.AcquireUnits(country="DE", units=100, on=date(2021, 7, 1)),
         c.DisposeUnits(country="DE", units=60, on=date(2021, 10, 1)),
-    ):  # fmt: skip
-        for fact in ledger.decide(command):
-            ledger.apply(fact)
+    )
     # On 1 August 100 are held, but 60 of them are already sold on 1 October:
     # only 40 can go on 1 August without the October sale selling homes not held.
     backdated = c.DisposeUnits(country="DE", units=50, on=date(2021, 8, 1))

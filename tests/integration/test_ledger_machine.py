@@ -43,7 +43,7 @@ from homeledger.domain import commands as c
 from homeledger.domain import errors as err
 from homeledger.domain.errors import DomainError
 from tests import strategies as s
-from tests.conftest import StepClock
+from tests.helpers import StepClock
 
 ACTOR = "machine@example.org"
 SNAPSHOT_EVERY = 7  # small, so that fresh applications start from snapshots too
