@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from homeledger.adapters.errors import ConfigError
 from homeledger.adapters.postgres import Timeouts
+from homeledger.domain.values import clean_text
 
 DEFAULT_STORE = "sqlite:///homeledger.db"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -44,8 +45,8 @@ DAY = 86_400.0
 
 def default_actor() -> str:
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        return clean_text(getpass.getuser())[:MAX_ACTOR] or "unknown"
+    except (KeyError, OSError, ValueError):  # no user, or a name that is not clean text
         return "unknown"
 
 
@@ -124,8 +125,11 @@ class Settings(BaseModel):
     @field_validator("actor")
     @classmethod
     def _actor(cls, value: str) -> str:
-        if _CONTROL.search(value):
-            raise ValueError("actor must not contain control characters")
+        # The actor is recorded in every fact: the same text rules as a name.
+        try:
+            value = clean_text(value) if value.strip() else value
+        except ValueError as exc:
+            raise ValueError(f"actor: {exc}") from None
         if len(value) > MAX_ACTOR:
             raise ValueError(f"actor is {len(value)} characters long; at most {MAX_ACTOR}")
         if value and not value.strip():

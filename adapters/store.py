@@ -51,7 +51,7 @@ from homeledger.adapters.recorders import (
     LedgerRecorder,
 )
 from homeledger.adapters.settings import APP_NAME, StoreLocation
-from homeledger.domain.events import AllocationReleased, FundsAllocated
+from homeledger.domain.events import AllocationReleased, FundsAllocated, UnknownEventTypeError
 from homeledger.domain.ledger import Allocation, Allocations, Ledger, allocation_after
 from homeledger.domain.money import CENT
 
@@ -290,7 +290,16 @@ class LedgerStore:
             ) from None
 
     def decode(self, notification: Notification) -> Envelope:
-        return envelope_from_body(self.decode_body(notification), notification.id)
+        body = self.decode_body(notification)
+        try:
+            return envelope_from_body(body, notification.id)
+        except UnknownEventTypeError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not a fact
+            raise StoreUnavailableError(
+                f"cannot read the stored event at position {notification.id}: "
+                f"{type(exc).__name__} (run verify)"
+            ) from None
 
     # Writing.
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homeledger.domain.money import Money, SignedMoney
 from homeledger.domain.values import (
+    RECORDED,
     Basis,
     CountryCode,
     CurrencyCode,
@@ -253,7 +254,9 @@ class EventRegistry:
             raise UnknownEventTypeError(
                 f"{event_type} schema version {schema_version} is newer than this code knows"
             )
-        return cls.model_validate(data)
+        # Read as recorded: text is not normalised again, only escaped where it
+        # cannot be encoded (values.RECORDED).
+        return cls.model_validate(data, context=RECORDED)
 
     @contextmanager
     def bumped(self, new: type[DomainEvent], upcaster: Upcaster) -> Iterator[None]:
