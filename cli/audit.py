@@ -25,7 +25,7 @@ from homeledger.adapters.errors import StoreUnavailableError
 from homeledger.adapters.store import LedgerStore
 from homeledger.cli.bootstrap import Projections
 from homeledger.cli.context import Context, pass_context
-from homeledger.cli.errors import FINDING, Failure, InputError, quiet_asyncio
+from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
 from homeledger.cli.inspect import parse_time
 from homeledger.cli.render import emit_object, emit_rows, table
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
@@ -59,7 +59,7 @@ def as_of_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "the ledger whose facts were all recorded at or before it.",
     )(func)  # fmt: skip
     return click.option(
-        "--as-of-position", type=click.IntRange(min=0), metavar="N",
+        "--as-of-position", type=positions(), metavar="N",
         help="As of position N: the facts at positions 1..N.",
     )(func)
 
@@ -185,7 +185,7 @@ def render_report(data: dict[str, Any], fmt: str) -> str:
 @click.command("replay")
 @click.option("--projection", "names", multiple=True, type=click.Choice(PROJECTIONS),
               help="Rebuild only this projection (repeatable; default: all).")  # fmt: skip
-@click.option("--page-size", type=click.IntRange(min=1), help="Facts per transaction.")
+@click.option("--page-size", type=click.IntRange(1, 1_000_000), help="Facts per transaction.")
 @pass_context
 def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
     """Drop projections and rebuild them from position 0."""
