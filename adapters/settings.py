@@ -118,18 +118,16 @@ class Settings(BaseModel):
         for part in value.split(","):
             problem = _nats_url_problem(part.strip())
             if problem:
-                shown = _mask_unparsable(part.strip())  # no user, password or token
-                raise ValueError(f"NATS URL {shown[:80]!r} {problem}")
+                # The whole value redacted: a part cut at a comma could be half a password.
+                shown = redact_url(value.strip())
+                raise ValueError(f"NATS URL {shown[:120]!r} {problem}")
         return value
 
     @field_validator("actor")
     @classmethod
     def _actor(cls, value: str) -> str:
         # The actor is recorded in every fact: the same text rules as a name.
-        try:
-            value = clean_text(value) if value.strip() else value
-        except ValueError as exc:
-            raise ValueError(f"actor: {exc}") from None
+        value = clean_text(value, "actor") if value.strip() else value
         if len(value) > MAX_ACTOR:
             raise ValueError(f"actor is {len(value)} characters long; at most {MAX_ACTOR}")
         if value and not value.strip():
@@ -177,6 +175,8 @@ def _nats_url_problem(url: str) -> str | None:
     """Why `url` cannot be a NATS server URL, or None."""
     if not url or any(char.isspace() for char in url) or _CONTROL.search(url):
         return "must be one URL per server, comma-separated, without spaces"
+    if url.count("@") > 1:
+        return "has more than one '@': write an '@' inside the user or password as %40"
     if "://" not in url:
         url = f"nats://{url}"  # as nats-py reads "host:port"
     try:
@@ -216,19 +216,28 @@ class StoreLocation:
 
 
 def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
+    """`url` (or a comma-separated list of them) without its secrets: what stands
+    between the scheme and the last '@' is a password, a token or a user with a
+    password; only a user name before a ':' is kept (postgresql://ops:***@host/db).
+
+    Done on the text, never by parsing: a URL that does not parse (a bad port, an '@'
+    inside the password, no scheme at all) is masked just the same."""
+    return ",".join(_redact_one(part) for part in _NEXT_URL.split(url))
+
+
+_NEXT_URL = re.compile(r",(?=[A-Za-z][A-Za-z0-9+.-]*://)")  # a comma before another URL
+
+
+def _redact_one(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    if "@" not in rest or scheme == "sqlite":  # a file name may hold an '@'
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
-def _mask_unparsable(url: str) -> str:
-    """A URL that urlsplit refuses, with anything between '://' and the last '@' masked."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
+    userinfo, host = rest.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+    shown = f"{user}:***" if user and "/" not in user else "***"
+    return f"{scheme}{separator}{shown}@{host}"
 
 
 def store_location(url: str) -> StoreLocation:
@@ -260,9 +269,14 @@ def _postgres_location(url: str) -> StoreLocation:
         parts = urlsplit(url)
     except ValueError:
         raise ConfigError(
-            f"store URL {_mask_unparsable(url)!r} is not a valid URL: "
+            f"store URL {redact_url(url)!r} is not a valid URL: "
             "postgresql://user:password@host:5432/dbname"
         ) from None
+    if url.split("?", 1)[0].count("@") > 1:
+        raise ConfigError(
+            f"store URL {redact_url(url)!r} has more than one '@': write an '@' inside the "
+            "user or password as %40"
+        )
     dbname = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not dbname:
         raise ConfigError(

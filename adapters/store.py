@@ -227,6 +227,7 @@ class LedgerStore:
             if isinstance(self.recorder, LedgerPostgresRecorder):
                 self._prepare_postgres(self.recorder, create)
         except (PersistenceError, OSError, sqlite3.DatabaseError) as exc:
+            self.factory.close()  # now, not when the collector finds the pool half open
             raise StoreUnavailableError(
                 f"cannot open store {location.display}: {_postgres_reason(location, exc)}"
             ) from None

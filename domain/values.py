@@ -135,13 +135,14 @@ _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u034f\u2800")
 _JOINERS = frozenset("\u200c\u200d")  # needed inside words of Persian, Indic scripts
 
 
-def clean_text(value: str) -> str:
-    """New text as it is recorded: NFC, plain spaces, trimmed; ValueError if it holds
-    a control or invisible character or cannot be encoded as UTF-8."""
+def clean_text(value: str, what: str = "text") -> str:
+    """New text as it is recorded: NFC, plain spaces, trimmed; ValueError (saying
+    `what` it is) if it holds a control or invisible character or cannot be encoded as
+    UTF-8."""
     if not value.isascii():
-        value = _normalised(value)
+        value = _normalised(value, what)
     if _CONTROL_RE.search(value):
-        raise ValueError("text must not contain control characters")
+        raise ValueError(f"{what} must not contain control characters")
     return value.strip()
 
 
@@ -157,12 +158,12 @@ def escape_unencodable(value: str) -> str:
     return value
 
 
-def _normalised(value: str) -> str:
+def _normalised(value: str, what: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(
-            f"text is not valid UTF-8 (an undecodable byte at character {exc.start + 1})"
+            f"{what} is not valid UTF-8 (an undecodable byte at character {exc.start + 1})"
         ) from None
     value = unicodedata.normalize("NFC", value)
     chars = list(value)
@@ -176,7 +177,7 @@ def _normalised(value: str) -> str:
                 and not (char in _JOINERS and _inside_word(chars, index)):  # fmt: skip
             name = unicodedata.name(char, "")
             raise ValueError(
-                f"text must not contain the invisible or control character "
+                f"{what} must not contain the invisible or control character "
                 f"U+{ord(char):04X}{f' ({name})' if name else ''}"
             )
     return "".join(chars)
