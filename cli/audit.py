@@ -8,8 +8,6 @@ time: the longest prefix of the ledger recorded at or before TIME).
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import sys
 import time
@@ -27,7 +25,7 @@ from homeledger.cli.bootstrap import Projections
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
 from homeledger.cli.inspect import parse_time
-from homeledger.cli.render import emit_object, emit_rows, table
+from homeledger.cli.render import csv_rows, emit_object, emit_rows, table
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.balances import BY_CHOICES, columns_for
 from homeledger.projections.double_entry import TRIAL_COLUMNS
@@ -172,11 +170,7 @@ def render_report(data: dict[str, Any], fmt: str) -> str:
     lines = report_lines(data)
     if fmt == "table":
         return table(lines, REPORT_COLUMNS) + "\n"
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(REPORT_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: line.get(k, "") for k in REPORT_COLUMNS} for line in lines)
-    return out.getvalue()
+    return "".join(csv_rows(lines, REPORT_COLUMNS))
 
 
 # Maintenance.
