@@ -51,6 +51,7 @@ from homeledger.adapters.recorders import (
     LedgerRecorder,
 )
 from homeledger.adapters.settings import APP_NAME, StoreLocation
+from homeledger.adapters.sql import create_private
 from homeledger.domain.events import AllocationReleased, FundsAllocated, UnknownEventTypeError
 from homeledger.domain.ledger import Allocation, Allocations, Ledger, allocation_after
 from homeledger.domain.money import CENT
@@ -204,6 +205,8 @@ class LedgerStore:
         env = library_env(location, self.timeouts)
         if not create:  # a reader never creates tables (PostgreSQL: see _prepare_postgres)
             env["CREATE_TABLE"] = "no"
+        else:
+            create_private(location)  # 0600: the library would create it 0644 (umask 022)
         if cipher_key:
             env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
             env["CIPHER_KEY"] = cipher_key

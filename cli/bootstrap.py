@@ -83,8 +83,10 @@ class Services:
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
     def application(self) -> LedgerApplication:
-        """The application for recording: creates an empty store on first use."""
+        """The application for recording: creates an empty store on first use (never in
+        a consumer-side store)."""
         if self._app is None:
+            self._refuse_consumer_store()
             self._app = build_application(self.settings, clock=self.clock)
             self._closers.append(self._app.store.close)
         return self._app
@@ -97,6 +99,16 @@ class Services:
             self._store = open_store(self.settings, create=False)
             self._closers.append(self._store.close)
         return self._store
+
+    def _refuse_consumer_store(self) -> None:
+        location = store_location(self.settings.store)
+        if location.in_memory or not location.exists():
+            return
+        if is_consumer_db(self.projection_db()):
+            raise ConsumerStoreGivenError(
+                f"{location.display} is a consumer-side store built by 'project --from-nats': "
+                "facts are recorded in the ledger's store; give the ledger's --store"
+            )
 
     def projections(self, *, consumer_ok: bool = False, page: int | None = None) -> Projections:
         """The read models of --store. With `consumer_ok` it may be a consumer-side store
