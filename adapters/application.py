@@ -18,9 +18,11 @@ from datetime import UTC, datetime
 from itertools import islice
 from uuid import uuid4
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from homeledger.adapters.envelope import Envelope, envelope_from_body, new_body
 from homeledger.adapters.idempotency import Receipt, check_same
-from homeledger.adapters.seals import digest_of
+from homeledger.adapters.seals import digest_of, sign
 from homeledger.adapters.store import (
     CommandIdTakenError,
     DecisionState,
@@ -42,6 +44,10 @@ OnDecided = Callable[[list[Envelope]], None]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _unsigned() -> Ed25519PrivateKey | None:
+    return None
 
 
 class BatchError(Exception):
@@ -148,12 +154,13 @@ class Plan:
 class LedgerApplication:
     def __init__(
         self, store: LedgerStore, *, actor: str, clock: Clock = utc_now,
-        snapshot_every: int = 500,
+        snapshot_every: int = 500, seal_key: Callable[[], Ed25519PrivateKey | None] = _unsigned,
     ) -> None:  # fmt: skip
         self.store = store
         self.actor = actor
         self.clock = clock
         self.snapshot_every = snapshot_every
+        self.seal_key = seal_key  # loaded when a seal is recorded, not before
         self._state: DecisionState | None = None
 
     # Use cases.
@@ -212,9 +219,12 @@ class LedgerApplication:
 
     def seal(self) -> list[Envelope]:
         """Record a LedgerSealed fact over everything stored up to now."""
+        key = self.seal_key()
         position = self.store.max_position()
         bodies = (self.store.decode_body(n) for n in self.store.notifications(1, position))
-        return self.execute(SealLedger(position=position, digest=digest_of(position, bodies)))
+        digest = digest_of(position, bodies)
+        signed = sign(key, digest) if key is not None else {}
+        return self.execute(SealLedger(position=position, digest=digest, **signed))
 
     def state(self) -> DecisionState:
         """The cached decision state, loaded from the store when there is none."""

@@ -39,6 +39,8 @@ ENVIRONMENT_ONLY = {
     "lock_timeout": "HOMELEDGER_LOCK_TIMEOUT",
     "nats_timeout": "HOMELEDGER_NATS_TIMEOUT",
     "subject_prefix": "HOMELEDGER_SUBJECT_PREFIX",
+    "seal_key": "HOMELEDGER_SEAL_KEY",
+    "seal_public_key": "HOMELEDGER_SEAL_PUBLIC_KEY",
 }
 DAY = 86_400.0
 
@@ -76,6 +78,10 @@ class Settings(BaseModel):
     store_timeout: float = Field(default=60.0, gt=0, le=DAY, allow_inf_nan=False)
     lock_timeout: float = Field(default=10.0, gt=0, le=DAY, allow_inf_nan=False)
     nats_timeout: float = Field(default=5.0, gt=0, le=DAY, allow_inf_nan=False)
+    # Ed25519: the private key signs seals (a file or a value); the public keys (one or
+    # more, for rotation) are all `verify` needs to check them.
+    seal_key: SecretStr | None = None
+    seal_public_key: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Settings:

@@ -21,7 +21,7 @@ import click
 
 from homeledger.adapters.errors import StoreUnavailableError
 from homeledger.adapters.store import LedgerStore
-from homeledger.cli.bootstrap import Projections
+from homeledger.cli.bootstrap import Projections, seal_public_keys
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
 from homeledger.cli.inspect import parse_time
@@ -235,7 +235,7 @@ def _progress(total: int, wanted: bool) -> Iterator[Callable[[int], None]]:
                    "balances built from the stream.")  # fmt: skip
 @pass_context
 def verify(ctx: Context, against_nats: bool) -> None:
-    """Check the hash chain, seals, projections, double entry and pledges.
+    """Check the hash chain, seals, rules, receipts, snapshots, projections, double entry.
 
     Exit 1 when any check finds a problem, naming the first bad position; with
     --against-nats exit 4 when the stream cannot be read.
@@ -243,7 +243,8 @@ def verify(ctx: Context, against_nats: bool) -> None:
     projections = ctx.services.projections()
     store = ctx.services.store()
     _check_readable(store)
-    result = run_verify(store, projections.db, projections.runner)
+    result = run_verify(store, projections.db, projections.runner,
+                        seal_public_keys(ctx.settings))  # fmt: skip
     if against_nats:
         with quiet_asyncio():
             result.checks += asyncio.run(

@@ -19,6 +19,7 @@ from homeledger.adapters.application import BatchError
 from homeledger.adapters.consumer import ConsumerConfigError, UnreadableMessageError
 from homeledger.adapters.errors import (
     ConfigError,
+    LedgerIntegrityError,
     NatsUnavailableError,
     StoreBusyError,
     StoreUnavailableError,
@@ -127,6 +128,8 @@ def classify(exc: BaseException, *, flags: bool = True) -> tuple[int, str]:
             return code, str(exc)
     if isinstance(exc, StreamIntegrityError):
         return FINDING, f"refused to project: {exc}"
+    if isinstance(exc, LedgerIntegrityError):
+        return FINDING, f"refused: {exc}; nothing was recorded (run verify)"
     if isinstance(exc, NatsServerError):
         return UNREACHABLE, f"cannot start nats-server: {exc}"
     if isinstance(exc, StoreUnavailableError):

@@ -188,6 +188,9 @@ class LedgerSealed(DomainEvent):
     TYPE: ClassVar[str] = "LedgerSealed"
     position: int
     digest: str
+    # Added fields (older seals have none): the signature of the digest and its key.
+    signature: str = ""
+    key_id: str = ""
 
 
 class UnknownEventTypeError(ValueError):

@@ -139,13 +139,16 @@ class RawEvents:
         return last + 1
 
     def reseal(self, position: int, signer: Any = None) -> None:
-        """Recompute the seal at `position` over the (forged) chain before it, and its
-        signature when the forger holds a key (`signer`: an Ed25519 private key)."""
+        """Recompute the seal at `position` over the (forged) chain before it, and sign
+        it when the forger holds a key (`signer`: an Ed25519 private key); without one,
+        the signature is removed (the seal then looks like an unsigned one)."""
         body = self.body(position)
         covered = body["data"]["position"]
         bodies = [self.body(p) for p in self.positions() if p <= covered]
         last_hash = bodies[-1]["hash"] if bodies else GENESIS_HASH
         body["data"]["digest"] = seal_digest(covered, len(bodies), last_hash)
+        if "signature" in body["data"]:  # without a key, the forger makes it look unsigned
+            body["data"].update(signature="", key_id="")
         if signer is not None:
             from homeledger.adapters.seals import sign
 

@@ -50,7 +50,8 @@ def test_a_clean_store_verifies(store_url: str, raw: RawEvents) -> None:
     assert result.exit_code == 0, result.output
     assert report["ok"] is True and report["first_bad_position"] is None
     assert [c["check"] for c in report["checks"]] == [
-        "hash-chain", "seals", "projections", "double-entry", "pledges"]  # fmt: skip
+        "hash-chain", "seals", "rules", "receipts", "ledger-snapshots", "projections",
+        "double-entry"]  # fmt: skip
     table = CliRunner().invoke(cli, ["--store", store_url, "verify"])
     assert table.exit_code == 0 and "covers positions 1..12" in table.output
 
@@ -193,8 +194,9 @@ def test_a_pledge_that_does_not_follow_from_the_portfolio_is_found(
     assert result.exit_code == 1
     checks = {c["check"]: c for c in report["checks"]}
     assert checks["hash-chain"]["ok"] and checks["seals"]["ok"]
-    assert checks["pledges"]["first_bad_position"] == pledge
-    assert "178300.00" in checks["pledges"]["detail"]
+    assert checks["rules"]["first_bad_position"] == pledge  # admit recomputes the pledge
+    assert "[pledge-computed]" in checks["rules"]["detail"]
+    assert "178300.00" in checks["rules"]["detail"]
 
 
 def test_two_swapped_rows_name_the_aggregate_version_that_differs(
