@@ -134,18 +134,23 @@ class _Receipts:
             self.current, self.next, self.matched = self.next, next(self.pending, None), 0
         return self.current
 
-    def _leave(self, check: Check) -> None:
+    def _leave(self, check: Check, head: int | None = None) -> None:
+        """Leave the current receipt: all the facts it names must have been seen. One
+        whose facts are missing at the end names facts removed after the head."""
         r = self.current
-        if r is not None and self.matched != r.last_version - r.first_version + 1:
-            check.find(self.last_position, f"the receipt of command id {r.command_id!r} names "
-                       f"versions {r.first_version}..{r.last_version}, but "
-                       f"{self.matched} stored fact(s) of that command hold them")  # fmt: skip
+        if r is None or self.matched == r.last_version - r.first_version + 1:
+            return
+        missing = r.last_version - r.first_version + 1 - self.matched
+        at = head + 1 if head is not None else (self.last_position or 0) + 1
+        check.find(at, f"the receipt of command id {r.command_id!r} names versions "
+                   f"{r.first_version}..{r.last_version}: {missing} of those facts are not "
+                   "stored (removed?)")  # fmt: skip
 
-    def finish(self, check: Check) -> None:
-        self._leave(check)
+    def finish(self, check: Check, head: int) -> None:
+        self._leave(check, head)
         while self.next is not None:
             self.current, self.next, self.matched = self.next, next(self.pending, None), 0
-            self._leave(check)
+            self._leave(check, head)
 
 
 class Verifier:
@@ -348,7 +353,7 @@ class Verifier:
     def _finish(self, head: int) -> None:
         for target in self.seal_targets:
             self.chain_at[target] = (self.chain.count, self.chain.prev_hash)
-        self.receipts.finish(self.checks["receipts"])
+        self.receipts.finish(self.checks["receipts"], head)
         self._finish_seals()
         for version, originator in sorted(self.ledger_snapshots.items()):
             where = "of another aggregate" if originator != LEDGER_ID else "with no fact there"

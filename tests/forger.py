@@ -155,6 +155,16 @@ class RawEvents:
             body["data"].update(sign(signer, body["data"]["digest"]))
         self.set_body(position, body)
 
+    def truncate(self, cut: int) -> None:
+        """Remove the newest facts, from position `cut` on, as a careful forger would:
+        their commands' receipts go too (or are cut back to the facts that stay)."""
+        kept = [p for p in self.positions() if p < cut]
+        version = self.body(kept[-1])["aggregate_version"] if kept else 0
+        self.run("DELETE FROM stored_events WHERE ID >= ?", (cut,))
+        self.run("DELETE FROM homeledger_commands WHERE first_version > ?", (version,))
+        self.run("UPDATE homeledger_commands SET last_version = ? WHERE last_version > ?",
+                 (version, version))  # fmt: skip
+
     # Receipts and snapshots.
 
     def delete_receipt(self, command_id: str) -> None:
@@ -198,11 +208,13 @@ def publish_raw(url: str, subject: str, payload: dict[str, Any] | bytes,
     asyncio.run(publish_raw_async(url, subject, payload, headers))
 
 
-def next_fact(last: dict[str, Any], how: str = "") -> dict[str, Any]:
-    """A published envelope after `last`, correctly chained, or breaking the chain one
-    way (`how`): prev-hash, version-gap, unknown-type, content."""
+def next_fact(last: dict[str, Any], how: str = "", **fields: Any) -> dict[str, Any]:
+    """A published envelope after `last` (with `fields` changed: type, scope, data...),
+    correctly chained, or breaking the chain one way (`how`): prev-hash, version-gap,
+    unknown-type, content."""
     event = {**last, "event_id": str(uuid.uuid4()), "position": last["position"] + 1,
-             "aggregate_version": last["aggregate_version"] + 1, "prev_hash": last["hash"]}
+             "aggregate_version": last["aggregate_version"] + 1, "prev_hash": last["hash"],
+             **fields}  # fmt: skip
     if how == "prev-hash":  # an event went missing before it
         event["prev_hash"] = "f" * 64
     elif how == "version-gap":
