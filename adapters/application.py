@@ -21,7 +21,7 @@ from uuid import uuid4
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body, new_body
-from homeledger.adapters.idempotency import Receipt, check_same
+from homeledger.adapters.idempotency import Fingerprints, Receipt
 from homeledger.adapters.seals import digest_of, sign
 from homeledger.adapters.store import (
     CommandIdTakenError,
@@ -155,12 +155,14 @@ class LedgerApplication:
     def __init__(
         self, store: LedgerStore, *, actor: str, clock: Clock = utc_now,
         snapshot_every: int = 500, seal_key: Callable[[], Ed25519PrivateKey | None] = _unsigned,
+        fingerprints: Fingerprints | None = None,
     ) -> None:  # fmt: skip
         self.store = store
         self.actor = actor
         self.clock = clock
         self.snapshot_every = snapshot_every
         self.seal_key = seal_key  # loaded when a seal is recorded, not before
+        self.fingerprints = fingerprints or Fingerprints()
         self._state: DecisionState | None = None
 
     # Use cases.
@@ -272,7 +274,8 @@ class LedgerApplication:
         )
         for number, command in batch:
             try:
-                self._add(plan, command, now, correlation, _known_repeats(known))
+                self._add(plan, command, now, correlation,
+                          _known_repeats(known, self.fingerprints))
             except DomainError as error:
                 raise BatchError(number, error) from None
         slots = plan.take()
@@ -324,7 +327,7 @@ class LedgerApplication:
         `repeat`, or with `fallback` when the ledger refuses it)."""
         command_id = command.command_id
         if command_id and command_id in plan.seen:
-            check_same(command, plan.seen[command_id])
+            self.fingerprints.check_same(command, plan.seen[command_id])
             return  # the same command twice in one batch is recorded once
         found = repeat(command)
         if found is None:
@@ -335,11 +338,11 @@ class LedgerApplication:
                 if found is None:
                     raise
         if found is not None:
-            plan.seen[str(command_id)] = command.fingerprint()
+            plan.seen[str(command_id)] = self.fingerprints.of(command)
             plan.slots.append(found)
             return
         command_id = command_id or str(uuid4())
-        fingerprint = plan.seen[command_id] = command.fingerprint()
+        fingerprint = plan.seen[command_id] = self.fingerprints.of(command)
         bodies = [self._body(plan, fact, now, command_id, correlation) for fact in facts]
         plan.slots.append(Decided(command_id, fingerprint, list(facts), bodies))
 
@@ -361,7 +364,7 @@ class LedgerApplication:
         receipt = self.store.receipt(command.command_id)
         if receipt is None:
             return None
-        check_same(command, receipt.fingerprint)
+        self.fingerprints.check_same(command, receipt.fingerprint)
         return Repeated(self.store.envelopes_for(receipt), receipt.first_version,
                         receipt.last_version)  # fmt: skip
 
@@ -385,14 +388,14 @@ def _no_repeat(command: Command) -> Repeated | None:
     return None
 
 
-def _known_repeats(known: dict[str, Receipt]) -> RepeatLookup:
+def _known_repeats(known: dict[str, Receipt], fingerprints: Fingerprints) -> RepeatLookup:
     """A repeat lookup in receipts read beforehand (the envelopes are not read back)."""
 
     def lookup(command: Command) -> Repeated | None:
         receipt = known.get(command.command_id or "")
         if receipt is None:
             return None
-        check_same(command, receipt.fingerprint)
+        fingerprints.check_same(command, receipt.fingerprint)
         return Repeated([], receipt.first_version, receipt.last_version)
 
     return lookup

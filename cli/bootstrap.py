@@ -15,6 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from homeledger.adapters.application import Clock, LedgerApplication, utc_now
+from homeledger.adapters.idempotency import Fingerprints, fingerprint_key
 from homeledger.adapters.ledger_snapshot import snapshot_key
 from homeledger.adapters.seals import SealKeys, load_private_key, load_public_keys
 from homeledger.adapters.settings import Settings, store_location
@@ -59,6 +60,9 @@ def build_application(
         clock=clock,
         snapshot_every=settings.ledger_snapshot_every,
         seal_key=lambda: seal_private_key(settings),
+        fingerprints=Fingerprints(
+            fingerprint_key(settings.cipher_key.get_secret_value()) if settings.cipher_key else None
+        ),
     )
 
 
