@@ -234,7 +234,7 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
     events; read them there with `balances`, `audit`, `portfolio`, `trial-balance` and
     `report`. Each batch is committed with the position reached, then acknowledged;
     redelivered events change nothing, and an event that does not continue the hash
-    chain is refused (exit 1).
+    chain, or breaks a rule of the ledger, is refused (exit 1).
     """
     if not from_nats:
         raise InputError("project builds from NATS only: give --from-nats")

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from homeledger.adapters.application import LedgerApplication
+from homeledger.adapters.nats_server import NatsServer
 from homeledger.cli.main import cli
 from tests.forger import RawEvents
 from tests.integration.test_projections import record, reference_commands
@@ -170,3 +171,19 @@ def test_the_escaped_text_is_shown_but_the_recorded_fact_is_published_unchanged(
     # The envelope is the recorded one (the hash still covers it): JSON escapes it.
     assert shown["actor"] == ACTOR and shown["data"]["milestone"] == NAME
     assert {k: v for k, v in shown.items() if k not in ("position", "scope")} == recorded
+
+
+@pytest.mark.nats
+def test_a_consumer_projects_a_store_holding_a_lone_surrogate(
+    poisoned: str, server: NatsServer, tmp_path: Path
+) -> None:
+    """Relayed as recorded (the hash holds), projected from the stream, read back."""
+    env = {"HOMELEDGER_NATS_URL": server.url}
+    assert run(poisoned, "relay", "--once", env=env).exit_code == 0
+    consumer = f"sqlite:///{tmp_path / 'consumer.db'}"
+    for _ in range(2):  # a second run resumes past it
+        result = run(consumer, "project", "--from-nats", "--durable", "c", "--once", env=env)
+        assert result.exit_code == 0, result.output
+    audit = run(consumer, "--format", "csv", "audit", "gw-bissau-village", env=env)
+    assert audit.exit_code == 0 and "J\\udcf6rg" in audit.stdout
+    assert run(poisoned, "verify", "--against-nats", env=env).exit_code == 0
