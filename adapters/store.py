@@ -490,7 +490,9 @@ class LedgerStore:
                 _admit_stored(ledger, stored, body, version, last_hash)
                 version, last_hash = stored.originator_version, body["hash"]
         if ledger is None:
-            return start
+            if start.ledger.allocations.lookup == self.allocation:
+                return start
+            ledger = start.ledger.copy()
         ledger.allocations = Allocations(self.allocation)  # the table is current here
         return DecisionState(ledger, version, last_hash)
 
@@ -528,7 +530,7 @@ class LedgerStore:
 
     def _ensure_allocations(self) -> None:
         at = self._guard(lambda: self.recorder.allocations_at()) or 0
-        if at < self.head_version():
+        if at != self.head_version():  # behind (an earlier homeledger), or ahead (facts removed)
             with self.writing() as session:
                 session.rebuild_allocations()
 

@@ -21,13 +21,14 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body
 from homeledger.adapters.hash_chain import GENESIS_HASH
 from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
 from homeledger.adapters.store import EVENT_TABLES
-from homeledger.domain.ledger import Ledger
+from homeledger.domain.ledger import Allocation, Allocations, Ledger
 from homeledger.projections.db import ProjectionDB, Tx
 from homeledger.projections.model import Table
 
@@ -120,20 +121,35 @@ def read_last_applied(tx: Tx, stream: str) -> LastApplied:
 
 
 def save_ledger(tx: Tx, position: int, ledger: Ledger) -> None:
-    """Keep the consumer's ledger as of `position` (in the transaction of that position)."""
-    tx.upsert(LEDGER, [(1, position, json.dumps(ledger_to_dict(ledger)))])
+    """Keep the consumer's ledger as of `position` (in the transaction of that position):
+    its state, and its allocations (a consumer keeps them all in memory)."""
+    allocations = {key: [a.initiative, a.year, str(a.amount), str(a.released)]
+                   for key, a in ledger.allocations.changed.items()}  # fmt: skip
+    state = {"ledger": ledger_to_dict(ledger), "allocations": allocations}
+    tx.upsert(LEDGER, [(1, position, json.dumps(state))])
 
 
 def read_ledger(tx: Tx, position: int) -> Ledger:
     """The consumer's ledger as of `position`: the kept one, and the applied facts after
     it (every one was admitted when it was applied)."""
     rows = tx.query(f"SELECT position, state FROM {LEDGER.name} WHERE id = 1")
-    kept = ledger_from_dict(json.loads(rows[0][1])) if rows and rows[0][0] <= position else None
+    kept = _kept_ledger(rows[0][1]) if rows and rows[0][0] <= position else None
     start, ledger = (int(rows[0][0]) + 1, kept) if kept is not None else (1, Ledger())
     while page := applied_page(tx, start, position):
         ledger.apply_all(envelope.fact for envelope in page)
         start = page[-1].position + 1
     return ledger
+
+
+def _kept_ledger(text: str) -> Ledger | None:
+    """The kept ledger, or None if it is of another format (then it is replayed)."""
+    state = json.loads(text)
+    if not isinstance(state, dict) or "allocations" not in state:
+        return None
+    changed = {key: Allocation(key, initiative, int(year), Decimal(amount), Decimal(released))
+               for key, (initiative, year, amount, released)
+               in state["allocations"].items()}  # fmt: skip
+    return ledger_from_dict(state["ledger"], Allocations(changed=changed))
 
 
 def applied_page(tx: Tx, start: int, stop: int) -> list[Envelope]:

@@ -14,7 +14,8 @@
                       receipt by the facts it names (a deleted receipt would let a
                       retried command record twice)
     ledger-snapshots  every stored snapshot of the decision state equals the replay at
-                      its version, on the chain hash it names
+                      its version, on the chain hash it names; the allocation table the
+                      ledger looks allocations up in equals the replay's
     projections       every stored read model (rows, tracking position, checkpoints)
                       equals a rebuild from the facts in scratch memory
     double-entry      every money fact posts a balanced entry: the trial balance is zero
@@ -37,12 +38,13 @@ from homeledger.adapters.errors import first_line
 from homeledger.adapters.hash_chain import LEDGER_ID, canonical_json
 from homeledger.adapters.idempotency import Receipt
 from homeledger.adapters.ledger_snapshot import ledger_to_dict
+from homeledger.adapters.recorders import ALLOCATIONS_TABLE
 from homeledger.adapters.seals import SealKeys, seal_digest
 from homeledger.adapters.store import LedgerStore, StoredChain
 from homeledger.domain import events as e
 from homeledger.domain.errors import DomainError
 from homeledger.domain.ledger import Ledger
-from homeledger.domain.money import ZERO, fmt
+from homeledger.domain.money import CENT, ZERO, fmt
 from homeledger.projections.db import SNAPSHOTS, ProjectionDB
 from homeledger.projections.double_entry import DoubleEntryModel
 from homeledger.projections.model import Model, Row
@@ -355,6 +357,7 @@ class Verifier:
             self.chain_at[target] = (self.chain.count, self.chain.prev_hash)
         self.receipts.finish(self.checks["receipts"], head)
         self._finish_seals()
+        self._compare_allocations()
         for version, originator in sorted(self.ledger_snapshots.items()):
             where = "of another aggregate" if originator != LEDGER_ID else "with no fact there"
             self.checks["ledger-snapshots"].find(
@@ -377,6 +380,26 @@ class Verifier:
                 int(unbalanced[0][0]), "stored postings of the fact do not balance"
             )
         self._summaries(head)
+
+    def _compare_allocations(self) -> None:
+        """The store's allocation table (what the ledger looks allocations up in) must be
+        the replay's, when it says it is current with the last fact."""
+        at = self.store.recorder.allocations_at() or 0
+        if at != self.chain.count or at == 0:
+            return  # behind (an earlier homeledger's store): the ledger makes it again
+        with self.db.read() as tx:
+            rows = tx.query(f"SELECT allocation_id, initiative, year, amount, released "
+                            f"FROM {ALLOCATIONS_TABLE}")  # fmt: skip
+        stored = {str(r[0]): (str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+        replayed = {key: (a.initiative, a.year, int(a.amount / CENT), int(a.released / CENT))
+                    for key, a in self.ledger.allocations.changed.items()}  # fmt: skip
+        differ = sorted(k for k in stored.keys() | replayed.keys()
+                        if stored.get(k) != replayed.get(k))  # fmt: skip
+        if differ:
+            self.checks["ledger-snapshots"].find(
+                None, f"the allocation table differs from the replay for {len(differ)} "
+                f"allocation(s), the first {differ[0]!r}",
+            )  # fmt: skip
 
     def _finish_seals(self) -> None:
         """With the public keys, the history must end under a seal they prove: the newest

@@ -15,6 +15,8 @@ import asyncio
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,9 @@ POSTGRES_TABLES = {"events": "homeledger_events", "snapshots": "homeledger_snaps
 
 
 class RawEvents:
-    """The store's tables, edited directly. `ID` in SQL is the position column and
-    `stored_events` / `stored_snapshots` name the backend's tables."""
+    """The store's tables, edited directly. In the SQL given to `run`, `ID` stands for the
+    position column and `stored_events` / `stored_snapshots` for the backend's tables
+    (SQLite: rowid of stored_events; PostgreSQL: notification_id of homeledger_events)."""
 
     def __init__(self, url: str | Path) -> None:
         url = f"sqlite:///{url}" if isinstance(url, Path) else url
@@ -42,6 +45,7 @@ class RawEvents:
 
             self.conn = psycopg.connect(url, autocommit=True)
             self.id, self.tables = "notification_id", POSTGRES_TABLES
+        self.table = self.tables["events"]
 
     @property
     def db(self) -> Any:
@@ -64,18 +68,30 @@ class RawEvents:
         return [int(r[0]) for r in self.run("SELECT ID FROM stored_events ORDER BY ID")]
 
     def head(self) -> int:
-        return self.positions()[-1]
+        return int(self.run("SELECT MAX(ID) FROM stored_events")[0][0] or 0)
 
-    def row(self, position: int) -> tuple[Any, ...]:
-        return tuple(self.run("SELECT originator_id, originator_version, topic, state "
-                              "FROM stored_events WHERE ID = ?", (position,))[0])  # fmt: skip
+    def row(self, position: int) -> tuple[Any, int, str, bytes]:
+        """(originator id, originator version, topic, state) at a position."""
+        found = self.run("SELECT originator_id, originator_version, topic, state "
+                         "FROM stored_events WHERE ID = ?", (position,))  # fmt: skip
+        originator, version, topic, state = found[0]
+        return originator, int(version), str(topic), bytes(state)
 
     def body(self, position: int) -> dict[str, Any]:
-        return dict(json.loads(bytes(self.row(position)[3])))
+        return dict(json.loads(self.row(position)[3]))
 
     def set_body(self, position: int, body: dict[str, Any]) -> None:
-        self.run("UPDATE stored_events SET state = ? WHERE ID = ?",
-                 (canonical_json(body), position))  # fmt: skip
+        self.set_state(position, canonical_json(body))
+
+    def set_state(self, position: int, state: bytes) -> None:
+        self.run("UPDATE stored_events SET state = ? WHERE ID = ?", (state, position))
+
+    def set_topic(self, position: int, topic: str) -> None:
+        self.run("UPDATE stored_events SET topic = ? WHERE ID = ?", (topic, position))
+
+    def set_version(self, position: int, version: int) -> None:
+        self.run("UPDATE stored_events SET originator_version = ? WHERE ID = ?",
+                 (version, position))  # fmt: skip
 
     def move(self, old: int, new: int) -> None:
         self.run("UPDATE stored_events SET ID = ? WHERE ID = ?", (new, old))
@@ -83,16 +99,34 @@ class RawEvents:
     def delete(self, position: int) -> None:
         self.run("DELETE FROM stored_events WHERE ID = ?", (position,))
 
-    def insert(self, position: int, body: dict[str, Any], *, originator: Any = None,
-               version: int | None = None) -> None:  # fmt: skip
-        """A row at `position` holding `body` (by default of the ledger's aggregate, at
-        the body's version)."""
+    def swap_contents(self, i: int, j: int) -> None:
+        (_, _, topic_i, state_i), (_, _, topic_j, state_j) = self.row(i), self.row(j)
+        for position, topic, state in ((i, topic_j, state_j), (j, topic_i, state_i)):
+            self.run("UPDATE stored_events SET topic = ?, state = ? WHERE ID = ?",
+                     (topic, state, position))  # fmt: skip
+
+    def swap_positions(self, i: int, j: int) -> None:
+        self.run("UPDATE stored_events SET ID = -1 WHERE ID = ?", (i,))
+        self.run("UPDATE stored_events SET ID = ? WHERE ID = ?", (i, j))
+        self.run("UPDATE stored_events SET ID = ? WHERE ID = -1", (j,))
+
+    def insert(self, position: int, originator: Any, version: int, topic: str,
+               body: dict[str, Any]) -> None:  # fmt: skip
+        """Slip an event in at `position`, every later one moved up by one."""
+        self.run("UPDATE stored_events SET ID = -(ID + 1) WHERE ID >= ?", (position,))
+        self.run("UPDATE stored_events SET ID = -ID WHERE ID < 0")
+        self.put(position, body, originator=originator, version=version, topic=topic)
+
+    def put(self, position: int, body: dict[str, Any], *, originator: Any = None,
+            version: int | None = None, topic: str | None = None) -> None:  # fmt: skip
+        """A row at a free `position` holding `body` (by default of the ledger's aggregate,
+        at the body's version, under its type's topic)."""
         if originator is None:
             originator = self.row(self.positions()[0])[0]
         self.run("INSERT INTO stored_events (ID, originator_id, originator_version, topic, "
                  "state) VALUES (?, ?, ?, ?, ?)",
                  (position, originator, version or body["aggregate_version"],
-                  f"homeledger:{body['type']}", canonical_json(body)))  # fmt: skip
+                  topic or f"homeledger:{body['type']}", canonical_json(body)))  # fmt: skip
 
     def other_aggregate(self) -> Any:
         """An aggregate id that is not the ledger's, in the backend's column form."""
@@ -135,7 +169,7 @@ class RawEvents:
                 **fields}  # fmt: skip
         body["correlation_id"] = fields.get("correlation_id", body["command_id"])
         body["hash"] = chain_hash(body)
-        self.insert(last + 1, body)
+        self.put(last + 1, body)
         return last + 1
 
     def reseal(self, position: int, signer: Any = None) -> None:
@@ -187,6 +221,15 @@ class RawEvents:
         self.run("INSERT INTO stored_snapshots (originator_id, originator_version, topic, "
                  "state) VALUES (?, ?, ?, ?)",
                  (originator, version, "homeledger:snapshot", state))  # fmt: skip
+
+
+@contextmanager
+def raw_events(url: str | Path) -> Iterator[RawEvents]:
+    raw = RawEvents(url)
+    try:
+        yield raw
+    finally:
+        raw.close()
 
 
 # The stream.

