@@ -493,7 +493,9 @@ class LedgerStore:
             if start.ledger.allocations.lookup == self.allocation:
                 return start
             ledger = start.ledger.copy()
-        ledger.allocations = Allocations(self.allocation)  # the table is current here
+        # What the replay changed is current; the rest is looked up in the table (current
+        # here too), not in the window's view of how things stood before.
+        ledger.allocations = Allocations(self.allocation, ledger.allocations.changed)
         return DecisionState(ledger, version, last_hash)
 
     def _allocations_before(self, start: DecisionState) -> _Window | None:
