@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from typing import Any, cast
 from uuid import uuid4
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -29,6 +30,7 @@ from homeledger.adapters.store import (
     LedgerStore,
     VersionConflictError,
     WriteSession,
+    allocations_before,
 )
 from homeledger.domain.commands import Command, SealLedger
 from homeledger.domain.errors import ConcurrencyError, DomainError
@@ -300,14 +302,21 @@ class LedgerApplication:
             on_decided(_envelopes(decided, positions))
 
     def _caught_up(self, session: WriteSession, state: DecisionState) -> DecisionState:
-        """`state` with the facts other writers stored since (read in the session)."""
-        ledger, version, last_hash = None, state.version, state.last_hash
+        """`state` with the facts other writers stored since (read in the session), applied
+        on their allocations as they stood before them (the table already has them)."""
+        version, last_hash = state.version, state.last_hash
+        since: list[dict[str, object]] = []
         while bodies := session.facts_after(version, 1000):
-            ledger = ledger or state.ledger.copy()
-            for body in bodies:
-                ledger.apply(envelope_from_body(body, 0).fact)
-                version, last_hash = int(body["aggregate_version"]), str(body["hash"])
-        return state if ledger is None else DecisionState(ledger, version, last_hash)
+            since += bodies
+            version, last_hash = int(str(bodies[-1]["aggregate_version"])), str(bodies[-1]["hash"])
+        if not since:
+            return state
+        ledger = state.ledger.copy()
+        touches = [(str(b["type"]), cast(dict[str, Any], b["data"])) for b in since]
+        ledger.allocations.know(allocations_before(touches, session.allocations))
+        for body in since:
+            ledger.apply(envelope_from_body(body, 0).fact)
+        return DecisionState(ledger, version, last_hash)
 
     def _plan(self, state: DecisionState, commands: Sequence[Command], correlation: str | None,
               look_up_first: bool) -> Plan:  # fmt: skip

@@ -11,7 +11,7 @@ import contextlib
 import json
 import sqlite3
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -503,8 +503,7 @@ class LedgerStore:
         (the table's, less what those facts did), up to the version the table is current
         at; None when a writer moved the table meanwhile (read it again)."""
         at = int(self._guard(lambda: self.recorder.allocations_at()) or 0)
-        made: set[str] = set()
-        released: dict[str, Decimal] = {}
+        touches: list[tuple[str, dict[str, Any]]] = []
         version = start.version
         while version < at:
             rows = self._guard(lambda after=version: self.recorder.select_events(
@@ -513,19 +512,10 @@ class LedgerStore:
                 break
             for stored in rows:
                 if stored.topic in _ALLOCATION_TOPICS:
-                    data = self.decode_body(stored).get("data") or {}
-                    key = str(data.get("allocation_id"))
-                    if stored.topic == _ALLOCATION_TOPICS[0]:
-                        made.add(key)
-                    else:
-                        released[key] = released.get(key, Decimal(0)) + Decimal(
-                            str(data.get("amount", "0")))
+                    body = self.decode_body(stored)
+                    touches.append((str(body.get("type")), body.get("data") or {}))
                 version = stored.originator_version
-        known: dict[str, Allocation | None] = dict.fromkeys(made)
-        for key, amount in released.items():
-            if key not in made:
-                now = self.allocation(key)
-                known[key] = None if now is None else replace(now, released=now.released - amount)
+        known = allocations_before(touches, lambda ids: {i: self.allocation(i) for i in ids})
         if int(self._guard(lambda: self.recorder.allocations_at()) or 0) != at:
             return None
         return _Window(at, known)
@@ -655,6 +645,31 @@ class _Window:
 def _from_facts() -> _Window:
     """A replay from the first fact: every allocation comes from the facts themselves."""
     return _Window(2**63 - 1, {})
+
+
+def allocations_before(
+    touches: Iterable[tuple[str, dict[str, Any]]],
+    current: Callable[[list[str]], dict[str, Allocation | None]],
+) -> dict[str, Allocation | None]:
+    """The allocations that facts (their type and data, in order) touch, as they stood
+    before those facts, given how they stand after them (`current`, the allocation
+    table's, which is current with them): one they made did not exist; the others had
+    not yet had what they released."""
+    made: set[str] = set()
+    released: dict[str, Decimal] = {}
+    for kind, data in touches:
+        key = str(data.get("allocation_id"))
+        if kind == FundsAllocated.TYPE:
+            made.add(key)
+        elif kind == AllocationReleased.TYPE:
+            released[key] = released.get(key, Decimal(0)) + Decimal(str(data.get("amount", 0)))
+    known: dict[str, Allocation | None] = dict.fromkeys(made)
+    now = current(sorted(set(released) - made))
+    for key, amount in released.items():
+        if key not in made:
+            found = now.get(key)
+            known[key] = None if found is None else replace(found, released=found.released - amount)
+    return known
 
 
 def _admit_stored(ledger: Ledger, stored: StoredEvent, body: dict[str, Any], version: int,
