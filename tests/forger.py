@@ -201,6 +201,13 @@ class RawEvents:
 
     # Receipts and snapshots.
 
+    def set_allocation(self, allocation_id: str, **columns: int) -> None:
+        """Edit a row of the allocation table the ledger looks allocations up in (amounts
+        in cents: amount, released)."""
+        for column, value in columns.items():
+            self.run(f"UPDATE homeledger_allocations SET {column} = ? WHERE allocation_id = ?",
+                     (value, allocation_id))  # fmt: skip
+
     def delete_receipt(self, command_id: str) -> None:
         self.run("DELETE FROM homeledger_commands WHERE command_id = ?", (command_id,))
 

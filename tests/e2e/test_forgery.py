@@ -164,6 +164,20 @@ def test_the_newest_facts_removed_are_found_by_their_receipts(ledger: Ledger) ->
     assert report["by_name"]["hash-chain"]["ok"]
 
 
+def test_an_edited_allocation_row_is_found(ledger: Ledger) -> None:
+    """The table the ledger looks allocations up in, edited: 5000.00 of a-se-2021 released
+    becomes none."""
+    ledger.raw.set_allocation("a-se-2021", released=0)
+    assert_found_anywhere(ledger, "ledger-snapshots", "allocation table differs")
+
+
+def assert_found_anywhere(ledger: Ledger, check: str, words: str) -> None:
+    result, report = ledger.verify()
+    assert result.exit_code == 1, result.output
+    found = report["by_name"][check]
+    assert found["ok"] is False and words in found["detail"], found
+
+
 def test_a_receipt_pointing_elsewhere_is_found(ledger: Ledger) -> None:
     body = ledger.raw.body(RELEASE)
     ledger.raw.run("UPDATE homeledger_commands SET first_version = ?, last_version = ? "
