@@ -16,17 +16,21 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from typing import Any, cast
 from uuid import uuid4
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from homeledger.adapters.envelope import Envelope, envelope_from_body, new_body
-from homeledger.adapters.idempotency import Receipt, check_same
-from homeledger.adapters.seals import digest_of
+from homeledger.adapters.idempotency import Fingerprints, Receipt
+from homeledger.adapters.seals import digest_of, sign
 from homeledger.adapters.store import (
     CommandIdTakenError,
     DecisionState,
     LedgerStore,
     VersionConflictError,
     WriteSession,
+    allocations_before,
 )
 from homeledger.domain.commands import Command, SealLedger
 from homeledger.domain.errors import ConcurrencyError, DomainError
@@ -42,6 +46,10 @@ OnDecided = Callable[[list[Envelope]], None]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _unsigned() -> Ed25519PrivateKey | None:
+    return None
 
 
 class BatchError(Exception):
@@ -148,12 +156,15 @@ class Plan:
 class LedgerApplication:
     def __init__(
         self, store: LedgerStore, *, actor: str, clock: Clock = utc_now,
-        snapshot_every: int = 500,
+        snapshot_every: int = 500, seal_key: Callable[[], Ed25519PrivateKey | None] = _unsigned,
+        fingerprints: Fingerprints | None = None,
     ) -> None:  # fmt: skip
         self.store = store
         self.actor = actor
         self.clock = clock
         self.snapshot_every = snapshot_every
+        self.seal_key = seal_key  # loaded when a seal is recorded, not before
+        self.fingerprints = fingerprints or Fingerprints()
         self._state: DecisionState | None = None
 
     # Use cases.
@@ -212,9 +223,12 @@ class LedgerApplication:
 
     def seal(self) -> list[Envelope]:
         """Record a LedgerSealed fact over everything stored up to now."""
+        key = self.seal_key()
         position = self.store.max_position()
         bodies = (self.store.decode_body(n) for n in self.store.notifications(1, position))
-        return self.execute(SealLedger(position=position, digest=digest_of(position, bodies)))
+        digest = digest_of(position, bodies)
+        signed = sign(key, digest) if key is not None else {}
+        return self.execute(SealLedger(position=position, digest=digest, **signed))
 
     def state(self) -> DecisionState:
         """The cached decision state, loaded from the store when there is none."""
@@ -262,7 +276,8 @@ class LedgerApplication:
         )
         for number, command in batch:
             try:
-                self._add(plan, command, now, correlation, _known_repeats(known))
+                self._add(plan, command, now, correlation,
+                          _known_repeats(known, self.fingerprints))
             except DomainError as error:
                 raise BatchError(number, error) from None
         slots = plan.take()
@@ -287,14 +302,21 @@ class LedgerApplication:
             on_decided(_envelopes(decided, positions))
 
     def _caught_up(self, session: WriteSession, state: DecisionState) -> DecisionState:
-        """`state` with the facts other writers stored since (read in the session)."""
-        ledger, version, last_hash = None, state.version, state.last_hash
+        """`state` with the facts other writers stored since (read in the session), applied
+        on their allocations as they stood before them (the table already has them)."""
+        version, last_hash = state.version, state.last_hash
+        since: list[dict[str, object]] = []
         while bodies := session.facts_after(version, 1000):
-            ledger = ledger or state.ledger.copy()
-            for body in bodies:
-                ledger.apply(envelope_from_body(body, 0).fact)
-                version, last_hash = int(body["aggregate_version"]), str(body["hash"])
-        return state if ledger is None else DecisionState(ledger, version, last_hash)
+            since += bodies
+            version, last_hash = int(str(bodies[-1]["aggregate_version"])), str(bodies[-1]["hash"])
+        if not since:
+            return state
+        ledger = state.ledger.copy()
+        touches = [(str(b["type"]), cast(dict[str, Any], b["data"])) for b in since]
+        ledger.allocations.know(allocations_before(touches, session.allocations))
+        for body in since:
+            ledger.apply(envelope_from_body(body, 0).fact)
+        return DecisionState(ledger, version, last_hash)
 
     def _plan(self, state: DecisionState, commands: Sequence[Command], correlation: str | None,
               look_up_first: bool) -> Plan:  # fmt: skip
@@ -314,7 +336,7 @@ class LedgerApplication:
         `repeat`, or with `fallback` when the ledger refuses it)."""
         command_id = command.command_id
         if command_id and command_id in plan.seen:
-            check_same(command, plan.seen[command_id])
+            self.fingerprints.check_same(command, plan.seen[command_id])
             return  # the same command twice in one batch is recorded once
         found = repeat(command)
         if found is None:
@@ -325,11 +347,11 @@ class LedgerApplication:
                 if found is None:
                     raise
         if found is not None:
-            plan.seen[str(command_id)] = command.fingerprint()
+            plan.seen[str(command_id)] = self.fingerprints.of(command)
             plan.slots.append(found)
             return
         command_id = command_id or str(uuid4())
-        fingerprint = plan.seen[command_id] = command.fingerprint()
+        fingerprint = plan.seen[command_id] = self.fingerprints.of(command)
         bodies = [self._body(plan, fact, now, command_id, correlation) for fact in facts]
         plan.slots.append(Decided(command_id, fingerprint, list(facts), bodies))
 
@@ -351,7 +373,7 @@ class LedgerApplication:
         receipt = self.store.receipt(command.command_id)
         if receipt is None:
             return None
-        check_same(command, receipt.fingerprint)
+        self.fingerprints.check_same(command, receipt.fingerprint)
         return Repeated(self.store.envelopes_for(receipt), receipt.first_version,
                         receipt.last_version)  # fmt: skip
 
@@ -375,14 +397,14 @@ def _no_repeat(command: Command) -> Repeated | None:
     return None
 
 
-def _known_repeats(known: dict[str, Receipt]) -> RepeatLookup:
+def _known_repeats(known: dict[str, Receipt], fingerprints: Fingerprints) -> RepeatLookup:
     """A repeat lookup in receipts read beforehand (the envelopes are not read back)."""
 
     def lookup(command: Command) -> Repeated | None:
         receipt = known.get(command.command_id or "")
         if receipt is None:
             return None
-        check_same(command, receipt.fingerprint)
+        fingerprints.check_same(command, receipt.fingerprint)
         return Repeated([], receipt.first_version, receipt.last_version)
 
     return lookup

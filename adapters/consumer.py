@@ -10,11 +10,10 @@ server's memory, deleted when the loop ends, and removed by the server by itself
 shortly after a crash, so nothing is left behind. Filters and subjects follow the
 settings' subject prefix (`<prefix>.events.>`).
 
-Events reach the handler in stream order, also after a crash: messages a dead
-process left unacknowledged are redelivered only after the ack wait, while newer
-ones could be delivered at once. When the consumer starts with such messages
-pending, the loop holds back what it receives until the pending ones have come again
-(or the ack wait has passed), and hands everything on in stream order.
+Events reach the handler in stream order under any timing, also after a crash:
+messages left unacknowledged are redelivered only after the ack wait, while newer ones
+could be delivered at once; the loop holds back what it receives until nothing before
+it can still come (see ConsumerLoop), and hands everything on in stream order.
 
 A `batch_handler` gets each fetched batch in one call (a projector commits it in one
 transaction) and the loop acknowledges the batch after the call returned; `once` stops
@@ -29,6 +28,7 @@ unsubscribed and the connection closed instead).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import json
@@ -262,22 +262,72 @@ def _check_existing(info: ConsumerInfo, spec: ConsumerSpec) -> None:
 # The loop.
 
 
-@dataclass
-class _Recovery:
-    """Messages a dead process left pending, to be handed on before newer ones."""
+class _Held:
+    """Delivered messages not handed on yet, by stream sequence; the sequence up to which
+    every message of the consumer was handed on (or acknowledged before), and the
+    sequences handed on lately (to tell a late redelivery of one from a straggler)."""
 
-    delivered_seq: int  # the last stream sequence delivered before this process
-    pending: int  # how many of those were not acknowledged
-    deadline: float
-    held: dict[int, tuple[Msg, Delivery]] = field(default_factory=dict)
+    RECENT = 100_000
 
-    def done(self) -> bool:
-        back = sum(1 for seq in self.held if seq <= self.delivered_seq)
-        return back >= self.pending or time.monotonic() > self.deadline
+    def __init__(self, floor: int) -> None:
+        self.floor = self.handed = floor  # everything up to the floor was acknowledged
+        self.items: dict[int, tuple[Msg, Delivery]] = {}
+        self.recent: collections.OrderedDict[int, None] = collections.OrderedDict()
+
+    def add(self, msg: Msg, delivery: Delivery) -> str:
+        """Hold a delivery: "held"; "again" for one handed on already (a redelivery);
+        "late" for an older one this process never handed on (the durable is shared
+        with a live process that let it go): it is handed on at once, never lost."""
+        seq = delivery.stream_seq
+        if seq > self.handed:
+            self.items[seq] = (msg, delivery)  # the newest delivery's ack counts
+            return "held"
+        return "again" if seq in self.recent or seq <= self.floor else "late"
+
+    def handed_on(self, seq: int) -> None:
+        self.handed = max(self.handed, seq)
+        self.recent[seq] = None
+        if len(self.recent) > self.RECENT:
+            self.recent.popitem(last=False)
+
+    def in_order(self) -> list[int]:
+        return sorted(self.items)
+
+    def contiguous(self) -> list[int]:
+        """The held sequences that follow the last handed on without a gap."""
+        run, expected = [], self.handed + 1
+        for seq in self.in_order():
+            if seq != expected:
+                break
+            run.append(seq)
+            expected += 1
+        return run
+
+    def take(self, sequences: list[int]) -> list[tuple[Msg, Delivery]]:
+        return [self.items.pop(seq) for seq in sequences]
 
 
 @dataclass
 class ConsumerLoop:
+    """Fetches, holds and hands on deliveries in stream order, under any timing.
+
+    JetStream redelivers a message that was not acknowledged in time (its process died,
+    its acknowledgement was lost, or a fetch that had expired dropped it) only after the
+    ack wait, while newer messages may be delivered at once: deliveries interleave. So
+    a delivery is held until nothing before it can still come: when the held ones follow
+    the last handed on without a gap, or (a gap: a filter, a deleted message, or one
+    still to be redelivered) when every message the consumer has outstanding is held
+    here (`num_ack_pending`). Held messages are marked in progress each round, so that
+    their ack wait does not run out while they wait. A redelivery of one already handed
+    on is acknowledged and dropped.
+
+    The order is exact for a durable that one live process consumes at a time (others
+    may have died, leaving messages pending). Live processes sharing a durable split
+    the messages between them; each hands its share on in order, unless one lets a
+    message's ack wait run out and it reaches another after newer ones: that one is
+    handed on late rather than lost.
+    """
+
     client: Client
     js: JetStreamContext
     stream: str
@@ -302,15 +352,15 @@ class ConsumerLoop:
         if until_seq is not None and floor >= until_seq:
             await self._remove_ephemeral()
             return self.stats
-        recovery = self._recovery(info)
+        held = _Held(floor)
         sub = await self.js.pull_subscribe_bind(durable=info.name, stream=self.stream)
         last_activity = healthy_since = time.monotonic()
         try:
             while not stop.is_set() and not self._reached(max_messages):
-                want = self._want(max_messages, recovery)
                 try:
-                    messages = await sub.fetch(want, timeout=self.spec.fetch_timeout)
-                except nats.errors.TimeoutError:
+                    messages = await sub.fetch(self._want(max_messages, held),
+                                               timeout=self.spec.fetch_timeout)  # fmt: skip
+                except TimeoutError:  # nats-py raises its own and asyncio's, both TimeoutError
                     messages = []
                 except NATS_FAILURES as failure:
                     healthy_since = await self._outage(healthy_since, failure)
@@ -318,58 +368,66 @@ class ConsumerLoop:
                 healthy_since = time.monotonic()
                 if messages:
                     last_activity = time.monotonic()
-                recovery = await self._dispatch(messages, recovery, max_messages)
+                await self._dispatch(messages, held, max_messages)
                 if until_seq is not None and self.stats.last_seq >= until_seq:
                     break
-                if idle is not None and not messages and recovery is None \
+                if idle is not None and not messages and not held.items \
                         and time.monotonic() - last_activity >= idle:  # fmt: skip
                     break
         finally:
-            await self._shutdown(sub, recovery)
+            await self._shutdown(sub, held)
         return self.stats
-
-    def _recovery(self, info: ConsumerInfo) -> _Recovery | None:
-        pending = int(info.num_ack_pending or 0)
-        if not pending:
-            return None
-        delivered = int(info.delivered.stream_seq or 0) if info.delivered else 0
-        wait = float(info.config.ack_wait or self.spec.ack_wait)
-        return _Recovery(delivered, pending, time.monotonic() + wait + 2.0)
 
     def _reached(self, max_messages: int | None) -> bool:
         return max_messages is not None and self.stats.handled >= max_messages
 
-    def _want(self, max_messages: int | None, recovery: _Recovery | None) -> int:
-        if recovery is not None:
-            return self.spec.batch
-        if max_messages is None:
+    def _want(self, max_messages: int | None, held: _Held) -> int:
+        if held.items or max_messages is None:
             return self.spec.batch
         return max(1, min(self.spec.batch, max_messages - self.stats.handled))
 
-    async def _dispatch(self, messages: list[Msg], recovery: _Recovery | None,
-                        max_messages: int | None) -> _Recovery | None:  # fmt: skip
-        if recovery is not None:
-            for msg in messages:
-                delivery = decode(msg)
-                recovery.held.setdefault(delivery.stream_seq, (msg, delivery))
-            if not recovery.done():
-                return recovery
-            ordered = [recovery.held[seq] for seq in sorted(recovery.held)]
-            await self._handle_all(ordered, max_messages)
-            return None
-        await self._handle_all([(msg, decode(msg)) for msg in messages], max_messages)
-        return None
+    async def _dispatch(self, messages: list[Msg], held: _Held,
+                        max_messages: int | None) -> None:  # fmt: skip
+        late: list[tuple[Msg, Delivery]] = []
+        for msg in messages:
+            delivery = decode(msg)
+            kind = held.add(msg, delivery)
+            if kind == "again":
+                await msg.ack()  # handed on before: a redelivery changes nothing
+            elif kind == "late":
+                late.append((msg, delivery))
+        if late:
+            await self._handle_all(late, max_messages, held)
+        if not held.items:
+            return
+        ready = held.contiguous()
+        if len(ready) < len(held.items) and await self._all_outstanding_held(held):
+            ready = held.in_order()
+        if ready:
+            await self._handle_all(held.take(ready), max_messages, held)
+        await _in_progress(msg for msg, _ in held.items.values())
 
-    async def _handle_all(self, items: list[tuple[Msg, Delivery]],
-                          max_messages: int | None) -> None:  # fmt: skip
+    async def _all_outstanding_held(self, held: _Held) -> bool:
+        """Whether every message this consumer has delivered and not had acknowledged is
+        held here: then none before the held ones can still come."""
+        try:
+            await self.client.flush(timeout=2)  # our acknowledgements reach the server first
+            info = await self.js.consumer_info(self.stream, self.consumer_name)
+        except NATS_FAILURES:
+            return False  # unknown: hold on, and ask again after the next fetch
+        return int(info.num_ack_pending or 0) <= len(held.items)
+
+    async def _handle_all(self, items: list[tuple[Msg, Delivery]], max_messages: int | None,
+                          held: _Held) -> None:  # fmt: skip
         if self.batch_handler is not None:
-            await self._handle_batch(items, max_messages)
+            await self._handle_batch(items, max_messages, held)
             return
         for index, (msg, delivery) in enumerate(items):
             if self._reached(max_messages):
                 await _nak_all(msg for msg, _ in items[index:])
                 return
             await self._handle(msg, delivery)
+            held.handed_on(delivery.stream_seq)
 
     async def _handle(self, msg: Msg, delivery: Delivery) -> None:
         start = self.spec.from_position
@@ -386,7 +444,7 @@ class ConsumerLoop:
         self.stats.last_seq = max(self.stats.last_seq, delivery.stream_seq)
 
     async def _handle_batch(self, items: list[tuple[Msg, Delivery]],
-                            max_messages: int | None) -> None:  # fmt: skip
+                            max_messages: int | None, held: _Held) -> None:  # fmt: skip
         room = len(items) if max_messages is None else max_messages - self.stats.handled
         taken, rest = items[:room], items[room:]
         start = self.spec.from_position
@@ -400,10 +458,14 @@ class ConsumerLoop:
             done = {d.stream_seq for d in wanted[: stopped.handled]}
             self._count(wanted[: stopped.handled])
             await _ack_all(msg for msg, d in taken if d.stream_seq in done)
+            for seq in sorted(done):
+                held.handed_on(seq)
             raise stopped.cause from None
         self._count(wanted)
         await _ack_all(msg for msg, _ in taken)
         await _nak_all(msg for msg, _ in rest)
+        for _, delivery in taken:
+            held.handed_on(delivery.stream_seq)
         if taken:
             self.stats.last_seq = max(self.stats.last_seq, taken[-1][1].stream_seq)
 
@@ -421,10 +483,8 @@ class ConsumerLoop:
         await asyncio.sleep(0.5)
         return healthy_since
 
-    async def _shutdown(self, sub: JetStreamContext.PullSubscription,
-                        recovery: _Recovery | None) -> None:  # fmt: skip
-        if recovery is not None:
-            await _nak_all(msg for msg, _ in recovery.held.values())
+    async def _shutdown(self, sub: JetStreamContext.PullSubscription, held: _Held) -> None:
+        await _nak_all(msg for msg, _ in held.items.values())
         # Unacknowledged messages are redelivered later: at least once, never lost.
         with contextlib.suppress(*NATS_FAILURES):
             await self.client.flush(timeout=2)  # the acknowledgements go out first
@@ -450,6 +510,16 @@ class ConsumerLoop:
 async def _ack_all(messages: Any) -> None:
     for msg in messages:
         await msg.ack()
+
+
+async def _in_progress(messages: Any) -> None:
+    """Tell JetStream that held messages are being worked on: their ack wait starts
+    again, so that they are not redelivered (to another process) while they wait."""
+    for msg in messages:
+        try:
+            await msg.in_progress()
+        except NATS_FAILURES:
+            return
 
 
 async def _nak_all(messages: Any) -> None:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, chain_hash
 from homeledger.domain.events import DomainEvent, event_data, event_from_data
+from homeledger.domain.values import escape_unencodable
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
 
@@ -50,6 +51,10 @@ class Envelope:
     prev_hash: str
     hash: str
     fact: DomainEvent = field(compare=False, repr=False)
+    # The stored body, kept only when its text had to be escaped to be shown (a lone
+    # surrogate recorded before such text was refused): the envelope's own fields are
+    # then printable, and its published form stays the recorded one, hash and all.
+    recorded: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def scope(self) -> str:
@@ -63,6 +68,11 @@ class Envelope:
 
     def to_dict(self) -> dict[str, Any]:
         """The published JSON envelope, fields in the published order (ENVELOPE_FIELDS)."""
+        if self.recorded is not None:
+            return {**self._to_dict(), **{k: self.recorded[k] for k in _TEXT_FIELDS}}
+        return self._to_dict()
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "event_id": self.event_id,
             "type": self.type,
@@ -138,6 +148,12 @@ def envelope_from_body(
     data = body["data"]
     if body["schema_version"] == fact.SCHEMA_VERSION:  # the model's field order, as recorded
         data = {**{k: data[k] for k in _field_order(type(fact)) if k in data}, **data}
+    recorded = None
+    actor, command_id, correlation_id = (body[name] for name in _TEXT_FIELDS)
+    if not (_ascii(actor) and _ascii(command_id) and _ascii(correlation_id)):
+        shown = [_shown(body, name) for name in _TEXT_FIELDS]
+        if shown != [actor, command_id, correlation_id]:
+            recorded, (actor, command_id, correlation_id) = body, shown
     # The same frozen Envelope its __init__ would build (it has no __post_init__), filled
     # in one step: a frozen dataclass's __init__ sets each of its 15 fields through
     # object.__setattr__, a quarter of the cost of reading a fact back.
@@ -151,15 +167,30 @@ def envelope_from_body(
         aggregate_version=body["aggregate_version"],
         effective_date=date.fromisoformat(body["effective_date"]),
         recorded_at=parse_time(body["recorded_at"]),
-        actor=body["actor"],
-        command_id=body["command_id"],
-        correlation_id=body["correlation_id"],
+        actor=actor,
+        command_id=command_id,
+        correlation_id=correlation_id,
         data=data,
         prev_hash=body["prev_hash"],
         hash=body["hash"],
         fact=fact,
+        recorded=recorded,
     )
     return envelope
+
+
+_TEXT_FIELDS = ("actor", "command_id", "correlation_id")
+
+
+def _ascii(value: Any) -> bool:
+    return type(value) is str and value.isascii()
+
+
+def _shown(body: dict[str, Any], name: str) -> str:
+    value = body[name]
+    if not isinstance(value, str):
+        raise ValueError(f"the fact's {name} is not text")
+    return escape_unencodable(value)
 
 
 _new_object = object.__new__

@@ -20,6 +20,11 @@ class StoreBusyError(Exception):
     """Another writer held the store past the lock timeout; retry later (exit 3)."""
 
 
+class LedgerIntegrityError(Exception):
+    """A stored fact does not continue the chain or breaks a rule: the ledger decides
+    nothing on it (exit 1, as a verification finding; `verify` names the position)."""
+
+
 class NatsUnavailableError(Exception):
     """NATS cannot be reached, refused us, or failed (exit 4). The message is one line."""
 

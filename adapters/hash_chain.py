@@ -43,6 +43,9 @@ def chain_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json({k: body[k] for k in HASHED_FIELDS})).hexdigest()
 
 
+BROKEN_LINK = "prev_hash does not match the hash of the fact before it"
+
+
 def link_problem(body: dict[str, Any], expected_version: int, prev_hash: str, *,
                  stored_version: int | None = None) -> str | None:  # fmt: skip
     """Why this body does not continue the chain after `prev_hash`, or None.
@@ -63,7 +66,7 @@ def link_problem(body: dict[str, Any], expected_version: int, prev_hash: str, *,
     if body["aggregate_id"] != str(LEDGER_ID):
         return "the fact belongs to another aggregate"
     if body["prev_hash"] != prev_hash:
-        return "prev_hash does not match the hash of the fact before it"
+        return BROKEN_LINK
     if chain_hash(body) != body["hash"]:
         return "the content does not match its hash"
     return None

@@ -9,6 +9,8 @@ other content is refused.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from homeledger.domain.commands import Command
@@ -25,9 +27,31 @@ class Receipt:
     last_version: int
 
 
-def check_same(command: Command, fingerprint: str) -> None:
-    """Refuse a command id already used for a command with another fingerprint."""
-    if command.fingerprint() != fingerprint:
-        raise CommandIdReusedError(
-            f"command id {command.command_id!r} was already used for a different command"
-        )
+@dataclass(frozen=True)
+class Fingerprints:
+    """How a receipt fingerprints its command. A plain SHA-256 of a guessable command
+    ("pledge --year 2022", an allocation of a round amount) can be confirmed by anyone
+    who reads the receipts table, so in an encrypted store it is keyed: an HMAC under
+    a key derived from the cipher key, which the database does not hold. Receipts
+    written before (plain) are still recognised."""
+
+    key: bytes | None = None
+
+    def of(self, command: Command) -> str:
+        plain = command.fingerprint()
+        if self.key is None:
+            return plain
+        return hmac.new(self.key, plain.encode(), hashlib.sha256).hexdigest()
+
+    def check_same(self, command: Command, fingerprint: str) -> None:
+        """Refuse a command id already used for a command with another fingerprint."""
+        if fingerprint not in (self.of(command), command.fingerprint()):
+            raise CommandIdReusedError(
+                f"command id {command.command_id!r} was already used for a different command"
+            )
+
+
+def fingerprint_key(cipher_key: str) -> bytes:
+    """The receipts' fingerprint key, derived from the store's cipher key."""
+    return hmac.new(b"homeledger receipt fingerprints v1", cipher_key.encode(),
+                    hashlib.sha256).digest()  # fmt: skip

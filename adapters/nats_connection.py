@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 import weakref
 from collections.abc import Callable
@@ -226,8 +227,12 @@ def _auth_kind(settings: Settings | None) -> str:
             "(--nats-user/--nats-password, --nats-token or --nats-creds)")
 
 
+_USERINFO = re.compile(r"://[^\s]*@")
+
+
 def _scrub(text: str, settings: Settings | None) -> str:
     """Remove any configured secret that a library message might echo."""
+    text = _USERINFO.sub("://***@", text)  # a server URL echoed with its credentials
     if settings is None:
         return text
     for secret in (settings.nats_password, settings.nats_token):

@@ -62,7 +62,10 @@ class WriteCursor(Protocol):
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         if self.datastore.originator_id_type == "uuid":
-            return _uuid(originator_id)
+            try:
+                return _uuid(originator_id)
+            except (ValueError, TypeError, AttributeError):  # a row edited by hand
+                return str(originator_id)  # not the ledger's: verify reports it
         return originator_id
 
     def construct_create_table_statements(self) -> list[str]:
@@ -181,6 +184,17 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def select_receipt(self, command_id: str) -> Receipt | None:
         with self.datastore.transaction(commit=False) as cursor:
             return self.receipts_in(cursor, [command_id]).get(command_id)
+
+    def select_receipts(self, after_first_version: int, limit: int) -> list[Receipt]:
+        """Receipts in the order of the versions they recorded, after one."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT command_id, fingerprint, first_version, last_version "
+                f"FROM {RECEIPTS_TABLE} WHERE first_version > ? "
+                f"ORDER BY first_version LIMIT ?",
+                (after_first_version, limit),
+            )
+            return [Receipt(*row) for row in c.fetchall()]
 
     def select_notifications_by_version(
         self, originator_id: UUID, first: int, last: int
@@ -370,6 +384,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     def select_receipt(self, command_id: str) -> Receipt | None:
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             return self.receipts_in(cursor, [command_id]).get(command_id)
+
+    def select_receipts(self, after_first_version: int, limit: int) -> list[Receipt]:
+        """Receipts in the order of the versions they recorded, after one."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT command_id, fingerprint, first_version, last_version FROM {}.{} "
+                    "WHERE first_version > %s ORDER BY first_version LIMIT %s"
+                ).format(*self.receipts),
+                (after_first_version, limit),
+            )
+            rows: list[DictRow] = curs.fetchall()
+        return [Receipt(r["command_id"], r["fingerprint"], r["first_version"],
+                        r["last_version"]) for r in rows]  # fmt: skip
 
     def select_notifications_by_version(
         self, originator_id: UUID, first: int, last: int

@@ -48,6 +48,7 @@ from homeledger.adapters.store import LedgerStore
 
 DEFAULT_WINDOW = 1000
 DEFAULT_ACK_TIMEOUT = 5.0
+MAX_POSITION = 2**63 - 1  # the largest position a store holds
 DEFAULT_POLL_INTERVAL = 0.01  # idle cost: one max-position query per 10 ms; latency p50 -5 ms
 T = TypeVar("T")
 
@@ -248,22 +249,44 @@ class Relay:
         position = await self._tail_position(js, last_seq) if info.state.messages else None
         recorded = self.stats.position
         if position is not None:
-            await self._check_tail(js, last_seq, position)
+            version = await self._check_tail(js, last_seq, position)
+            self._check_count(int(info.state.messages or 0), position, version, recorded)
         if position is not None and position > recorded:
             self._advance(position)  # acknowledged before the last crash
-        elif position is not None and position < recorded:
-            self.report(f"stream {self.spec.name} ends at position {position} but the "
-                        f"relay's position is {recorded}: publishing again from "
-                        f"{position + 1}")  # fmt: skip
-            self.stats.position = position
         elif position is None and last_seq == 0 and recorded:
             self.report(f"stream {self.spec.name} is new and empty: publishing every "
                         "event from position 1")
             self.stats.position = 0
         return _StreamTail(last_seq, position)
 
-    async def _check_tail(self, js: JetStreamContext, last_seq: int, position: int) -> None:
-        """The stream's last message must be the store's event at that position.
+    def _check_count(self, messages: int, position: int, version: int, recorded: int) -> None:
+        """The stream must hold exactly the store's events up to its last one, and at
+        least every event JetStream acknowledged to the relay.
+
+        Versions run 1, 2, 3... in store order, so the event at `position` is the
+        `version`-th: a stream the relay alone wrote holds that many messages. More is
+        a message someone else published (a copy of an old event would otherwise make
+        the relay publish everything after it again), fewer a message removed; a last
+        position below the relay's is acknowledged messages lost, or such a copy. Each
+        is a disagreement: publishing could store an event twice or skip some.
+        """
+        name = self.spec.name
+        if messages != version:
+            raise StreamDisagreesError(
+                f"stream {name} holds {messages} messages, but its last one is the store's "
+                f"event at position {position}, the {version}th: the stream holds messages "
+                "the relay did not publish, or lost some; refusing to publish"
+            )
+        if position < recorded:
+            raise StreamDisagreesError(
+                f"stream {name} ends at position {position}, but JetStream acknowledged every "
+                f"event up to position {recorded}: the stream lost acknowledged messages; "
+                "refusing to publish (delete the stream to publish everything again)"
+            )
+
+    async def _check_tail(self, js: JetStreamContext, last_seq: int, position: int) -> int:
+        """The stream's last message must be the store's event at that position; its
+        version (how many events the store holds up to it).
 
         Otherwise the stream and the store disagree (an older copy of the store, or a
         stream holding another ledger): resuming would skip or mix facts, so refuse.
@@ -287,17 +310,22 @@ class Relay:
                 f"the stream holds event {published[0]}, the store {stored.event_id}; "
                 "refusing to publish"
             )
+        return stored.aggregate_version
 
-    async def _tail_position(self, js: JetStreamContext, last_seq: int) -> int | None:
+    async def _tail_position(self, js: JetStreamContext, last_seq: int) -> int:
+        """The store position the stream's last message carries; a last message that is
+        gone or carries none was not left there by the relay: a disagreement."""
+        where = f"the last message of stream {self.spec.name} (sequence {last_seq})"
         try:
             message = await js.get_msg(self.spec.name, seq=last_seq)
         except nats.js.errors.NotFoundError:
-            return None
-        value = (message.headers or {}).get(POSITION)
-        if value is None or not str(value).isdigit():
-            self.report(f"the last message of stream {self.spec.name} (sequence {last_seq}) "
-                        f"has no {POSITION} header: trusting the relay's position")
-            return None
+            raise StreamDisagreesError(f"{where} was deleted; refusing to publish") from None
+        value = str((message.headers or {}).get(POSITION, ""))
+        if not (value.isascii() and value.isdigit()) or int(value) > MAX_POSITION:
+            raise StreamDisagreesError(
+                f"{where} carries no valid {POSITION} header: it was not published by the "
+                "relay; refusing to publish"
+            )
         return int(value)
 
     async def _with_retries(

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from homeledger.adapters.errors import ConfigError
 from homeledger.adapters.postgres import Timeouts
+from homeledger.domain.values import clean_text
 
 DEFAULT_STORE = "sqlite:///homeledger.db"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -38,14 +39,16 @@ ENVIRONMENT_ONLY = {
     "lock_timeout": "HOMELEDGER_LOCK_TIMEOUT",
     "nats_timeout": "HOMELEDGER_NATS_TIMEOUT",
     "subject_prefix": "HOMELEDGER_SUBJECT_PREFIX",
+    "seal_key": "HOMELEDGER_SEAL_KEY",
+    "seal_public_key": "HOMELEDGER_SEAL_PUBLIC_KEY",
 }
 DAY = 86_400.0
 
 
 def default_actor() -> str:
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        return clean_text(getpass.getuser())[:MAX_ACTOR] or "unknown"
+    except (KeyError, OSError, ValueError):  # no user, or a name that is not clean text
         return "unknown"
 
 
@@ -75,6 +78,10 @@ class Settings(BaseModel):
     store_timeout: float = Field(default=60.0, gt=0, le=DAY, allow_inf_nan=False)
     lock_timeout: float = Field(default=10.0, gt=0, le=DAY, allow_inf_nan=False)
     nats_timeout: float = Field(default=5.0, gt=0, le=DAY, allow_inf_nan=False)
+    # Ed25519: the private key signs seals (a file or a value); the public keys (one or
+    # more, for rotation) are all `verify` needs to check them.
+    seal_key: SecretStr | None = None
+    seal_public_key: str | None = None
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Settings:
@@ -117,15 +124,16 @@ class Settings(BaseModel):
         for part in value.split(","):
             problem = _nats_url_problem(part.strip())
             if problem:
-                shown = _mask_unparsable(part.strip())  # no user, password or token
-                raise ValueError(f"NATS URL {shown[:80]!r} {problem}")
+                # The whole value redacted: a part cut at a comma could be half a password.
+                shown = redact_url(value.strip())
+                raise ValueError(f"NATS URL {shown[:120]!r} {problem}")
         return value
 
     @field_validator("actor")
     @classmethod
     def _actor(cls, value: str) -> str:
-        if _CONTROL.search(value):
-            raise ValueError("actor must not contain control characters")
+        # The actor is recorded in every fact: the same text rules as a name.
+        value = clean_text(value, "actor") if value.strip() else value
         if len(value) > MAX_ACTOR:
             raise ValueError(f"actor is {len(value)} characters long; at most {MAX_ACTOR}")
         if value and not value.strip():
@@ -173,6 +181,8 @@ def _nats_url_problem(url: str) -> str | None:
     """Why `url` cannot be a NATS server URL, or None."""
     if not url or any(char.isspace() for char in url) or _CONTROL.search(url):
         return "must be one URL per server, comma-separated, without spaces"
+    if url.count("@") > 1:
+        return "has more than one '@': write an '@' inside the user or password as %40"
     if "://" not in url:
         url = f"nats://{url}"  # as nats-py reads "host:port"
     try:
@@ -212,19 +222,28 @@ class StoreLocation:
 
 
 def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
+    """`url` (or a comma-separated list of them) without its secrets: what stands
+    between the scheme and the last '@' is a password, a token or a user with a
+    password; only a user name before a ':' is kept (postgresql://ops:***@host/db).
+
+    Done on the text, never by parsing: a URL that does not parse (a bad port, an '@'
+    inside the password, no scheme at all) is masked just the same."""
+    return ",".join(_redact_one(part) for part in _NEXT_URL.split(url))
+
+
+_NEXT_URL = re.compile(r",(?=[A-Za-z][A-Za-z0-9+.-]*://)")  # a comma before another URL
+
+
+def _redact_one(url: str) -> str:
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    if "@" not in rest or scheme == "sqlite":  # a file name may hold an '@'
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
-def _mask_unparsable(url: str) -> str:
-    """A URL that urlsplit refuses, with anything between '://' and the last '@' masked."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
+    userinfo, host = rest.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+    shown = f"{user}:***" if user and "/" not in user else "***"
+    return f"{scheme}{separator}{shown}@{host}"
 
 
 def store_location(url: str) -> StoreLocation:
@@ -256,9 +275,14 @@ def _postgres_location(url: str) -> StoreLocation:
         parts = urlsplit(url)
     except ValueError:
         raise ConfigError(
-            f"store URL {_mask_unparsable(url)!r} is not a valid URL: "
+            f"store URL {redact_url(url)!r} is not a valid URL: "
             "postgresql://user:password@host:5432/dbname"
         ) from None
+    if url.split("?", 1)[0].count("@") > 1:
+        raise ConfigError(
+            f"store URL {redact_url(url)!r} has more than one '@': write an '@' inside the "
+            "user or password as %40"
+        )
     dbname = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not dbname:
         raise ConfigError(

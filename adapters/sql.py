@@ -7,6 +7,7 @@ database and schema, through psycopg, in autocommit mode (callers open transacti
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Any
 
@@ -24,7 +25,20 @@ def connect(location: StoreLocation, timeouts: Timeouts) -> Any:
     return _connect_postgres(location, timeouts)
 
 
+def create_private(location: StoreLocation) -> None:
+    """Create an SQLite store's file readable and writable by its owner only (0600),
+    whatever the umask, if it is not there yet. SQLite gives its journal and
+    write-ahead log files the database file's permissions."""
+    if location.kind != "sqlite" or location.in_memory:
+        return
+    try:
+        os.close(os.open(location.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return  # an existing store keeps the permissions it has
+
+
 def _connect_sqlite(location: StoreLocation, timeouts: Timeouts) -> sqlite3.Connection:
+    create_private(location)
     # An in-memory store cannot be shared between connections: a connection to
     # ":memory:" gets an in-memory database of its own.
     conn = sqlite3.connect(

@@ -11,9 +11,9 @@ import contextlib
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -35,13 +35,27 @@ from eventsourcing.utils import Environment
 from homeledger.adapters.envelope import Envelope, envelope_from_body
 from homeledger.adapters.errors import (
     ConfigError,
+    LedgerIntegrityError,
     StoreBusyError,
     StoreUnavailableError,
     first_line,
 )
-from homeledger.adapters.hash_chain import GENESIS_HASH, LEDGER_ID, ChainWalk, canonical_json
+from homeledger.adapters.hash_chain import (
+    BROKEN_LINK,
+    GENESIS_HASH,
+    LEDGER_ID,
+    ChainWalk,
+    canonical_json,
+    chain_hash,
+    link_problem,
+)
 from homeledger.adapters.idempotency import Receipt
-from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
+from homeledger.adapters.ledger_snapshot import (
+    authentic,
+    ledger_from_dict,
+    ledger_to_dict,
+    snapshot_body,
+)
 from homeledger.adapters.postgres import Timeouts, bounded, connection_kwargs
 from homeledger.adapters.recorders import (
     ALLOCATIONS_AT_TABLE,
@@ -51,7 +65,9 @@ from homeledger.adapters.recorders import (
     LedgerRecorder,
 )
 from homeledger.adapters.settings import APP_NAME, StoreLocation
-from homeledger.domain.events import AllocationReleased, FundsAllocated
+from homeledger.adapters.sql import create_private
+from homeledger.domain.errors import DomainError
+from homeledger.domain.events import AllocationReleased, FundsAllocated, UnknownEventTypeError
 from homeledger.domain.ledger import Allocation, Allocations, Ledger, allocation_after
 from homeledger.domain.money import CENT
 
@@ -70,16 +86,33 @@ def topic_for(event_type: str) -> str:
 @dataclass
 class StoredChain:
     """The hash chain walked over stored facts: `hash_chain`'s check of each body, and
-    what the store's own columns (version, topic) say against it."""
+    what the store's own columns (aggregate id, version, topic) say against it.
+
+    A problem is placed at the fact that was changed: when a fact's `prev_hash` no
+    longer matches the fact before it while both are intact in themselves (each hash
+    covers its content), the one before was edited and its own hash recomputed, and
+    that is where the problem is reported. (The same two facts would also result from
+    editing the later fact's `prev_hash` and re-hashing it: the database alone cannot
+    tell the two apart, and the earlier is named.)"""
 
     walk: ChainWalk = field(default_factory=ChainWalk)
+    _previous: tuple[int, bool] = (0, False)  # the last position checked, and intact?
 
-    def check(self, stored: StoredEvent, body: dict[str, Any]) -> str | None:
-        """Check one stored fact (in position order) and move past it."""
+    def check(self, stored: Notification, body: dict[str, Any]) -> tuple[int, str] | None:
+        """Check one stored fact (in position order) and move past it: where the first
+        problem it reveals is, and what it is."""
         problem = self.walk.step(body, stored.originator_version)
+        if problem is None and stored.originator_id != LEDGER_ID:
+            problem = "stored under another aggregate id: the ledger does not see it"
         if problem is None and stored.topic != topic_for(str(body.get("type"))):
-            return "stored topic does not match the event type"
-        return problem
+            problem = "stored topic does not match the event type"
+        found = None if problem is None else (stored.id, problem)
+        earlier, intact = self._previous
+        if problem == BROKEN_LINK and intact and chain_hash(body) == body["hash"]:
+            found = (earlier, "the fact was changed and its own hash recomputed: the next "
+                     "fact recorded another hash for it")  # fmt: skip
+        self._previous = (stored.id, problem is None)
+        return found
 
 
 class WriteSession:
@@ -193,10 +226,13 @@ def library_env(location: StoreLocation, timeouts: Timeouts | None = None) -> di
 
 class LedgerStore:
     def __init__(self, location: StoreLocation, *, cipher_key: str | None = None,
-                 create: bool = True, timeouts: Timeouts | None = None) -> None:  # fmt: skip
+                 create: bool = True, timeouts: Timeouts | None = None,
+                 snapshot_secret: Callable[[], bytes | None] = lambda: None) -> None:  # fmt: skip
         self.location = location
         self.timeouts = timeouts or Timeouts(connect=location.connect_timeout)
         self._session_cursor: Any = None  # while a write session is open
+        self._snapshot_secret = snapshot_secret  # read when a snapshot is first needed
+        self._snapshot_key: object = _UNREAD
         if location.kind == "sqlite" and not create and not location.in_memory:
             if not location.exists():
                 raise StoreUnavailableError(f"store {location.display} does not exist")
@@ -204,6 +240,8 @@ class LedgerStore:
         env = library_env(location, self.timeouts)
         if not create:  # a reader never creates tables (PostgreSQL: see _prepare_postgres)
             env["CREATE_TABLE"] = "no"
+        else:
+            create_private(location)  # 0600: the library would create it 0644 (umask 022)
         if cipher_key:
             env["CIPHER_TOPIC"] = "eventsourcing.cryptography:AESCipher"
             env["CIPHER_KEY"] = cipher_key
@@ -227,6 +265,7 @@ class LedgerStore:
             if isinstance(self.recorder, LedgerPostgresRecorder):
                 self._prepare_postgres(self.recorder, create)
         except (PersistenceError, OSError, sqlite3.DatabaseError) as exc:
+            self.factory.close()  # now, not when the collector finds the pool half open
             raise StoreUnavailableError(
                 f"cannot open store {location.display}: {_postgres_reason(location, exc)}"
             ) from None
@@ -290,7 +329,16 @@ class LedgerStore:
             ) from None
 
     def decode(self, notification: Notification) -> Envelope:
-        return envelope_from_body(self.decode_body(notification), notification.id)
+        body = self.decode_body(notification)
+        try:
+            return envelope_from_body(body, notification.id)
+        except UnknownEventTypeError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # not a fact
+            raise StoreUnavailableError(
+                f"cannot read the stored event at position {notification.id}: "
+                f"{type(exc).__name__} (run verify)"
+            ) from None
 
     # Writing.
 
@@ -362,7 +410,7 @@ class LedgerStore:
             yield self.decode(notification)
 
     def chain_problems(self) -> Iterator[tuple[int, str]]:
-        """Every stored fact that breaks the hash chain: (position, why)."""
+        """Every problem of the stored hash chain: (position, why)."""
         chain = StoredChain()
         for notification in self.notifications():
             try:
@@ -371,7 +419,7 @@ class LedgerStore:
                 body = {}
             problem = chain.check(notification, body)
             if problem is not None:
-                yield notification.id, problem
+                yield problem
 
     def receipt(self, command_id: str) -> Receipt | None:
         return cast(Receipt | None, self._guard(lambda: self.recorder.select_receipt(command_id)))
@@ -395,7 +443,7 @@ class LedgerStore:
         )
         return [self.decode(row) for row in rows]
 
-    # The decision state, from the latest snapshot and the facts after it.
+    # The decision state, from the latest trusted snapshot and the facts after it.
 
     def allocation(self, allocation_id: str) -> Allocation | None:
         """An allocation as the store keeps it (the lookup of every loaded ledger)."""
@@ -407,31 +455,74 @@ class LedgerStore:
 
     def load_state(self, after: DecisionState | None = None) -> DecisionState:
         """The ledger as of the last stored fact: from `after` (a state already loaded)
-        or the latest trusted snapshot, and the facts recorded since. Its allocations are
-        looked up in the store's allocation table (made again first when it is not
-        current: a store written by an earlier homeledger)."""
+        or the latest trusted snapshot, and the facts recorded since, each checked as it
+        is read: it continues the chain (version, prev_hash, its own hash) and it keeps
+        every rule (`Ledger.admit`, the code that decides commands). A fact that does
+        not is LedgerIntegrityError: nothing is decided on a ledger that breaks a rule.
+
+        Its allocations are looked up in the store's allocation table (made again first
+        when it is not current: a store written by an earlier homeledger). That table is
+        current at the head, so the facts replayed after the starting point are checked
+        against their allocations as they stood before them (the table's, less what
+        those facts did), and the ledger looks them up in the table again afterwards."""
         if after is None:
             self._ensure_allocations()
-        fresh = DecisionState(Ledger(allocations=Allocations(self.allocation)))
-        start = after or self._latest_snapshot() or fresh
+        for _ in range(3):
+            start = after or self._latest_snapshot() or DecisionState(Ledger())
+            window = self._allocations_before(start) if start.version else _from_facts()
+            if window is not None:
+                return self._replay(start, window)
+        # Writers kept moving the table: replay every fact, which needs no table.
+        return self._replay(DecisionState(Ledger()), _from_facts())
+
+    def _replay(self, start: DecisionState, window: _Window) -> DecisionState:
         ledger, version, last_hash = None, start.version, start.last_hash
-        while True:
-            rows = self._guard(
-                lambda after=version: self.recorder.select_events(LEDGER_ID, gt=after, limit=PAGE)
-            )
-            if rows and ledger is None:
+        while version < window.until:
+            rows = self._guard(lambda after=version: self.recorder.select_events(
+                LEDGER_ID, gt=after, lte=window.until, limit=PAGE))  # fmt: skip
+            if not rows:
+                break
+            if ledger is None:
                 ledger = start.ledger.copy()
+                ledger.allocations.know(window.known)
             for stored in rows:
                 body = self.decode_body(stored)
-                ledger.apply(envelope_from_body(body, 0).fact)  # type: ignore[union-attr]
+                _admit_stored(ledger, stored, body, version, last_hash)
                 version, last_hash = stored.originator_version, body["hash"]
-            if len(rows) < PAGE:
+        if ledger is None:
+            if start.ledger.allocations.lookup == self.allocation:
+                return start
+            ledger = start.ledger.copy()
+        # What the replay changed is current; the rest is looked up in the table (current
+        # here too), not in the window's view of how things stood before.
+        ledger.allocations = Allocations(self.allocation, ledger.allocations.changed)
+        return DecisionState(ledger, version, last_hash)
+
+    def _allocations_before(self, start: DecisionState) -> _Window | None:
+        """The allocations that the facts after `start` touch, as they stood at `start`
+        (the table's, less what those facts did), up to the version the table is current
+        at; None when a writer moved the table meanwhile (read it again)."""
+        at = int(self._guard(lambda: self.recorder.allocations_at()) or 0)
+        touches: list[tuple[str, dict[str, Any]]] = []
+        version = start.version
+        while version < at:
+            rows = self._guard(lambda after=version: self.recorder.select_events(
+                LEDGER_ID, gt=after, lte=at, limit=PAGE))  # fmt: skip
+            if not rows:
                 break
-        return start if ledger is None else DecisionState(ledger, version, last_hash)
+            for stored in rows:
+                if stored.topic in _ALLOCATION_TOPICS:
+                    body = self.decode_body(stored)
+                    touches.append((str(body.get("type")), body.get("data") or {}))
+                version = stored.originator_version
+        known = allocations_before(touches, lambda ids: {i: self.allocation(i) for i in ids})
+        if int(self._guard(lambda: self.recorder.allocations_at()) or 0) != at:
+            return None
+        return _Window(at, known)
 
     def _ensure_allocations(self) -> None:
         at = self._guard(lambda: self.recorder.allocations_at()) or 0
-        if at < self.head_version():
+        if at != self.head_version():  # behind (an earlier homeledger), or ahead (facts removed)
             with self.writing() as session:
                 session.rebuild_allocations()
 
@@ -440,33 +531,81 @@ class LedgerStore:
         rows = self._guard(lambda: self.recorder.select_events(LEDGER_ID, desc=True, limit=1))
         return int(rows[0].originator_version) if rows else 0
 
+    # Ledger snapshots: a cache trusted only when a key the database does not hold
+    # authenticates it (ledger_snapshot.snapshot_mac); without such a key none is
+    # written or read, and every process replays the facts from the first.
+
+    @property
+    def snapshot_key(self) -> bytes | None:
+        if self._snapshot_key is _UNREAD:
+            self._snapshot_key = self._snapshot_secret()
+        return cast(bytes | None, self._snapshot_key)
+
     def save_snapshot(self, state: DecisionState) -> None:
-        body = {"version": state.version, "hash": state.last_hash,
-                "ledger": ledger_to_dict(state.ledger)}  # fmt: skip
+        key = self.snapshot_key
+        if key is None:
+            return  # a snapshot nobody could authenticate would never be trusted
+        body = snapshot_body(key, state.version, state.last_hash, ledger_to_dict(state.ledger))
         snapshot = StoredEvent(LEDGER_ID, state.version, SNAPSHOT_TOPIC,
                                self._seal_bytes(canonical_json(body)))  # fmt: skip
         with contextlib.suppress(IntegrityError):  # another writer took the same snapshot
             self.snapshots.insert_events([snapshot])
 
     def _latest_snapshot(self) -> DecisionState | None:
-        rows = self._guard(lambda: self.snapshots.select_events(LEDGER_ID, desc=True, limit=1))
-        if not rows:
+        key = self.snapshot_key
+        if key is None:
             return None
+        rows = self._guard(lambda: self.snapshots.select_events(LEDGER_ID, desc=True, limit=3))
+        for row in rows:  # the newest that authenticates (junk rows above it are skipped)
+            state = self._trusted_snapshot(key, row)
+            if state is not None:
+                return state
+        return None
+
+    def _trusted_snapshot(self, key: bytes, row: StoredEvent) -> DecisionState | None:
         try:
-            state = json.loads(self._open_bytes(rows[0].state))
+            state = json.loads(self._open_bytes(row.state))
+            if not authentic(key, state):
+                return None
             ledger = ledger_from_dict(state["ledger"], Allocations(self.allocation))
             version, last_hash = int(state["version"]), str(state["hash"])
         except Exception:  # noqa: BLE001 - a snapshot is only a cache: rebuild from facts
             return None
-        if ledger is None or version != rows[0].originator_version:
+        if ledger is None or version != row.originator_version:
             return None
-        # Trust it only if the fact it claims to follow is stored with that very hash.
+        # Bound to the chain: the fact it follows is stored with that very hash.
         facts = self._guard(
             lambda: self.recorder.select_events(LEDGER_ID, gt=version - 1, lte=version)
         )
         if len(facts) != 1 or self.decode_body(facts[0]).get("hash") != last_hash:
             return None
         return DecisionState(ledger, version, last_hash)
+
+    def ledger_snapshots(self) -> list[tuple[int, Any]]:
+        """Every stored ledger snapshot row, oldest first: (version, its originator id)."""
+        rows = self._guard(lambda: _all_snapshot_rows(self.snapshots))
+        return [(row.originator_version, row.originator_id) for row in rows]
+
+    def read_snapshot(self, version: int) -> dict[str, Any] | None:
+        """The stored snapshot at `version` as written (None if it cannot be read)."""
+        rows = self._guard(
+            lambda: self.snapshots.select_events(LEDGER_ID, gt=version - 1, lte=version)
+        )
+        try:
+            return cast(dict[str, Any], json.loads(self._open_bytes(rows[0].state)))
+        except Exception:  # noqa: BLE001 - an unreadable snapshot is a finding for verify
+            return None
+
+    # Receipts, in version order (for verify).
+
+    def receipts(self) -> Iterator[Receipt]:
+        after = 0
+        while True:
+            page = self._guard(lambda after=after: self.recorder.select_receipts(after, PAGE))
+            yield from page
+            if len(page) < PAGE:
+                return
+            after = page[-1].first_version
 
     # The relay's position table.
 
@@ -488,6 +627,76 @@ class LedgerStore:
             return read()
         except (PersistenceError, sqlite3.DatabaseError) as exc:
             raise StoreUnavailableError(f"store read failed: {first_line(exc)}") from None
+
+
+_UNREAD = object()
+_ALLOCATION_TOPICS = ("homeledger:FundsAllocated", "homeledger:AllocationReleased")
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Where a replay ends (the version the allocation table is current at) and the
+    allocations the replayed facts touch, as they stood before them."""
+
+    until: int
+    known: dict[str, Allocation | None]
+
+
+def _from_facts() -> _Window:
+    """A replay from the first fact: every allocation comes from the facts themselves."""
+    return _Window(2**63 - 1, {})
+
+
+def allocations_before(
+    touches: Iterable[tuple[str, dict[str, Any]]],
+    current: Callable[[list[str]], dict[str, Allocation | None]],
+) -> dict[str, Allocation | None]:
+    """The allocations that facts (their type and data, in order) touch, as they stood
+    before those facts, given how they stand after them (`current`, the allocation
+    table's, which is current with them): one they made did not exist; the others had
+    not yet had what they released."""
+    made: set[str] = set()
+    released: dict[str, Decimal] = {}
+    for kind, data in touches:
+        key = str(data.get("allocation_id"))
+        if kind == FundsAllocated.TYPE:
+            made.add(key)
+        elif kind == AllocationReleased.TYPE:
+            released[key] = released.get(key, Decimal(0)) + Decimal(str(data.get("amount", 0)))
+    known: dict[str, Allocation | None] = dict.fromkeys(made)
+    now = current(sorted(set(released) - made))
+    for key, amount in released.items():
+        if key not in made:
+            found = now.get(key)
+            known[key] = None if found is None else replace(found, released=found.released - amount)
+    return known
+
+
+def _admit_stored(ledger: Ledger, stored: StoredEvent, body: dict[str, Any], version: int,
+                  last_hash: str) -> None:  # fmt: skip
+    """Apply one stored fact that continues the chain after (`version`, `last_hash`) and
+    keeps every rule; LedgerIntegrityError naming what it breaks otherwise."""
+    where = f"the stored fact of version {stored.originator_version}"
+    problem = link_problem(body, version + 1, last_hash, stored_version=stored.originator_version)
+    if problem is not None:
+        raise LedgerIntegrityError(f"{where} does not continue the chain ({problem})")
+    fact = envelope_from_body(body, 0).fact
+    try:
+        ledger.admit(fact)
+    except DomainError as broken:
+        raise LedgerIntegrityError(f"{where} ({fact.TYPE}) breaks [{broken.rule}]: "
+                                   f"{broken.message}") from None  # fmt: skip
+    ledger.apply(fact)
+
+
+def _all_snapshot_rows(recorder: Any) -> list[StoredEvent]:
+    rows: list[StoredEvent] = []
+    while page := recorder.select_events(LEDGER_ID, gt=rows[-1].originator_version if rows
+                                         else None, limit=PAGE):  # fmt: skip
+        rows += page
+        if len(page) < PAGE:
+            break
+    return rows
 
 
 def _require_sqlite_ledger(path: str, display: str) -> None:

@@ -144,7 +144,7 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
             while not stop.is_set():
                 try:
                     messages = await _fetch(sub, BATCH, fetch_timeout)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py raises its own and asyncio's: nothing new
                     continue
                 seen += len(messages)
                 await _hand_over(messages, visit)

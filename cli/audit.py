@@ -8,8 +8,6 @@ time: the longest prefix of the ledger recorded at or before TIME).
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import sys
 import time
@@ -23,11 +21,11 @@ import click
 
 from homeledger.adapters.errors import StoreUnavailableError
 from homeledger.adapters.store import LedgerStore
-from homeledger.cli.bootstrap import Projections
+from homeledger.cli.bootstrap import Projections, seal_public_keys
 from homeledger.cli.context import Context, pass_context
-from homeledger.cli.errors import FINDING, Failure, InputError, quiet_asyncio
+from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
 from homeledger.cli.inspect import parse_time
-from homeledger.cli.render import emit_object, emit_rows, table
+from homeledger.cli.render import csv_rows, emit_object, emit_rows, table
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.balances import BY_CHOICES, columns_for
 from homeledger.projections.double_entry import TRIAL_COLUMNS
@@ -59,7 +57,7 @@ def as_of_options(func: Callable[..., Any]) -> Callable[..., Any]:
         "the ledger whose facts were all recorded at or before it.",
     )(func)  # fmt: skip
     return click.option(
-        "--as-of-position", type=click.IntRange(min=0), metavar="N",
+        "--as-of-position", type=positions(), metavar="N",
         help="As of position N: the facts at positions 1..N.",
     )(func)
 
@@ -172,11 +170,7 @@ def render_report(data: dict[str, Any], fmt: str) -> str:
     lines = report_lines(data)
     if fmt == "table":
         return table(lines, REPORT_COLUMNS) + "\n"
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(REPORT_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: line.get(k, "") for k in REPORT_COLUMNS} for line in lines)
-    return out.getvalue()
+    return "".join(csv_rows(lines, REPORT_COLUMNS))
 
 
 # Maintenance.
@@ -185,7 +179,7 @@ def render_report(data: dict[str, Any], fmt: str) -> str:
 @click.command("replay")
 @click.option("--projection", "names", multiple=True, type=click.Choice(PROJECTIONS),
               help="Rebuild only this projection (repeatable; default: all).")  # fmt: skip
-@click.option("--page-size", type=click.IntRange(min=1), help="Facts per transaction.")
+@click.option("--page-size", type=click.IntRange(1, 1_000_000), help="Facts per transaction.")
 @pass_context
 def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
     """Drop projections and rebuild them from position 0."""
@@ -241,7 +235,7 @@ def _progress(total: int, wanted: bool) -> Iterator[Callable[[int], None]]:
                    "balances built from the stream.")  # fmt: skip
 @pass_context
 def verify(ctx: Context, against_nats: bool) -> None:
-    """Check the hash chain, seals, projections, double entry and pledges.
+    """Check the hash chain, seals, rules, receipts, snapshots, projections, double entry.
 
     Exit 1 when any check finds a problem, naming the first bad position; with
     --against-nats exit 4 when the stream cannot be read.
@@ -249,7 +243,8 @@ def verify(ctx: Context, against_nats: bool) -> None:
     projections = ctx.services.projections()
     store = ctx.services.store()
     _check_readable(store)
-    result = run_verify(store, projections.db, projections.runner)
+    result = run_verify(store, projections.db, projections.runner,
+                        seal_public_keys(ctx.settings))  # fmt: skip
     if against_nats:
         with quiet_asyncio():
             result.checks += asyncio.run(

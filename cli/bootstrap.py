@@ -12,7 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from homeledger.adapters.application import Clock, LedgerApplication, utc_now
+from homeledger.adapters.idempotency import Fingerprints, fingerprint_key
+from homeledger.adapters.ledger_snapshot import snapshot_key
+from homeledger.adapters.seals import SealKeys, load_private_key, load_public_keys
 from homeledger.adapters.settings import Settings, store_location
 from homeledger.adapters.store import LedgerStore
 from homeledger.projections.as_of import PointInTime
@@ -31,7 +36,19 @@ def open_store(settings: Settings, *, create: bool = True) -> LedgerStore:
     key = settings.cipher_key.get_secret_value() if settings.cipher_key else None
     location = store_location(settings.store)
     return LedgerStore(location, cipher_key=key, create=create,
-                       timeouts=settings.timeouts(location))  # fmt: skip
+                       timeouts=settings.timeouts(location),
+                       snapshot_secret=lambda: snapshot_secret(settings))  # fmt: skip
+
+
+def snapshot_secret(settings: Settings) -> bytes | None:
+    """The key that authenticates ledger snapshots, from a secret the database does not
+    hold: the cipher key, else the seal key; None without either (no snapshots)."""
+    if settings.cipher_key is not None:
+        return snapshot_key(b"cipher:" + settings.cipher_key.get_secret_value().encode())
+    seal = seal_private_key(settings)
+    if seal is not None:
+        return snapshot_key(b"seal:" + seal.private_bytes_raw())
+    return None
 
 
 def build_application(
@@ -42,7 +59,25 @@ def build_application(
         actor=settings.effective_actor(),
         clock=clock,
         snapshot_every=settings.ledger_snapshot_every,
+        seal_key=lambda: seal_private_key(settings),
+        fingerprints=Fingerprints(
+            fingerprint_key(settings.cipher_key.get_secret_value()) if settings.cipher_key else None
+        ),
     )
+
+
+def seal_private_key(settings: Settings) -> Ed25519PrivateKey | None:
+    """The key that signs seals (HOMELEDGER_SEAL_KEY), if one is configured."""
+    if settings.seal_key is None:
+        return None
+    return load_private_key(settings.seal_key.get_secret_value())
+
+
+def seal_public_keys(settings: Settings) -> SealKeys | None:
+    """The public keys `verify` checks seals with (HOMELEDGER_SEAL_PUBLIC_KEY), if any."""
+    if settings.seal_public_key is None:
+        return None
+    return load_public_keys(settings.seal_public_key)
 
 
 def open_projection_db(settings: Settings) -> ProjectionDB:
@@ -83,8 +118,10 @@ class Services:
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
     def application(self) -> LedgerApplication:
-        """The application for recording: creates an empty store on first use."""
+        """The application for recording: creates an empty store on first use (never in
+        a consumer-side store)."""
         if self._app is None:
+            self._refuse_consumer_store()
             self._app = build_application(self.settings, clock=self.clock)
             self._closers.append(self._app.store.close)
         return self._app
@@ -97,6 +134,16 @@ class Services:
             self._store = open_store(self.settings, create=False)
             self._closers.append(self._store.close)
         return self._store
+
+    def _refuse_consumer_store(self) -> None:
+        location = store_location(self.settings.store)
+        if location.in_memory or not location.exists():
+            return
+        if is_consumer_db(self.projection_db()):
+            raise ConsumerStoreGivenError(
+                f"{location.display} is a consumer-side store built by 'project --from-nats': "
+                "facts are recorded in the ledger's store; give the ledger's --store"
+            )
 
     def projections(self, *, consumer_ok: bool = False, page: int | None = None) -> Projections:
         """The read models of --store. With `consumer_ok` it may be a consumer-side store

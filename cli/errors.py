@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from homeledger.adapters.application import BatchError
 from homeledger.adapters.consumer import ConsumerConfigError, UnreadableMessageError
 from homeledger.adapters.errors import (
     ConfigError,
+    LedgerIntegrityError,
     NatsUnavailableError,
     StoreBusyError,
     StoreUnavailableError,
@@ -36,6 +38,32 @@ from homeledger.projections.runner import ProjectionsAheadError
 from homeledger.projections.stream_projector import NotAConsumerStoreError, StreamIntegrityError
 
 OK, FINDING, BAD_INPUT, REFUSED, UNREACHABLE, INTERNAL = 0, 1, 2, 3, 4, 5
+
+
+# The largest position (or count of them) SQLite and PostgreSQL can store.
+MAX_POSITION = 2**63 - 1
+DAY = 86_400.0
+
+
+def positions(least: int = 0) -> click.IntRange:
+    """A position or count option: a whole number the stores can hold."""
+    return click.IntRange(least, MAX_POSITION)
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds within bounds (never NaN or infinite)."""
+
+    name = "seconds"
+
+    def __init__(self, least: float, most: float = DAY) -> None:
+        super().__init__(least, most)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:  # fmt: skip
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
 
 
 class InputError(click.ClickException):
@@ -100,6 +128,8 @@ def classify(exc: BaseException, *, flags: bool = True) -> tuple[int, str]:
             return code, str(exc)
     if isinstance(exc, StreamIntegrityError):
         return FINDING, f"refused to project: {exc}"
+    if isinstance(exc, LedgerIntegrityError):
+        return FINDING, f"refused: {exc}; nothing was recorded (run verify)"
     if isinstance(exc, NatsServerError):
         return UNREACHABLE, f"cannot start nats-server: {exc}"
     if isinstance(exc, StoreUnavailableError):

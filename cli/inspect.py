@@ -15,7 +15,7 @@ from homeledger.adapters.envelope import Envelope, envelope_from_body, format_ti
 from homeledger.adapters.schema import all_schemas, event_schema
 from homeledger.adapters.stream_reader import StreamRecord, follow_stream
 from homeledger.cli.context import Context, pass_context
-from homeledger.cli.errors import InputError, run_until_signal
+from homeledger.cli.errors import MAX_POSITION, InputError, Seconds, positions, run_until_signal
 from homeledger.cli.render import EventPrinter, emit_envelopes, emit_object, emit_rows
 from homeledger.domain.events import EVENTS, INITIATIVE_FACTS
 
@@ -24,9 +24,11 @@ def parse_time(text: str, flag: str) -> datetime:
     """An ISO 8601 time (or date); without a zone it is taken as UTC."""
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
     except ValueError:
         raise InputError(f"{flag}: {text[:40]!r} is not an ISO 8601 time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first UTC time there is
+        raise InputError(f"{flag}: {text[:40]!r} is out of range in UTC") from None
 
 
 def _check_types(types: tuple[str, ...]) -> None:
@@ -44,11 +46,11 @@ def events() -> None:
 @events.command("list")
 @click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
 @click.option("--initiative", help="Only facts of this initiative.")
-@click.option("--from-position", type=click.IntRange(min=0), default=1)
-@click.option("--to-position", type=click.IntRange(min=0))
+@click.option("--from-position", type=positions(), default=1)
+@click.option("--to-position", type=positions())
 @click.option("--since", help="Recorded at or after this time (ISO 8601).")
 @click.option("--until", help="Recorded at or before this time (ISO 8601).")
-@click.option("--limit", type=click.IntRange(min=0))
+@click.option("--limit", type=positions())
 @pass_context
 def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_position: int,
           to_position: int | None, since: str | None, until: str | None,
@@ -85,7 +87,9 @@ def show(ctx: Context, ref: str) -> None:
     store = ctx.services.store()
     found: Envelope | None = None
     if ref.isdigit():
-        found = next(store.envelopes(int(ref), int(ref)), None)
+        position = int(ref)
+        if position <= MAX_POSITION:
+            found = next(store.envelopes(position, position), None)
     else:
         found = next((e for e in store.envelopes() if e.event_id == ref.lower()), None)
     if found is None:
@@ -134,7 +138,7 @@ def nats_configured() -> bool:
 
 
 @events.command("tail")
-@click.option("--interval", type=float, default=0.5, show_default=True,
+@click.option("--interval", type=Seconds(0.01, 3600), default=0.5, show_default=True,
               help="Seconds between polls of the store.")  # fmt: skip
 @pass_context
 def tail(ctx: Context, interval: float) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -13,8 +15,9 @@ from homeledger.cli import audit, demo, documents, inspect, messaging, record, s
 from homeledger.cli.arguments import hoist_global_options
 from homeledger.cli.bootstrap import Services
 from homeledger.cli.context import Context
-from homeledger.cli.errors import classify
+from homeledger.cli.errors import InputError, classify
 from homeledger.cli.render import FORMATS
+from homeledger.domain.values import escape_unencodable
 
 
 class LedgerGroup(click.Group):
@@ -24,8 +27,10 @@ class LedgerGroup(click.Group):
         self, args: list[str] | None = None, prog_name: str | None = None,
         complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
     ) -> Any:  # fmt: skip
+        _print_escaped()
         argv = hoist_global_options(self, list(sys.argv[1:] if args is None else args))
         try:
+            _refuse_undecodable(argv, os.environ)
             result = super().main(argv, prog_name or "homeledger", complete_var,
                                   standalone_mode=False, **extra)  # fmt: skip
             code = result if isinstance(result, int) else 0
@@ -82,6 +87,43 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     for name in EVENTS.types():
         click.echo(f"{name} schema version {EVENTS.current(name).SCHEMA_VERSION}")
     ctx.exit(0)
+def _print_escaped() -> None:
+    """Print what cannot be encoded (a lone surrogate in a fact recorded before such text
+    was refused) as its escape, instead of failing on it."""
+    for output in (sys.stdout, sys.stderr):
+        reconfigure = getattr(output, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_undecodable(argv: list[str], environ: Mapping[str, str]) -> None:
+    """Refuse an argument or HOMELEDGER_* variable that is not valid UTF-8 (its bytes
+    arrive as lone surrogates), naming where it is and never showing it: it may be a
+    secret, and it cannot be printed."""
+    for index, arg in enumerate(argv):
+        if not _encodable(arg):
+            raise InputError(f"{_where(argv, index)} is not valid UTF-8 text")
+    for key, value in environ.items():
+        if key.startswith("HOMELEDGER_") and not (_encodable(key) and _encodable(value)):
+            raise InputError(f"{escape_unencodable(key)} is not valid UTF-8 text")
+
+
+def _where(argv: list[str], index: int) -> str:
+    arg = argv[index]
+    if arg.startswith("--") and "=" in arg and _encodable(arg.split("=", 1)[0]):
+        return f"the value of {arg.split('=', 1)[0]}"
+    before = argv[index - 1] if index else ""
+    if before.startswith("-") and "=" not in before and _encodable(before):
+        return f"the value of {before}"
+    return f"argument {index + 1}"
 
 
 @click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})

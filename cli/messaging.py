@@ -32,7 +32,7 @@ from homeledger.adapters.relay import (
 )
 from homeledger.adapters.store import LedgerStore
 from homeledger.cli.context import Context, pass_context
-from homeledger.cli.errors import InputError, run_until_signal
+from homeledger.cli.errors import DAY, InputError, Seconds, positions, run_until_signal
 from homeledger.cli.render import EventPrinter, emit_object
 from homeledger.projections.consumer_store import LastApplied
 from homeledger.projections.stream_projector import StreamProjector, project_stream
@@ -81,19 +81,19 @@ class BarProgress:
 @click.option("--once", is_flag=True, help="Publish the backlog, then exit.")
 @click.option("--window", type=click.IntRange(1, 4000), default=DEFAULT_WINDOW,
               show_default=True, help="Messages in flight before awaiting their acks.")
-@click.option("--ack-timeout", type=click.FloatRange(min=0.1), default=DEFAULT_ACK_TIMEOUT,
+@click.option("--ack-timeout", type=Seconds(0.1, 3600), default=DEFAULT_ACK_TIMEOUT,
               show_default=True, help="Seconds to wait for a window's acknowledgements.")
-@click.option("--poll-interval", type=click.FloatRange(min=0.01),
+@click.option("--poll-interval", type=Seconds(0.01, 3600),
               default=DEFAULT_POLL_INTERVAL, show_default=True,
               help="Seconds between looks at the store when following.")
-@click.option("--duplicate-window", type=click.FloatRange(min=1),
+@click.option("--duplicate-window", type=Seconds(1, 365 * DAY),
               default=DEFAULT_DUPLICATE_WINDOW, show_default=True,
               envvar="HOMELEDGER_NATS_DUPLICATE_WINDOW",
               help="Stream de-duplication window, seconds.")
 @click.option("--replicas", type=click.IntRange(1, 5), default=DEFAULT_REPLICAS,
               show_default=True, envvar="HOMELEDGER_NATS_REPLICAS",
               help="Stream replicas (3 on a 3-node cluster).")
-@click.option("--max-outage", type=click.FloatRange(min=0),
+@click.option("--max-outage", type=Seconds(0, 365 * DAY),
               help="Exit 4 after this many seconds without progress "
                    f"(default: {ONCE_MAX_OUTAGE:g} with --once, never otherwise).")
 @pass_context
@@ -163,13 +163,13 @@ def _await_ledger(ctx: Context, options: RelayOptions) -> LedgerStore | None:
 @click.option("--subject",
               help="Subject filter, e.g. 'homeledger.events.*.gw-bissau-village' "
                    "(default: every event of the stream).")
-@click.option("--from-position", type=click.IntRange(min=1),
+@click.option("--from-position", type=positions(1),
               help="Start at this store position (when the consumer is created).")
-@click.option("--max", "max_messages", type=click.IntRange(min=1),
+@click.option("--max", "max_messages", type=positions(1),
               help="Exit after this many events.")
-@click.option("--idle", type=click.FloatRange(min=0.1),
+@click.option("--idle", type=Seconds(0.1),
               help="Exit after this many seconds without a new event.")
-@click.option("--ack-wait", type=click.FloatRange(min=1), default=30.0, show_default=True,
+@click.option("--ack-wait", type=Seconds(1), default=30.0, show_default=True,
               help="Seconds before an unacknowledged event is delivered again.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="Events fetched per request.")
@@ -218,11 +218,11 @@ def subscribe(ctx: Context, durable: str | None, subject: str | None,
 @click.option("--from-nats", is_flag=True, help="Build from the NATS stream (the only source).")
 @click.option("--durable", required=True, help="Durable consumer name: resumes where it acked.")
 @click.option("--once", is_flag=True, help="Apply what the stream holds now, then exit.")
-@click.option("--ack-wait", type=click.FloatRange(min=1), default=30.0, show_default=True,
+@click.option("--ack-wait", type=Seconds(1), default=30.0, show_default=True,
               help="Seconds before an unacknowledged event is delivered again.")
 @click.option("--batch", type=click.IntRange(1, 1000), default=200, show_default=True,
               help="Events fetched and committed per transaction.")
-@click.option("--max-outage", type=click.FloatRange(min=0),
+@click.option("--max-outage", type=Seconds(0, 365 * DAY),
               help="Exit 4 after this many seconds without NATS "
                    f"(default: {ONCE_MAX_OUTAGE:g} with --once, never otherwise).")
 @pass_context
@@ -234,7 +234,7 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
     events; read them there with `balances`, `audit`, `portfolio`, `trial-balance` and
     `report`. Each batch is committed with the position reached, then acknowledged;
     redelivered events change nothing, and an event that does not continue the hash
-    chain is refused (exit 1).
+    chain, or breaks a rule of the ledger, is refused (exit 1).
     """
     if not from_nats:
         raise InputError("project builds from NATS only: give --from-nats")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 import click
@@ -21,6 +23,35 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+# A spreadsheet reads a cell that starts with one of these as a formula
+# (=HYPERLINK(...), @SUM(...), +cmd|...): a CSV cell holding recorded text is written
+# with a leading apostrophe instead, as spreadsheet-safe exporters do. A plain number
+# ("-5000.00") is left as it is: it cannot be a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+def csv_safe(value: Any) -> str:
+    """A value as a CSV cell that no spreadsheet runs as a formula."""
+    text = _cell(value)
+    formula = text.startswith(_FORMULA_START) or text.lstrip(" ").startswith(_FORMULA_START)
+    return "'" + text if formula and not _PLAIN_NUMBER.fullmatch(text) else text
+
+
+def csv_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> Iterator[str]:
+    """The header, then each row, as CSV lines (spreadsheet-safe cells)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    lines: Iterator[Sequence[Any]] = (
+        [row.get(column) for column in columns] for row in rows
+    )
+    for values in itertools.chain([columns], lines):
+        out.seek(0)
+        out.truncate()
+        writer.writerow([csv_safe(v) for v in values])
+        yield out.getvalue()
 
 
 def _is_number(text: str) -> bool:
@@ -56,16 +87,8 @@ def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str) 
         for row in rows:
             click.echo(json.dumps(row, separators=(",", ":")))
     elif fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore",
-                                lineterminator="\n")  # fmt: skip
-        writer.writeheader()
-        click.echo(out.getvalue(), nl=False)
-        for row in rows:
-            out.seek(0)
-            out.truncate()
-            writer.writerow({k: _cell(v) for k, v in row.items()})
-            click.echo(out.getvalue(), nl=False)
+        for line in csv_rows(rows, columns):
+            click.echo(line, nl=False)
     else:
         _emit_json_array(rows)
 
@@ -152,7 +175,7 @@ class EventPrinter:
         elif self.fmt == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="")
-            writer.writerow([_cell(v) for v in envelope.to_dict().values()])
+            writer.writerow([csv_safe(v) for v in envelope.to_dict().values()])
             self._echo(buffer.getvalue())
         else:
             text = json.dumps(envelope.to_dict(), separators=(",", ":"))

@@ -146,6 +146,8 @@ class SealLedger(Command):
     NAME: ClassVar[str] = "seal"
     position: int
     digest: str
+    signature: str = ""  # Ed25519 over the digest (adapters/seals.py), when a key signs
+    key_id: str = ""
 
 
 COMMAND_CLASSES: dict[str, type[Command]] = {

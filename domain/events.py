@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from homeledger.domain.money import Money, SignedMoney
 from homeledger.domain.values import (
+    RECORDED,
     Basis,
     CountryCode,
     CurrencyCode,
@@ -187,6 +188,9 @@ class LedgerSealed(DomainEvent):
     TYPE: ClassVar[str] = "LedgerSealed"
     position: int
     digest: str
+    # Added fields (older seals have none): the signature of the digest and its key.
+    signature: str = ""
+    key_id: str = ""
 
 
 class UnknownEventTypeError(ValueError):
@@ -253,7 +257,9 @@ class EventRegistry:
             raise UnknownEventTypeError(
                 f"{event_type} schema version {schema_version} is newer than this code knows"
             )
-        return cls.model_validate(data)
+        # Read as recorded: text is not normalised again, only escaped where it
+        # cannot be encoded (values.RECORDED).
+        return cls.model_validate(data, context=RECORDED)
 
     @contextmanager
     def bumped(self, new: type[DomainEvent], upcaster: Upcaster) -> Iterator[None]:

@@ -417,7 +417,8 @@ def _milestone(ledger: Ledger, cmd: c.RecordMilestone) -> list[e.DomainEvent]:
 
 @_decides(c.SealLedger)
 def _seal(ledger: Ledger, cmd: c.SealLedger) -> list[e.DomainEvent]:
-    return [EVENTS.new(e.LedgerSealed, position=cmd.position, digest=cmd.digest)]
+    return [EVENTS.new(e.LedgerSealed, position=cmd.position, digest=cmd.digest,
+                       signature=cmd.signature, key_id=cmd.key_id)]  # fmt: skip
 
 
 # Rules: what each fact must satisfy, given the ledger before it.

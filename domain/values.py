@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
 # ISO 3166-1 alpha-2, officially assigned codes.
 ISO_COUNTRIES = frozenset(
@@ -117,10 +118,100 @@ Year = Annotated[int, Field(ge=MIN_DATE.year, le=MAX_DATE.year, strict=True)]
 Units = Annotated[int, Field(gt=0, le=100_000_000, strict=True)]
 
 
-def _clean_text(value: str) -> str:
+# Text as a person reads it. Two texts that look the same must be the same text, so
+# that a rule such as "a milestone is reached once" cannot be bypassed with an invisible
+# character; and every text must be storable and printable as UTF-8. New text (a
+# command's) is normalised to NFC, its space characters become plain spaces, and it is
+# refused if it holds a control or invisible character or a lone surrogate (what a
+# non-UTF-8 byte becomes in a command-line argument or an environment variable).
+# Recorded text (a stored or received fact) is read as it was recorded: only what
+# cannot be encoded is escaped, so that an old fact can always be shown and projected.
+RECORDED = {"recorded": True}  # the validation context of facts read back
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_NOT_TEXT = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Letters and marks that render as nothing: Hangul fillers, the combining grapheme
+# joiner, the braille blank.
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u034f\u2800")
+_JOINERS = frozenset("\u200c\u200d")  # needed inside words of Persian, Indic scripts
+
+
+def clean_text(value: str, what: str = "text") -> str:
+    """New text as it is recorded: NFC, plain spaces, trimmed; ValueError (saying
+    `what` it is) if it holds a control or invisible character or cannot be encoded as
+    UTF-8."""
+    if not value.isascii():
+        value = _normalised(value, what)
     if _CONTROL_RE.search(value):
-        raise ValueError("text must not contain control characters")
+        raise ValueError(f"{what} must not contain control characters")
     return value.strip()
+
+
+def escape_unencodable(value: str) -> str:
+    """`value` with every character UTF-8 cannot encode (a lone surrogate) written as
+    its escape (\\udcf6): how a recorded text that holds one is shown and projected."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _normalised(value: str, what: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} is not valid UTF-8 (an undecodable byte at character {exc.start + 1})"
+        ) from None
+    value = unicodedata.normalize("NFC", value)
+    chars = list(value)
+    for index, char in enumerate(chars):
+        if char.isascii():
+            continue
+        category = unicodedata.category(char)
+        if category == "Zs":
+            chars[index] = " "
+        elif (category in _NOT_TEXT or char in _INVISIBLE or _stray_selector(chars, index)) \
+                and not (char in _JOINERS and _inside_word(chars, index)):  # fmt: skip
+            name = unicodedata.name(char, "")
+            raise ValueError(
+                f"{what} must not contain the invisible or control character "
+                f"U+{ord(char):04X}{f' ({name})' if name else ''}"
+            )
+    return "".join(chars)
+
+
+def _stray_selector(chars: list[str], index: int) -> bool:
+    """A variation selector that does not follow a symbol: it changes nothing visible."""
+    code = ord(chars[index])
+    if not (0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF):
+        return False
+    return index == 0 or unicodedata.category(chars[index - 1]) != "So"
+
+
+def _inside_word(chars: list[str], index: int) -> bool:
+    """A joiner between two non-ASCII letters or marks (where some scripts need one)."""
+    if index == 0 or index == len(chars) - 1:
+        return False
+    return all(not c.isascii() and unicodedata.category(c)[0] in "LM"
+               for c in (chars[index - 1], chars[index + 1]))  # fmt: skip
+
+
+def _recorded(value: object, info: ValidationInfo) -> object:
+    """Recorded text is escaped before it is parsed (pydantic refuses a lone surrogate)."""
+    if type(value) is str and info.context is not None and info.context.get("recorded"):
+        return escape_unencodable(value)
+    return value
+
+
+def _text(value: str, info: ValidationInfo) -> str:
+    if info.context is not None and info.context.get("recorded"):
+        if _CONTROL_RE.search(value):
+            raise ValueError("text must not contain control characters")
+        return value.strip()
+    return clean_text(value)
 
 
 def _required(value: str) -> str:
@@ -129,9 +220,8 @@ def _required(value: str) -> str:
     return value
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-Text = Annotated[
-    str, Field(max_length=500), AfterValidator(_clean_text), AfterValidator(_required)
-]
-OptionalText = Annotated[str, Field(max_length=2000), AfterValidator(_clean_text)]
+Text = Annotated[str, Field(max_length=500), BeforeValidator(_recorded), AfterValidator(_text),
+                 AfterValidator(_required)]  # fmt: skip
+OptionalText = Annotated[str, Field(max_length=2000), BeforeValidator(_recorded),
+                         AfterValidator(_text)]  # fmt: skip
 Basis = Literal["pro-rata", "year-end"]

@@ -9,6 +9,9 @@ applied:
     hl_stream_events  (position, event_id, hash, stream_seq, envelope)
                       every applied fact's envelope: for idempotence (a redelivered fact
                       is recognised by its id and hash) and for point-in-time reads
+    hl_stream_ledger  (id, position, state)
+                      the ledger (the domain's rules' state) as of a recent position: the
+                      consumer admits every fact through the same rules as the store
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body
 from homeledger.adapters.hash_chain import GENESIS_HASH
+from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
 from homeledger.adapters.store import EVENT_TABLES
+from homeledger.domain.ledger import Allocation, Allocations, Ledger
 from homeledger.projections.db import ProjectionDB, Tx
 from homeledger.projections.model import Table
 
@@ -40,6 +46,11 @@ APPLIED = Table(
     ("position",),
     log=True,
 )  # fmt: skip
+
+
+LEDGER = Table(
+    "hl_stream_ledger", (("id", "INT"), ("position", "INT"), ("state", "TEXT")), ("id",)
+)
 
 
 @dataclass
@@ -88,7 +99,7 @@ def _holds_events(tx: Tx, tables: set[str]) -> bool:
 
 def create_tables(db: ProjectionDB, tx: Tx) -> None:
     types = {"INT": "BIGINT", "TEXT": "TEXT"} if db.kind == "postgresql" else {}
-    for table in (LAST_APPLIED, APPLIED):
+    for table in (LAST_APPLIED, APPLIED, LEDGER):
         columns = ", ".join(f"{name} {types.get(kind, kind)}" for name, kind in table.columns)
         tx.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}, "
                    f"PRIMARY KEY ({', '.join(table.key)}))")  # fmt: skip
@@ -107,6 +118,38 @@ def write_ahead(db: ProjectionDB) -> None:
 def read_last_applied(tx: Tx, stream: str) -> LastApplied:
     rows = tx.query(f"SELECT * FROM {LAST_APPLIED.name} WHERE id = 1")
     return LastApplied(stream) if not rows else LastApplied(*rows[0][1:])
+
+
+def save_ledger(tx: Tx, position: int, ledger: Ledger) -> None:
+    """Keep the consumer's ledger as of `position` (in the transaction of that position):
+    its state, and its allocations (a consumer keeps them all in memory)."""
+    allocations = {key: [a.initiative, a.year, str(a.amount), str(a.released)]
+                   for key, a in ledger.allocations.changed.items()}  # fmt: skip
+    state = {"ledger": ledger_to_dict(ledger), "allocations": allocations}
+    tx.upsert(LEDGER, [(1, position, json.dumps(state))])
+
+
+def read_ledger(tx: Tx, position: int) -> Ledger:
+    """The consumer's ledger as of `position`: the kept one, and the applied facts after
+    it (every one was admitted when it was applied)."""
+    rows = tx.query(f"SELECT position, state FROM {LEDGER.name} WHERE id = 1")
+    kept = _kept_ledger(rows[0][1]) if rows and rows[0][0] <= position else None
+    start, ledger = (int(rows[0][0]) + 1, kept) if kept is not None else (1, Ledger())
+    while page := applied_page(tx, start, position):
+        ledger.apply_all(envelope.fact for envelope in page)
+        start = page[-1].position + 1
+    return ledger
+
+
+def _kept_ledger(text: str) -> Ledger | None:
+    """The kept ledger, or None if it is of another format (then it is replayed)."""
+    state = json.loads(text)
+    if not isinstance(state, dict) or "allocations" not in state:
+        return None
+    changed = {key: Allocation(key, initiative, int(year), Decimal(amount), Decimal(released))
+               for key, (initiative, year, amount, released)
+               in state["allocations"].items()}  # fmt: skip
+    return ledger_from_dict(state["ledger"], Allocations(changed=changed))
 
 
 def applied_page(tx: Tx, start: int, stop: int) -> list[Envelope]:

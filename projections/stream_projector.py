@@ -8,8 +8,12 @@ repeats a batch at most, and repeating it changes nothing.
 
 Validation refuses, instead of building wrong figures: a fact must continue the hash
 chain (`hash_chain`: its body complete and covered by its hash, its version the next
-one, its `prev_hash` the hash of the fact before it) at a higher position; a fact at a
-position already applied must be that very fact (same id and hash).
+one, its `prev_hash` the hash of the fact before it) at a higher position, and it must
+keep every rule of the ledger (`Ledger.admit`, the code that decides commands, on the
+consumer's own ledger, kept in its store): a correctly chained fact that no valid
+command could have recorded (a forged over-disbursement, say) is refused with its
+position and the rule it breaks. A fact at a position already applied must be that
+very fact (same id and hash).
 
 `project_stream` runs a projector on a durable consumer (`project --from-nats`).
 """
@@ -30,6 +34,8 @@ from homeledger.adapters.consumer import (
 )
 from homeledger.adapters.hash_chain import body_of, link_problem
 from homeledger.adapters.settings import Settings
+from homeledger.domain.errors import DomainError
+from homeledger.domain.ledger import Ledger
 from homeledger.projections.consumer_store import (
     APPLIED,
     LAST_APPLIED,
@@ -38,6 +44,8 @@ from homeledger.projections.consumer_store import (
     create_tables,
     holds_events,
     read_last_applied,
+    read_ledger,
+    save_ledger,
     write_ahead,
 )
 from homeledger.projections.db import ProjectionDB, Tx
@@ -75,6 +83,7 @@ class StreamProjector:
     snapshot_every: int = DEFAULT_SNAPSHOT_EVERY
     last: LastApplied = field(init=False)
     models: dict[str, Model] = field(init=False, default_factory=dict)
+    ledger: Ledger = field(init=False, default_factory=Ledger)  # the rules' state
     _stale: bool = field(init=False, default=True)
 
     def open(self) -> LastApplied:
@@ -127,6 +136,7 @@ class StreamProjector:
             )
         self.last = last
         self.models = {name: load_model(tx, name, last.position) for name in PROJECTIONS}
+        self.ledger = read_ledger(tx, last.position)
         self._stale = False
 
     def apply_batch(self, deliveries: list[Delivery]) -> BatchResult:
@@ -167,6 +177,7 @@ class StreamProjector:
             result.duplicates += 1
             return
         check_continues(self.last, delivery)
+        self._admit(delivery)
         page.snapshots += apply_page(self.models, [envelope], self.snapshot_every)
         page.applied.append((envelope.position, envelope.event_id, envelope.hash,
                              delivery.stream_seq, envelope.to_json().decode()))  # fmt: skip
@@ -175,6 +186,18 @@ class StreamProjector:
                                 envelope.aggregate_version, envelope.event_id, envelope.hash,
                                 last.events + 1)  # fmt: skip
         result.applied += 1
+
+    def _admit(self, delivery: Delivery) -> None:
+        """The fact must keep every rule, on the ledger this consumer applied so far."""
+        envelope = delivery.envelope
+        try:
+            self.ledger.admit(envelope.fact)
+        except DomainError as broken:
+            raise StreamIntegrityError(
+                f"stream sequence {delivery.stream_seq} (position {envelope.position}): "
+                f"{envelope.type} breaks [{broken.rule}]: {broken.message}"
+            ) from None
+        self.ledger.apply(envelope.fact)
 
     def _known(self, tx: Tx, delivery: Delivery, page: _Page) -> None:
         """A redelivery is the event already applied at its position, or a refusal."""
@@ -203,6 +226,9 @@ class StreamProjector:
             tx.save_snapshot(name, position, rows)
         tx.insert(APPLIED, page.applied)
         tx.upsert(LAST_APPLIED, [self.last.row()])
+        every = self.snapshot_every
+        if self.last.position // every > before.position // every:
+            save_ledger(tx, self.last.position, self.ledger)  # spares a long replay on open
 
 
 @dataclass

@@ -1,43 +1,60 @@
 """`verify`: everything an auditor can check from the database alone, in one pass.
 
-    hash-chain    every stored fact is intact and in place: versions run 1, 2, 3... in
-                  position order and each hash covers the fact and the one before it
-    seals         every LedgerSealed digest equals the digest recomputed from the chain
-    projections   every stored read model (rows, tracking position, checkpoints)
-                  equals a rebuild from the facts in scratch memory
-    double-entry  every money fact posts a balanced entry: the trial balance is zero
-                  after every position, in the rebuild and in the stored postings
-    pledges       every DonationPledged equals the pledge recomputed from the terms
-                  and the portfolio history up to it
+    hash-chain        every stored fact is intact and in place: versions run 1, 2, 3...
+                      in position order, each hash covers the fact and the one before
+                      it, and every row of the events table is the ledger's own
+    seals             every LedgerSealed digest equals the digest recomputed from the
+                      chain; with the public keys (HOMELEDGER_SEAL_PUBLIC_KEY) every
+                      signature verifies and the newest seal is signed by one of them
+    rules             every fact, replayed through the domain's own rules in order
+                      (`Ledger.admit`, the code that decides commands, then `apply`), is
+                      one a valid command could have recorded (pledges included: each
+                      must be what the terms and the portfolio history give)
+    receipts          every fact is covered by the receipt of its command id, and every
+                      receipt by the facts it names (a deleted receipt would let a
+                      retried command record twice)
+    ledger-snapshots  every stored snapshot of the decision state equals the replay at
+                      its version, on the chain hash it names; the allocation table the
+                      ledger looks allocations up in equals the replay's
+    projections       every stored read model (rows, tracking position, checkpoints)
+                      equals a rebuild from the facts in scratch memory
+    double-entry      every money fact posts a balanced entry: the trial balance is zero
+                      after every position, in the rebuild and in the stored postings
 
-The first bad position is the chain's when the chain is broken (the stored facts
-themselves are not what was recorded), else the earliest any check found.
+A fact that breaks a rule is not applied to the replay: later facts are checked
+against the ledger an honest history would have. The first bad position is the
+chain's when the chain is broken (the stored facts themselves are not what was
+recorded), else the earliest any check found.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body
 from homeledger.adapters.errors import first_line
-from homeledger.adapters.seals import seal_digest
+from homeledger.adapters.hash_chain import LEDGER_ID, canonical_json
+from homeledger.adapters.idempotency import Receipt
+from homeledger.adapters.ledger_snapshot import ledger_to_dict
+from homeledger.adapters.recorders import ALLOCATIONS_TABLE
+from homeledger.adapters.seals import SealKeys, seal_digest
 from homeledger.adapters.store import LedgerStore, StoredChain
 from homeledger.domain import events as e
-from homeledger.domain.ledger import pledged_fact
-from homeledger.domain.money import ZERO, fmt
-from homeledger.domain.pledge import Terms, pledge_for
-from homeledger.projections.balances import BalancesModel
+from homeledger.domain.errors import DomainError
+from homeledger.domain.ledger import Ledger
+from homeledger.domain.money import CENT, ZERO, fmt
 from homeledger.projections.db import SNAPSHOTS, ProjectionDB
 from homeledger.projections.double_entry import DoubleEntryModel
 from homeledger.projections.model import Model, Row
-from homeledger.projections.portfolio import PortfolioModel
 from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner, pages
 from homeledger.projections.snapshots import decode_state
 
 PAGE = 1000
-CHECK_NAMES = ("hash-chain", "seals", "projections", "double-entry", "pledges")
+CHECK_NAMES = ("hash-chain", "seals", "rules", "receipts", "ledger-snapshots", "projections",
+               "double-entry")  # fmt: skip
 
 
 @dataclass
@@ -93,19 +110,66 @@ class VerifyReport:
                 "checks": [check.to_dict() for check in self.checks]}  # fmt: skip
 
 
+@dataclass
+class _Seals:
+    """What the seals showed so far."""
+
+    count: int = 0
+    signed: int = 0
+    last: tuple[int, int, str | None] | None = None  # (position, covers, why not signed)
+
+
+class _Receipts:
+    """The receipts, walked beside the facts in version order (a merge: no receipt is
+    held in memory but the current one)."""
+
+    def __init__(self, receipts: Iterator[Receipt]) -> None:
+        self.pending = receipts
+        self.next: Receipt | None = next(receipts, None)
+        self.current: Receipt | None = None
+        self.matched = 0
+        self.last_position: int | None = None
+
+    def covering(self, version: int, check: Check) -> Receipt | None:
+        while self.next is not None and self.next.first_version <= version:
+            self._leave(check)
+            self.current, self.next, self.matched = self.next, next(self.pending, None), 0
+        return self.current
+
+    def _leave(self, check: Check, head: int | None = None) -> None:
+        """Leave the current receipt: all the facts it names must have been seen. One
+        whose facts are missing at the end names facts removed after the head."""
+        r = self.current
+        if r is None or self.matched == r.last_version - r.first_version + 1:
+            return
+        missing = r.last_version - r.first_version + 1 - self.matched
+        at = head + 1 if head is not None else (self.last_position or 0) + 1
+        check.find(at, f"the receipt of command id {r.command_id!r} names versions "
+                   f"{r.first_version}..{r.last_version}: {missing} of those facts are not "
+                   "stored (removed?)")  # fmt: skip
+
+    def finish(self, check: Check, head: int) -> None:
+        self._leave(check, head)
+        while self.next is not None:
+            self.current, self.next, self.matched = self.next, next(self.pending, None), 0
+            self._leave(check, head)
+
+
 class Verifier:
-    def __init__(self, store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner) -> None:
-        self.store, self.db, self.runner = store, db, runner
+    def __init__(self, store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner,
+                 keys: SealKeys | None = None) -> None:  # fmt: skip
+        self.store, self.db, self.runner, self.keys = store, db, runner, keys
         self.checks = {name: Check(name) for name in CHECK_NAMES}
         self.scratch: dict[str, Model] = {name: cls() for name, cls in MODEL_CLASSES.items()}
-        self.terms: Terms | None = None
+        self.ledger = Ledger()  # the replay through the rules
+        self.refused = 0
         self.stored_chain = StoredChain()  # the chain as walked so far
         self.chain = self.stored_chain.walk
         self.seal_targets: list[int] = []
         self.chain_at: dict[int, tuple[int, str]] = {}
-        self.seals = 0
-        self.last_seal: int | None = None
-        self.pledges = 0
+        self.seals = _Seals()
+        self.receipts = _Receipts(iter(()))
+        self.ledger_snapshots: dict[int, Any] = {}
         self.tracked: dict[str, int] = {}
         self.snapshots: dict[str, set[int]] = {}
 
@@ -113,6 +177,8 @@ class Verifier:
         head = self.store.max_position()
         self._catch_up(head)
         self.seal_targets = sorted(self._seal_targets(head))
+        self.receipts = _Receipts(self.store.receipts())
+        self.ledger_snapshots = dict(self.store.ledger_snapshots())
         with self.db.read() as tx:
             self.tracked = tx.tracking(PROJECTIONS)
             self.snapshots = {
@@ -145,6 +211,7 @@ class Verifier:
         for notification in notifications:
             body = _body(self.store, notification)
             self._chain(notification, body)
+            self._receipt(notification.id, body)
             envelope = self._envelope(body, notification.id)
             if envelope is not None:
                 self._fact(envelope)
@@ -154,27 +221,41 @@ class Verifier:
         position = notification.id
         while self.seal_targets and self.seal_targets[0] < position:
             self.chain_at[self.seal_targets.pop(0)] = (self.chain.count, self.chain.prev_hash)
-        reason = self.stored_chain.check(notification, body)
-        if reason is not None:
-            self.checks["hash-chain"].find(position, reason)
+        found = self.stored_chain.check(notification, body)
+        if found is not None:
+            self.checks["hash-chain"].find(*found)
+
+    def _receipt(self, position: int, body: dict[str, Any]) -> None:
+        version, command_id = body.get("aggregate_version"), body.get("command_id")
+        if not isinstance(version, int):
+            return  # the hash chain reports a fact that cannot be read
+        check = self.checks["receipts"]
+        receipt = self.receipts.covering(version, check)
+        if receipt is None or not receipt.first_version <= version <= receipt.last_version:
+            check.find(position, f"no receipt covers this fact (command id {command_id!r}): "
+                       "a retry of that command would record it again")  # fmt: skip
+        elif receipt.command_id != command_id:
+            check.find(position, f"the receipt of version {version} is of command id "
+                       f"{receipt.command_id!r}, the fact's is {command_id!r}")  # fmt: skip
+        else:
+            self.receipts.matched += 1
+            self.receipts.last_position = position
 
     def _envelope(self, body: dict[str, Any], position: int) -> Envelope | None:
         try:
             return envelope_from_body(body, position)
         except Exception as exc:  # noqa: BLE001 - an unreadable fact is a finding
-            for name in ("projections", "pledges"):
+            for name in ("projections", "rules"):
                 self.checks[name].find(position, f"the fact cannot be read: {first_line(exc)}")
             return None
 
     def _fact(self, envelope: Envelope) -> None:
         fact = envelope.fact
-        if isinstance(fact, e.PartnershipEstablished):
-            self.terms = Terms(fact.donor, fact.beneficiary, fact.rate, fact.currency,
-                               fact.basis, fact.start_date)  # fmt: skip
-        elif isinstance(fact, e.DonationPledged):
-            self._pledge(envelope.position, fact)
-        elif isinstance(fact, e.LedgerSealed):
+        self._rules(envelope)
+        if isinstance(fact, e.LedgerSealed):
             self._seal(envelope.position, fact)
+        if envelope.aggregate_version in self.ledger_snapshots:
+            self._compare_ledger_snapshot(envelope)
         for name, model in self.scratch.items():
             model.apply(envelope)
             if envelope.position in self.snapshots.get(name, ()):
@@ -186,36 +267,49 @@ class Verifier:
             )
             ledger.imbalance = ZERO  # report each unbalanced fact once
 
+    def _rules(self, envelope: Envelope) -> None:
+        """Admit the fact as a command's would be, then apply it; a refused fact is a
+        finding and is left out of the replay."""
+        try:
+            self.ledger.admit(envelope.fact)
+        except DomainError as broken:
+            self.refused += 1
+            self.checks["rules"].find(envelope.position, f"{envelope.type} breaks "
+                                      f"[{broken.rule}]: {broken.message}")  # fmt: skip
+            return
+        self.ledger.apply(envelope.fact)
+
     def _seal(self, position: int, fact: e.LedgerSealed) -> None:
-        self.seals += 1
+        self.seals.count += 1
+        check = self.checks["seals"]
         covered = self.chain_at.get(fact.position)
         if fact.position >= position or covered is None:
-            self.checks["seals"].find(position, f"seal of position {fact.position} is not "
-                                      "of an earlier position")  # fmt: skip
+            check.find(position, f"seal of position {fact.position} is not of an earlier "
+                       "position")  # fmt: skip
             return
         if seal_digest(fact.position, *covered) != fact.digest:
-            self.checks["seals"].find(
-                position, f"seal digest does not match the chain up to position {fact.position}"
-            )
-        self.last_seal = fact.position
+            check.find(position, f"seal digest does not match the chain up to position "
+                       f"{fact.position}")  # fmt: skip
+        self.seals.signed += bool(fact.signature)
+        unsigned = "it is not signed" if not fact.signature else None
+        if self.keys is not None and fact.signature:
+            unsigned = self.keys.problem(fact.digest, fact.signature, fact.key_id)
+            if unsigned is not None and fact.key_id in self.keys.keys:
+                check.find(position, f"seal of position {fact.position}: {unsigned}")
+        self.seals.last = (position, fact.position, unsigned)
 
-    def _pledge(self, position: int, fact: e.DonationPledged) -> None:
-        self.pledges += 1
-        balances = self.scratch[BalancesModel.NAME]
-        portfolio = self.scratch[PortfolioModel.NAME]
-        if self.terms is None or not isinstance(balances, BalancesModel) or not isinstance(
-            portfolio, PortfolioModel
-        ):
-            self.checks["pledges"].find(position, "pledge recorded before the partnership")
-            return
-        before = balances.years[fact.year].pledged if fact.year in balances.years else ZERO
-        pledge = pledge_for(self.terms, portfolio.portfolio, fact.year, before)
-        if fact != pledged_fact(self.terms, pledge):
-            self.checks["pledges"].find(
-                position, f"{fact.year} pledge recorded as {fmt(fact.amount)} on unit basis "
-                f"{fact.unit_basis} (delta {fmt(fact.delta)}); the portfolio history gives "
-                f"{fmt(pledge.amount)} on {pledge.unit_basis} (delta {fmt(pledge.delta)})",
-            )  # fmt: skip
+    def _compare_ledger_snapshot(self, envelope: Envelope) -> None:
+        version = envelope.aggregate_version
+        if self.ledger_snapshots.pop(version) != LEDGER_ID:
+            return  # reported at the end, with the rows of other aggregates
+        stored = self.store.read_snapshot(version)
+        ledger = ledger_to_dict(self.ledger)
+        expected: dict[str, Any] = {"version": version, "hash": envelope.hash, "ledger": ledger}
+        why = "cannot be read" if stored is None else _differences(stored, expected)
+        if why:
+            self.checks["ledger-snapshots"].find(
+                envelope.position, f"the stored ledger snapshot at version {version} {why}"
+            )
 
     # Comparisons with the stored projections.
 
@@ -261,6 +355,14 @@ class Verifier:
     def _finish(self, head: int) -> None:
         for target in self.seal_targets:
             self.chain_at[target] = (self.chain.count, self.chain.prev_hash)
+        self.receipts.finish(self.checks["receipts"], head)
+        self._finish_seals()
+        self._compare_allocations()
+        for version, originator in sorted(self.ledger_snapshots.items()):
+            where = "of another aggregate" if originator != LEDGER_ID else "with no fact there"
+            self.checks["ledger-snapshots"].find(
+                None, f"a stored ledger snapshot at version {version} {where}"
+            )
         for name, positions in self.snapshots.items():
             for position in sorted(positions):
                 self.checks["projections"].find(
@@ -278,6 +380,40 @@ class Verifier:
                 int(unbalanced[0][0]), "stored postings of the fact do not balance"
             )
         self._summaries(head)
+
+    def _compare_allocations(self) -> None:
+        """The store's allocation table (what the ledger looks allocations up in) must be
+        the replay's, when it says it is current with the last fact."""
+        at = self.store.recorder.allocations_at() or 0
+        if at != self.chain.count or at == 0:
+            return  # behind (an earlier homeledger's store): the ledger makes it again
+        with self.db.read() as tx:
+            rows = tx.query(f"SELECT allocation_id, initiative, year, amount, released "
+                            f"FROM {ALLOCATIONS_TABLE}")  # fmt: skip
+        stored = {str(r[0]): (str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+        replayed = {key: (a.initiative, a.year, int(a.amount / CENT), int(a.released / CENT))
+                    for key, a in self.ledger.allocations.changed.items()}  # fmt: skip
+        differ = sorted(k for k in stored.keys() | replayed.keys()
+                        if stored.get(k) != replayed.get(k))  # fmt: skip
+        if differ:
+            self.checks["ledger-snapshots"].find(
+                None, f"the allocation table differs from the replay for {len(differ)} "
+                f"allocation(s), the first {differ[0]!r}",
+            )  # fmt: skip
+
+    def _finish_seals(self) -> None:
+        """With the public keys, the history must end under a seal they prove: the newest
+        seal signed, by a trusted key. (An older one may be unsigned, or signed by a key
+        no longer trusted: the newest covers everything before it.)"""
+        if self.keys is None:
+            return
+        last = self.seals.last
+        if last is None:
+            self.checks["seals"].find(None, "no seal is recorded: a public key is given, "
+                                      "but no signed seal protects the history")  # fmt: skip
+        elif last[2] is not None:
+            self.checks["seals"].find(last[0], f"the newest seal (of position {last[1]}) does "
+                                      f"not prove the history: {last[2]}")  # fmt: skip
 
     def _compare_state(self, tx: Any, name: str, model: Model, head: int) -> None:
         tracked = self.tracked[name]
@@ -305,20 +441,32 @@ class Verifier:
         c["hash-chain"].summary = (
             f"{count} facts, versions 1..{count}, head hash {head_hash[:16]}"
         )
-        last = self.last_seal
-        c["seals"].summary = (
-            f"{self.seals} seal(s); the latest covers positions 1..{last}"
-            if last is not None else "no seal recorded: nothing to check"
-        )  # fmt: skip
+        c["seals"].summary = self._seal_summary()
+        c["rules"].summary = (f"{count} facts replayed through the ledger's rules, none "
+                              "broken")  # fmt: skip
+        c["receipts"].summary = "every fact covered by the receipt of its command"
+        c["ledger-snapshots"].summary = "every stored ledger snapshot equals the replay"
         c["projections"].summary = (
             f"{len(self.scratch)} projections equal a rebuild at position {head}"
         )
         c["double-entry"].summary = f"trial balance zero at every position 1..{head}"
-        c["pledges"].summary = f"{self.pledges} pledge(s) recomputed from the portfolio history"
+
+    def _seal_summary(self) -> str:
+        seals, last = self.seals, self.seals.last
+        if last is None:
+            return "no seal recorded: nothing to check"
+        text = (f"{seals.count} seal(s), {seals.signed} signed; the latest covers positions "
+                f"1..{last[1]}")
+        if self.keys is None:
+            return text + (" (signatures not checked: no HOMELEDGER_SEAL_PUBLIC_KEY)"
+                           if seals.signed else " (unsigned: it binds no one who can "
+                           "write the database)")  # fmt: skip
+        return text + ", its signature verified"
 
 
-def verify(store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner) -> VerifyReport:
-    return Verifier(store, db, runner).run()
+def verify(store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner,
+           keys: SealKeys | None = None) -> VerifyReport:  # fmt: skip
+    return Verifier(store, db, runner, keys).run()
 
 
 def _body(store: LedgerStore, notification: Any) -> dict[str, Any]:
@@ -329,7 +477,21 @@ def _body(store: LedgerStore, notification: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _differences(stored: dict[str, Any], expected: dict[str, Any]) -> str:
+    """Which parts of a stored snapshot differ from the replay's ('' if none)."""
+
+    def same(a: Any, b: Any) -> bool:
+        return canonical_json(a) == canonical_json(b)
+
+    differ = [k for k in expected if not same(stored.get(k), expected[k])]
+    if "ledger" in differ:
+        ledger = stored.get("ledger")
+        found = ledger if isinstance(ledger, dict) else {}
+        differ += [f"ledger.{k}" for k, v in expected["ledger"].items()
+                   if not same(found.get(k), v)]  # fmt: skip
+    return f"differs from the replay ({', '.join(differ)})" if differ else ""
+
+
 def _zip_longest(a: list[Row], b: list[Row]) -> list[tuple[Row | None, Row | None]]:
     length = max(len(a), len(b))
     return [(a[i] if i < len(a) else None, b[i] if i < len(b) else None) for i in range(length)]
-

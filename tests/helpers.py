@@ -9,7 +9,6 @@ strategies.py, processes in workers.py.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
@@ -25,7 +24,6 @@ from typing import Any, NoReturn
 import pytest
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.hash_chain import canonical_json
 from homeledger.adapters.settings import Settings
 from homeledger.adapters.store import LedgerStore
 from homeledger.cli.bootstrap import build_application
@@ -318,94 +316,3 @@ def one_line(text: str) -> str:
     lines = text.strip().splitlines()
     assert len(lines) == 1, text
     return lines[0]
-
-
-# Tampering: the events table edited behind the ledger's back.
-
-
-class RawEvents:
-    """A store's events table, edited directly, as a forger with access to the database
-    would. In the SQL given to `run`, `ID` stands for the position column and
-    `stored_events` for the table (SQLite: rowid of stored_events; PostgreSQL:
-    notification_id of homeledger_events)."""
-
-    def __init__(self, url: str) -> None:
-        self.sqlite = url.startswith("sqlite")
-        if self.sqlite:
-            self.conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-            self.id, self.table = "rowid", "stored_events"
-        else:
-            import psycopg
-
-            self.conn = psycopg.connect(url, autocommit=True)
-            self.id, self.table = "notification_id", "homeledger_events"
-
-    def run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        sql = sql.replace("ID", self.id).replace("stored_events", self.table)
-        cursor = self.conn.execute(sql if self.sqlite else sql.replace("?", "%s"), params)
-        return list(cursor.fetchall()) if cursor.description else []
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def head(self) -> int:
-        return int(self.run("SELECT MAX(ID) FROM stored_events")[0][0] or 0)
-
-    def row(self, position: int) -> tuple[Any, int, str, bytes]:
-        """(originator id, originator version, topic, state) at a position."""
-        found = self.run("SELECT originator_id, originator_version, topic, state "
-                         "FROM stored_events WHERE ID = ?", (position,))  # fmt: skip
-        originator, version, topic, state = found[0]
-        return originator, int(version), str(topic), bytes(state)
-
-    def body(self, position: int) -> dict[str, Any]:
-        return dict(json.loads(self.row(position)[3]))
-
-    def set_body(self, position: int, body: dict[str, Any]) -> None:
-        self.set_state(position, canonical_json(body))
-
-    def set_state(self, position: int, state: bytes) -> None:
-        self.run("UPDATE stored_events SET state = ? WHERE ID = ?", (state, position))
-
-    def set_topic(self, position: int, topic: str) -> None:
-        self.run("UPDATE stored_events SET topic = ? WHERE ID = ?", (topic, position))
-
-    def set_version(self, position: int, version: int) -> None:
-        self.run("UPDATE stored_events SET originator_version = ? WHERE ID = ?",
-                 (version, position))  # fmt: skip
-
-    def delete(self, position: int) -> None:
-        self.run("DELETE FROM stored_events WHERE ID = ?", (position,))
-
-    def truncate(self, cut: int) -> None:
-        """Remove every event from position `cut` on (the newest ones)."""
-        self.run("DELETE FROM stored_events WHERE ID >= ?", (cut,))
-
-    def swap_contents(self, i: int, j: int) -> None:
-        (_, _, topic_i, state_i), (_, _, topic_j, state_j) = self.row(i), self.row(j)
-        for position, topic, state in ((i, topic_j, state_j), (j, topic_i, state_i)):
-            self.run("UPDATE stored_events SET topic = ?, state = ? WHERE ID = ?",
-                     (topic, state, position))  # fmt: skip
-
-    def swap_positions(self, i: int, j: int) -> None:
-        self.run("UPDATE stored_events SET ID = -1 WHERE ID = ?", (i,))
-        self.run("UPDATE stored_events SET ID = ? WHERE ID = ?", (i, j))
-        self.run("UPDATE stored_events SET ID = ? WHERE ID = -1", (j,))
-
-    def insert(self, position: int, originator: Any, version: int, topic: str,
-               body: dict[str, Any]) -> None:  # fmt: skip
-        """Slip an event in at `position`, every later one moved up by one."""
-        self.run("UPDATE stored_events SET ID = -(ID + 1) WHERE ID >= ?", (position,))
-        self.run("UPDATE stored_events SET ID = -ID WHERE ID < 0")
-        self.run("INSERT INTO stored_events (ID, originator_id, originator_version, topic, state) "
-                 "VALUES (?, ?, ?, ?, ?)",
-                 (position, originator, version, topic, canonical_json(body)))  # fmt: skip
-
-
-@contextmanager
-def raw_events(url: str) -> Iterator[RawEvents]:
-    raw = RawEvents(url)
-    try:
-        yield raw
-    finally:
-        raw.close()

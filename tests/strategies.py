@@ -19,6 +19,7 @@ from homeledger.adapters.envelope import new_body
 from homeledger.domain import commands as c
 from homeledger.domain import events as e
 from homeledger.domain import reference_case
+from homeledger.domain.values import clean_text
 
 COUNTRIES = ("SE", "DE", "NL", "DK", "GW")
 SLUGS = (
@@ -62,12 +63,24 @@ years = st.integers(FIRST_YEAR, LAST_YEAR)
 bases = st.sampled_from(["pro-rata", "year-end"])
 unit_counts = st.integers(1, 50)
 digests = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
-# Free text as an operator may type it: any printable character, never blank.
+
+
+def _accepted(text: str) -> bool:
+    try:
+        clean_text(text)
+    except ValueError:
+        return False
+    return True
+
+
+# Free text as an operator may type it (any visible character), as the ledger records
+# it: normalised (values.clean_text), never blank.
 texts = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")),
+    alphabet=st.characters(codec="utf-8",
+                           exclude_categories=("Cc", "Cs", "Cf", "Co", "Cn", "Zl", "Zp")),
     min_size=1,
     max_size=30,
-).filter(lambda text: text.strip() != "")
+).filter(_accepted).map(clean_text).filter(lambda text: text != "")  # fmt: skip
 plain_texts = st.text(alphabet=string.ascii_letters + string.digits + " -'", min_size=1,
                       max_size=30).filter(lambda text: text.strip() != "")  # fmt: skip
 optional_texts = st.just("") | texts

@@ -43,9 +43,10 @@ def test_the_demo_records_relays_projects_and_finds_both_sides_equal(tmp_path: P
     assert len(result["countries"]) >= 19 and result["initiatives"] > 30
     assert result["years"][0]["store"]["pledged"] == "11240000.00"  # 112,400 homes x 100
     checks = {c["check"]: c["ok"] for c in result["checks"]}
-    assert checks == dict.fromkeys(("hash-chain", "seals", "projections", "double-entry",
-                                    "pledges", "stream-copy", "stream-head",
-                                    "stream-projections"), True)  # fmt: skip
+    assert checks == dict.fromkeys(("hash-chain", "seals", "rules", "receipts",
+                                    "ledger-snapshots", "projections", "double-entry",
+                                    "stream-copy", "stream-head", "stream-projections"),
+                                   True)  # fmt: skip
     assert not alive(server_pid(done.stderr)), "the demo left its nats-server running"
     assert (tmp_path / "d" / "homeledger.db").exists()
     assert (tmp_path / "d" / "consumer.db").exists()

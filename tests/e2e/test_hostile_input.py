@@ -2,9 +2,9 @@
 
 Every refused case exits 2 or 3 with one line on stderr and no traceback, and the store
 is unchanged (same event count and head hash). Text full of SQL and shell
-metacharacters is valid text: it is recorded verbatim and the tables stay intact.
-Every example runs on a copy of its own of one small ledger, so that no example sees
-what another recorded.
+metacharacters is valid text: it is recorded as typed (normalised to NFC, with plain
+spaces) and the tables stay intact. Every example runs on a copy of its own of one small
+ledger, so that no example sees what another recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import open_store
 from homeledger.cli.main import cli
+from homeledger.domain.values import clean_text
 from tests.helpers import init_args, sqlite_backup
 
 HOSTILE_TEXT = [
@@ -161,8 +162,8 @@ def test_hostile_text_is_refused_or_recorded_verbatim(
             recorded = json.loads(CliRunner().invoke(
                 cli, ["--store", store, "--format", "json", "events", "list", "--type",
                       "MilestoneReached"]).stdout)[-1]  # fmt: skip
-            assert recorded["data"]["milestone"] == text.strip()
-            assert recorded["data"]["evidence"] == text.strip()
+            assert recorded["data"]["milestone"] == clean_text(text)  # NFC, plain spaces
+            assert recorded["data"]["evidence"] == clean_text(text)
         path = store.removeprefix("sqlite:///")
         with sqlite3.connect(path) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}

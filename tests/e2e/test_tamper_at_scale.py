@@ -55,7 +55,8 @@ from homeledger.projections.db import ProjectionDB
 from homeledger.projections.runner import ProjectionRunner
 from homeledger.projections.verify import Verifier
 from homeledger.projections.verify import _body as body_of
-from tests.helpers import RawEvents, StepClock, raw_events
+from tests.forger import RawEvents, raw_events
+from tests.helpers import StepClock
 from tests.nats_helpers import cli_env, running_server, stream_count
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import uuid
 from contextlib import closing
 from datetime import date
 from pathlib import Path
@@ -25,14 +24,14 @@ import pytest
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.envelope import Envelope
-from homeledger.adapters.hash_chain import chain_hash
 from homeledger.adapters.nats_messages import message_for
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.nats_stream import StreamSpec, ensure_stream
 from homeledger.adapters.settings import store_location
 from homeledger.domain import reference_case
 from homeledger.domain.commands import AcquireUnits
-from tests.helpers import MakeApp, raw_events, record, wait_until
+from tests.forger import next_fact, publish_raw, raw_events
+from tests.helpers import MakeApp, record, wait_until
 from tests.nats_helpers import (
     cli_env,
     invoke,
@@ -115,15 +114,6 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
         return {n: sorted(conn.execute(f"SELECT * FROM {n}").fetchall()) for n in names}
 
 
-async def publish_raw(url: str, subject: str, payload: dict[str, Any], msg_id: str) -> None:
-    nc = await nats.connect(url)
-    try:
-        await nc.jetstream().publish(subject, json.dumps(payload).encode(),
-                                     headers={"Nats-Msg-Id": msg_id})  # fmt: skip
-    finally:
-        await nc.close()
-
-
 # Consumer-side projections.
 
 
@@ -157,8 +147,8 @@ def test_redelivered_and_republished_events_change_nothing(
     assert (again["applied"], again["redelivered_unchanged"]) == (0, count)
     # The same envelopes published once more (new Msg-Ids, so JetStream keeps them).
     for envelope in store_envelopes(reference_ledger)[-3:]:
-        asyncio.run(publish_raw(server.url, f"homeledger.events.{envelope.type}.{envelope.scope}",
-                                envelope.to_dict(), f"again-{envelope.event_id}"))  # fmt: skip
+        publish_raw(server.url, f"homeledger.events.{envelope.type}.{envelope.scope}",
+                    envelope.to_dict(), {"Nats-Msg-Id": f"again-{envelope.event_id}"})
     third = project(any_env, consumer_url, "first")
     assert (third["applied"], third["redelivered_unchanged"]) == (0, 3)
     assert dump(consumer_url) == before
@@ -212,22 +202,6 @@ def consumer_position(url: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def forged(last: dict[str, Any], how: str) -> dict[str, Any]:
-    """An event after `last` that breaks the chain in one way."""
-    event = {**last, "event_id": str(uuid.uuid4()), "position": last["position"] + 1,
-             "aggregate_version": last["aggregate_version"] + 1, "prev_hash": last["hash"]}
-    if how == "prev-hash":  # an event went missing before it
-        event["prev_hash"] = "f" * 64
-    elif how == "version-gap":
-        event["aggregate_version"] += 1
-    elif how == "unknown-type":
-        event["type"] = "FundsStolen"
-    event["hash"] = chain_hash(event)
-    if how == "content":  # edited after it was hashed
-        event["data"] = {**event["data"], "digest": "0" * 64}
-    return event
-
-
 @pytest.mark.parametrize("how", ["prev-hash", "version-gap", "content", "unknown-type"])
 def test_a_stream_that_does_not_continue_the_chain_is_refused(
     reference_ledger: LedgerApplication, server: NatsServer, any_env: dict[str, str],
@@ -237,9 +211,9 @@ def test_a_stream_that_does_not_continue_the_chain_is_refused(
     project(any_env, consumer_url)
     before = dump(consumer_url)
     last = store_envelopes(reference_ledger)[-1].to_dict()
-    event = forged(last, how)
-    asyncio.run(publish_raw(server.url, "homeledger.events.LedgerSealed.partnership", event,
-                            event["event_id"]))  # fmt: skip
+    event = next_fact(last, how)
+    publish_raw(server.url, "homeledger.events.LedgerSealed.partnership", event,
+                {"Nats-Msg-Id": event["event_id"]})
     for _ in range(2):  # refused, and left unacknowledged: refused again
         result = invoke(["--store", consumer_url, "project", "--from-nats", "--durable", "c1",
                          "--once", "--ack-wait", "1"], any_env)  # fmt: skip

@@ -30,12 +30,12 @@ from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS, ReadModels
 from homeledger.projections.runner import ProjectionRunner
 from tests import strategies as s
+from tests.forger import raw_events
 from tests.helpers import (
     dump_projections,
     fresh_store_url,
     one_line,
     open_app,
-    raw_events,
     run_history,
     url_of,
 )

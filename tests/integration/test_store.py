@@ -7,6 +7,7 @@ EUR 100 per home per year (year-end basis) to SOS Children's Villages from 1 Jul
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import traceback
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from homeledger.adapters.application import BatchError, LedgerApplication
 from homeledger.adapters.envelope import Envelope
@@ -437,9 +439,13 @@ def test_stale_application_accepts_what_the_store_allows(store_url: str, make_ap
 # Snapshots: a cache, never a source of truth.
 
 
+# Ledger snapshots are written and trusted only under a key the database does not hold.
+SNAPSHOT_KEY = base64.b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode()
+
+
 def snapshot_app(make_app: MakeApp, url: str) -> LedgerApplication:
-    """An application that snapshots its decision state every 3 facts."""
-    return make_app(url, actor="snapshots", ledger_snapshot_every=3)
+    """An application that snapshots its decision state every 3 facts (under a key)."""
+    return make_app(url, actor="snapshots", ledger_snapshot_every=3, seal_key=SNAPSHOT_KEY)
 
 
 def latest_snapshot(store: LedgerStore) -> tuple[int, dict[str, object]]:
