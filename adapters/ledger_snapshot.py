@@ -26,13 +26,14 @@ from decimal import Decimal
 from typing import Any
 
 from homeledger.adapters.hash_chain import canonical_json
-from homeledger.domain.ledger import Allocations, Initiative, Ledger, YearBook
+from homeledger.domain.ledger import Allocations, Initiative, Ledger, Reversible, YearBook
 from homeledger.domain.pledge import Terms
 from homeledger.domain.portfolio import Portfolio
 
 # 2: no per-year unit basis, no ledger-wide disbursed total (never read).
 # 3: no allocations: the store keeps them in a table of their own.
-SNAPSHOT_FORMAT = 3
+# 4: the reversible facts (type, position, digest, reversed) under their event ids.
+SNAPSHOT_FORMAT = 4
 
 
 def _d(value: date | None) -> str | None:
@@ -60,6 +61,10 @@ def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
             for key, i in ledger.initiatives.items()
         },
         "last_seal_position": ledger.last_seal_position,
+        "reversible": {
+            key: [r.type, r.position, r.digest.hex(), r.reversed]
+            for key, r in ledger.reversible.items()
+        },
     }
 
 
@@ -92,6 +97,8 @@ def ledger_from_dict(data: dict[str, Any], allocations: Allocations) -> Ledger |
             date.fromisoformat(closed) if closed else None,
             Decimal(alloc), Decimal(rel), Decimal(disb), frozenset(milestones),
         )  # fmt: skip
+    for key, (kind, position, digest, reversed_) in data["reversible"].items():
+        ledger.reversible[key] = Reversible(kind, position, bytes.fromhex(digest), reversed_)
     return ledger
 
 
