@@ -2,7 +2,10 @@
 
 Every read first brings the stored projections up to the store's head, so it never
 shows stale figures, and takes `--as-of-position N` or `--as-of TIME` (recorded
-time: the longest prefix of the ledger recorded at or before TIME).
+time: the longest prefix of the ledger recorded at or before TIME); `balances`,
+`audit` and `report` also take `--to DATE` (the facts effective on or before it).
+An answer from such a cut says where it stands: a line on stderr, and in json a field
+of every row (`as_of_position`, and `to`).
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,7 @@ from homeledger.adapters.store import LedgerStore
 from homeledger.cli.bootstrap import Projections, seal_public_keys
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
-from homeledger.cli.inspect import parse_time
+from homeledger.cli.inspect import parse_date, parse_time
 from homeledger.cli.render import csv_rows, emit_object, emit_rows, table
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.balances import BY_CHOICES, columns_for
@@ -62,6 +66,14 @@ def as_of_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def to_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--to", "to", metavar="DATE",
+        help="Only the facts effective on or before DATE (a reversal counts where the fact "
+        "it reverses does); with --as-of, what the ledger knew then about that date.",
+    )(func)  # fmt: skip
+
+
 def resolve(projections: Projections, as_of_position: int | None, as_of: str | None) -> int:
     if as_of_position is not None and as_of is not None:
         raise InputError("give --as-of-position or --as-of, not both")
@@ -69,11 +81,56 @@ def resolve(projections: Projections, as_of_position: int | None, as_of: str | N
     return projections.reader.resolve(as_of_position, moment)
 
 
-def _parse_date(text: str, flag: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"{flag}: {text[:40]!r} is not a date in the form YYYY-MM-DD") from None
+@dataclass(frozen=True)
+class Cut:
+    """Where a read answers from: as of a position, and perhaps only the facts effective
+    on or before a date. `asked` when the operator chose either."""
+
+    position: int
+    to: date | None = None
+    asked: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        """What a json row says of the cut it was read at."""
+        if not self.asked:
+            return {}
+        return {"as_of_position": self.position,
+                **({"to": self.to.isoformat()} if self.to else {})}  # fmt: skip
+
+
+def cut_of(ctx: Context, projections: Projections, as_of_position: int | None,
+           as_of: str | None, to: str | None = None) -> Cut | None:  # fmt: skip
+    """The cut a read answers from, said on stderr when an as-of or --to was given; None
+    (said in one line instead) when it is as of before the first fact."""
+    day = parse_date(to, "--to") if to is not None else None
+    position = resolve(projections, as_of_position, as_of)
+    cut = Cut(position, day, as_of_position is not None or as_of is not None or day is not None)
+    if not cut.asked:
+        return cut
+    reader = projections.reader
+    if position == 0:
+        asked = f"as of {as_of}" if as_of is not None else "as of position 0"
+        first = reader.first_recorded()
+        why = (f"the first fact was recorded at {first}" if first else
+               "the ledger holds no facts")  # fmt: skip
+        click.echo(f"{asked}: nothing was recorded yet ({why})", err=True)
+        return None
+    effective = f"; facts effective on or before {day.isoformat()}" if day else ""
+    click.echo(f"as of position {position} (recorded by {reader.known_by(position)})"
+               f"{effective}", err=True)  # fmt: skip
+    return cut
+
+
+def emit_cut_rows(ctx: Context, cut: Cut | None, rows: Callable[[Cut], list[dict[str, Any]]],
+                  columns: Sequence[str]) -> None:  # fmt: skip
+    """Rows read at a cut; json rows name the cut. Nothing before the first fact: a table
+    is not printed (the one line said so), json is an empty array."""
+    if cut is None:
+        if ctx.fmt != "table":
+            emit_rows([], columns, ctx.fmt)
+        return
+    extra = cut.fields() if ctx.fmt in ("json", "jsonl") else {}
+    emit_rows([{**row, **extra} for row in rows(cut)], columns, ctx.fmt)
 
 
 # Reads.
@@ -84,31 +141,41 @@ def _parse_date(text: str, flag: str) -> date:
 @click.option("--by", "by", type=click.Choice(BY_CHOICES), default="year", show_default=True,
               help="Group by pledge year, initiative or the initiative's country.")  # fmt: skip
 @as_of_options
+@to_option
 @pass_context
 def balances(ctx: Context, year: int | None, by: str, as_of_position: int | None,
-             as_of: str | None) -> None:  # fmt: skip
+             as_of: str | None, to: str | None) -> None:  # fmt: skip
     """Pledged, received, outstanding, allocated, released, unallocated, disbursed."""
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    rows = projections.reader.balances(position).rows(by, year)
-    emit_rows(rows, columns_for(by, year), ctx.fmt)
+    cut = cut_of(ctx, projections, as_of_position, as_of, to)
+
+    def rows(at: Cut) -> list[dict[str, Any]]:
+        return projections.reader.balances(at.position, at.to).rows(by, year)
+
+    emit_cut_rows(ctx, cut, rows, columns_for(by, year))
 
 
 @click.command("audit")
 @click.argument("initiative")
 @as_of_options
+@to_option
 @pass_context
-def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str | None) -> None:
+def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str | None,
+          to: str | None) -> None:  # fmt: skip
     """Every fact that touched INITIATIVE, with the running balance after each.
 
     With --format csv or json this is the auditor's file: one row per fact, with the
-    columns documented in docs/auditing.md.
+    columns documented in docs/auditing.md. A reversal is a line of its own naming the
+    position of the line it reverses.
     """
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    rows = projections.reader.audit_rows(initiative, position)
+    cut = cut_of(ctx, projections, as_of_position, as_of, to)
+
+    def rows(at: Cut) -> list[dict[str, Any]]:
+        return projections.reader.audit_rows(initiative, at.position, at.to)
+
     columns = AUDIT_TABLE_COLUMNS if ctx.fmt == "table" else AUDIT_COLUMNS
-    emit_rows(rows, columns, ctx.fmt)
+    emit_cut_rows(ctx, cut, rows, columns)
 
 
 @click.command("portfolio")
@@ -118,10 +185,14 @@ def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str 
 def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
               as_of: str | None) -> None:  # fmt: skip
     """Homes held per country on a date."""
-    day = _parse_date(on, "--on") if on else datetime.now(UTC).date()
+    day = parse_date(on, "--on") if on else datetime.now(UTC).date()
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    emit_rows(projections.reader.portfolio(position, day), PORTFOLIO_COLUMNS, ctx.fmt)
+    cut = cut_of(ctx, projections, as_of_position, as_of)
+
+    def rows(at: Cut) -> list[dict[str, Any]]:
+        return projections.reader.portfolio(at.position, day)
+
+    emit_cut_rows(ctx, cut, rows, PORTFOLIO_COLUMNS)
 
 
 @click.command("trial-balance")
@@ -130,8 +201,10 @@ def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
 def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -> None:
     """Debits, credits and balance per account; the difference is always zero."""
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    trial = projections.reader.trial_balance(position).to_dict()
+    cut = cut_of(ctx, projections, as_of_position, as_of)
+    if cut is None and ctx.fmt == "table":
+        return
+    trial = projections.reader.trial_balance(cut.position if cut else 0).to_dict()
     if ctx.fmt in ("json", "jsonl"):
         emit_object(trial, ctx.fmt)
         return
@@ -145,13 +218,17 @@ def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -
 @click.option("--out", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to FILE instead of standard output.")  # fmt: skip
 @as_of_options
+@to_option
 @pass_context
 def report(ctx: Context, year: int, out: str | None, as_of_position: int | None,
-           as_of: str | None) -> None:  # fmt: skip
+           as_of: str | None, to: str | None) -> None:  # fmt: skip
     """A year's report: pledged, received, allocations, disbursed, milestones."""
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    text = render_report(year_report(projections.reader, year, position), ctx.fmt)
+    cut = cut_of(ctx, projections, as_of_position, as_of, to)
+    if cut is None and ctx.fmt == "table" and out is None:
+        return
+    at = cut or Cut(0)
+    text = render_report(year_report(projections.reader, year, at.position, at.to), ctx.fmt)
     if out is None:
         click.echo(text, nl=False)
         return

@@ -31,7 +31,7 @@ from homeledger.projections.model import Model
 from homeledger.projections.portfolio import PortfolioModel
 from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS
 from homeledger.projections.source import EventSource
-from homeledger.projections.timeline import POSITION_AT
+from homeledger.projections.timeline import POSITION_AT, TIMELINE
 
 
 class UnknownInitiativeError(ValueError):
@@ -61,6 +61,19 @@ class PointInTime:
                 found = tx.query(POSITION_AT, (format_time(moment),))
             return min(int(found[0][0] or 0), head) if found else 0
         return head
+
+    def known_by(self, position: int) -> str | None:
+        """When the facts 1..N had all been recorded (None before the first)."""
+        with self.db.read() as tx:
+            rows = tx.query(f"SELECT MAX(known_by) FROM {TIMELINE.name} WHERE position <= ?",
+                            (position,))  # fmt: skip
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def first_recorded(self) -> str | None:
+        """When the first fact was recorded (None when there is none)."""
+        with self.db.read() as tx:
+            rows = tx.query(f"SELECT recorded_at FROM {TIMELINE.name} ORDER BY position LIMIT 1")
+        return str(rows[0][0]) if rows else None
 
     def model(self, name: str, position: int) -> Model:
         """A model as of `position`, rebuilt as a fresh replay would have it."""
