@@ -13,8 +13,8 @@ and becomes the new cached state only once its facts are stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from itertools import islice
 from typing import Any, cast
 from uuid import uuid4
@@ -35,8 +35,7 @@ from homeledger.adapters.store import (
 from homeledger.domain.commands import Command, ReversalTarget, ReverseFact, SealLedger
 from homeledger.domain.errors import ConcurrencyError, DomainError, ReversalTargetError
 from homeledger.domain.events import DomainEvent
-from homeledger.domain.ledger import Ledger, dates_of
-from homeledger.domain.ledger import Recorded as Stamp
+from homeledger.domain.ledger import dates_of
 
 MAX_ATTEMPTS = 50
 STREAM_CHUNK = 1000  # commands decided and inserted per step of a streamed recording
@@ -205,10 +204,9 @@ class LedgerApplication:
             if dry_run:
                 after = self.store.max_position()
                 return plan.answers(range(after + 1, after + 1 + len(plan.bodies())))
-            bodies = plan.bodies()
             try:
                 positions = self.store.append(
-                    bodies, [slot.receipt() for slot in plan.decided],
+                    plan.bodies(), [slot.receipt() for slot in plan.decided],
                     plan.ledger.allocations.changed, plan.version,
                 )
             except VersionConflictError:
@@ -218,8 +216,6 @@ class LedgerApplication:
                 self._state = None  # a racing repeat was first: answer as it recorded
                 look_up_first = True
                 continue
-            for body, position in zip(bodies, positions, strict=True):
-                plan.ledger.place(str(body["event_id"]), position)
             self._recorded(state, plan.after())
             return plan.answers(positions)
         raise ConcurrencyError(
@@ -347,7 +343,7 @@ class LedgerApplication:
         today = now.astimezone(UTC).date()
         if found is None:
             try:
-                facts = plan.ledger.decide(self._resolved(plan.ledger, command), today)
+                facts = plan.ledger.decide(self._resolved(command), today)
             except DomainError:
                 found = fallback(command) if fallback else None  # refused now, recorded before?
                 if found is None:
@@ -359,51 +355,39 @@ class LedgerApplication:
         command_id = command_id or str(uuid4())
         fingerprint = plan.seen[command_id] = self.fingerprints.of(command)
         bodies = [self._body(plan, fact, now, command_id, correlation,
-                             dates_of(command, fact, today)) for fact in facts]  # fmt: skip
+                             dates_of(command, fact, today).effective_date)
+                  for fact in facts]  # fmt: skip
         plan.slots.append(Decided(command_id, fingerprint, list(facts), bodies))
 
     def _body(self, plan: Plan, fact: DomainEvent, now: datetime, command_id: str,
-              correlation: str | None, recorded: Stamp) -> dict[str, object]:  # fmt: skip
+              correlation: str | None, effective_date: date) -> dict[str, object]:  # fmt: skip
         plan.version += 1
-        event_id = uuid4()
         body = new_body(
-            fact, event_id=event_id, version=plan.version, recorded_at=now, actor=self.actor,
+            fact, event_id=uuid4(), version=plan.version, recorded_at=now, actor=self.actor,
             command_id=command_id, correlation_id=correlation or command_id,
-            prev_hash=plan.last_hash, effective_date=recorded.effective_date,
+            prev_hash=plan.last_hash, effective_date=effective_date,
         )  # fmt: skip
-        plan.ledger.apply(fact, replace(recorded, event_id=str(event_id)))
+        plan.ledger.apply(fact)
         plan.last_hash = str(body["hash"])
         return body
 
     # Reversals: the fact named is looked up in the store, never taken from the command.
 
-    def _resolved(self, ledger: Ledger, command: Command) -> Command:
+    def _resolved(self, command: Command) -> Command:
         """A reversal with the stored fact it names as its target; other commands as is."""
         if not isinstance(command, ReverseFact):
             return command
-        found = self._stored_fact(ledger, command)
+        if command.position is not None:
+            found = self.store.fact_at(command.position)
+            missing = f"at position {command.position}"
+        else:
+            found = self.store.find_event(str(command.event_id))
+            missing = f"with event id {command.event_id}"
+        if found is None:
+            raise ReversalTargetError(f"no fact is recorded {missing}")
         target = ReversalTarget(event_id=found.event_id, type=found.type,
                                 position=found.position, fact=found.fact)  # fmt: skip
         return command.model_copy(update={"target": target})
-
-    def _stored_fact(self, ledger: Ledger, command: ReverseFact) -> Envelope:
-        position, event_id = command.position, command.event_id
-        if event_id is not None:
-            known = ledger.reversible.get(event_id)
-            position = known.position if known is not None else self._position_of(event_id)
-        if position is None:
-            raise ReversalTargetError(f"no fact is recorded with event id {event_id}")
-        found = next(iter(self.store.envelopes(position, position)), None)
-        if found is None or found.position != position:
-            raise ReversalTargetError(f"no fact is recorded at position {position}")
-        if event_id is not None and found.event_id != event_id:
-            raise ReversalTargetError(f"the fact at position {position} is not {event_id}")
-        return found
-
-    def _position_of(self, event_id: str) -> int | None:
-        """The position of a fact the ledger does not keep by id (one that cannot be
-        reversed, or none at all): found by reading the store, to say which it is."""
-        return next((e.position for e in self.store.envelopes() if e.event_id == event_id), None)
 
     def _repeat(self, command: Command) -> Repeated | None:
         if not command.command_id:

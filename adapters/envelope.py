@@ -15,7 +15,7 @@ from uuid import UUID
 
 from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, chain_hash
 from homeledger.domain.events import DomainEvent, event_data, event_from_data
-from homeledger.domain.ledger import Recorded
+from homeledger.domain.ledger import Stamp
 from homeledger.domain.values import escape_unencodable
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -95,10 +95,10 @@ class Envelope:
     def to_json(self) -> bytes:
         return _COMPACT.encode(self.to_dict()).encode()
 
-    def recorded(self) -> Recorded:
+    def stamp(self) -> Stamp:
         """What the ledger's rules are told about this fact besides its data."""
-        return Recorded(self.effective_date, self.recorded_at.astimezone(UTC).date(),
-                        self.event_id, self.position)  # fmt: skip
+        return Stamp(self.effective_date, self.recorded_at.astimezone(UTC).date(),
+                     self.event_id, self.position)  # fmt: skip
 
 
 def new_body(

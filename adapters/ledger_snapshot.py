@@ -26,13 +26,13 @@ from decimal import Decimal
 from typing import Any
 
 from homeledger.adapters.hash_chain import canonical_json
-from homeledger.domain.ledger import Allocations, Initiative, Ledger, Reversible, YearBook
+from homeledger.domain.ledger import Allocations, Initiative, Ledger, RecordedFacts, YearBook
 from homeledger.domain.pledge import Terms
 from homeledger.domain.portfolio import Portfolio
 
 # 2: no per-year unit basis, no ledger-wide disbursed total (never read).
 # 3: no allocations: the store keeps them in a table of their own.
-# 4: the reversible facts (type, position, digest, reversed) under their event ids.
+# 4: the event ids of the facts reversed.
 SNAPSHOT_FORMAT = 4
 
 
@@ -61,15 +61,14 @@ def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
             for key, i in ledger.initiatives.items()
         },
         "last_seal_position": ledger.last_seal_position,
-        "reversible": {
-            key: [r.type, r.position, r.digest.hex(), r.reversed]
-            for key, r in ledger.reversible.items()
-        },
+        "reversed": sorted(ledger.reversed),
     }
 
 
-def ledger_from_dict(data: dict[str, Any], allocations: Allocations) -> Ledger | None:
-    """The ledger of a snapshot, its allocations found in `allocations`."""
+def ledger_from_dict(data: dict[str, Any], allocations: Allocations,
+                     recorded: RecordedFacts | None = None) -> Ledger | None:  # fmt: skip
+    """The ledger of a snapshot, its allocations found in `allocations` and the facts a
+    reversal names in `recorded`."""
     if data.get("format") != SNAPSHOT_FORMAT:
         return None
     p = data["partnership"]
@@ -85,6 +84,8 @@ def ledger_from_dict(data: dict[str, Any], allocations: Allocations) -> Ledger |
         ),
         allocations=allocations,
         last_seal_position=data["last_seal_position"],
+        recorded=recorded or RecordedFacts(),
+        reversed=frozenset(data["reversed"]),
     )
     for year, (pledged, received, allocated, released) in data["years"].items():
         ledger.years[int(year)] = YearBook(
@@ -97,8 +98,6 @@ def ledger_from_dict(data: dict[str, Any], allocations: Allocations) -> Ledger |
             date.fromisoformat(closed) if closed else None,
             Decimal(alloc), Decimal(rel), Decimal(disb), frozenset(milestones),
         )  # fmt: skip
-    for key, (kind, position, digest, reversed_) in data["reversible"].items():
-        ledger.reversible[key] = Reversible(kind, position, bytes.fromhex(digest), reversed_)
     return ledger
 
 

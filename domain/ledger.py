@@ -10,11 +10,11 @@ consumer of the stream admit each recorded fact the same way, so a fact that no
 valid command could have recorded is found wherever it is read. `apply` evolves the
 ledger by one admitted fact.
 
-Besides its data a fact has dates and an identity (`Recorded`): its effective date,
+Besides its data a fact has dates and an identity (`Stamp`): its effective date,
 which must lie between the partnership's start and the day it is recorded, and once
-stored its event id and position. The ledger keeps a digest of every reversible fact
-under its event id, so that a reversal is admitted only for the very fact recorded
-(same type, position and data), and only once.
+stored its event id and position. A reversal is admitted only for the very fact
+recorded at the position it names (same event id, type and data, found in
+`RecordedFacts`), and only once (the ledger keeps the event ids reversed).
 
 The entities a ledger holds (years, initiatives, allocations) are immutable values,
 so `copy` is a few dictionary copies: whoever keeps a ledger as a cache decides on a
@@ -187,7 +187,7 @@ class YearBook:
 
 
 @dataclass(frozen=True)
-class Recorded:
+class Stamp:
     """What the ledger is told about a fact besides its data: its effective (business)
     date and the day it was recorded (UTC), and once it is stored its event id and
     position."""
@@ -199,14 +199,50 @@ class Recorded:
 
 
 @dataclass(frozen=True)
-class Reversible:
-    """A reversible fact as recorded: its type, position (None until stored), a digest
-    of its data, and whether it was reversed."""
+class RecordedFact:
+    """A reversible fact as recorded: what a reversal naming its position must match."""
 
+    event_id: str
     type: str
-    position: int | None
     digest: bytes
-    reversed: bool = False
+
+
+FactLookup = Callable[[int], "RecordedFact | None"]
+
+
+def _no_fact(position: int) -> RecordedFact | None:
+    return None
+
+
+class RecordedFacts:
+    """The reversible facts by position: those applied here with their position (a
+    ledger replayed in memory keeps them all) over those kept elsewhere and found with
+    `lookup` (a ledger loaded from the store reads the one fact a reversal names, so
+    that its memory does not grow with the partnership's age)."""
+
+    def __init__(self, lookup: FactLookup = _no_fact,
+                 changed: dict[int, RecordedFact] | None = None) -> None:  # fmt: skip
+        self.lookup = lookup
+        self.changed: dict[int, RecordedFact] = {} if changed is None else changed
+
+    def get(self, position: int) -> RecordedFact | None:
+        found = self.changed.get(position)
+        return found if found is not None else self.lookup(position)
+
+    def __setitem__(self, position: int, fact: RecordedFact) -> None:
+        self.changed[position] = fact
+
+    def copy(self) -> RecordedFacts:
+        return RecordedFacts(self.lookup, dict(self.changed))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, RecordedFacts) and self.lookup == other.lookup
+                and self.changed == other.changed)  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RecordedFacts({len(self.changed)} in memory)"
 
 
 def fact_digest(fact: e.DomainEvent) -> bytes:
@@ -214,6 +250,13 @@ def fact_digest(fact: e.DomainEvent) -> bytes:
     data: Decimals, dates and text have stable reprs)."""
     text = repr((fact.TYPE, sorted(fact.__dict__.items())))
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def recorded_fact(fact: e.DomainEvent, event_id: str) -> RecordedFact | None:
+    """What a reversal of this fact must match (None: it cannot be reversed)."""
+    if fact.TYPE not in e.REVERSIBLE:
+        return None
+    return RecordedFact(event_id, fact.TYPE, fact_digest(fact))
 
 
 # What each fact is called in a message about its date.
@@ -274,8 +317,8 @@ class Ledger:
     initiatives: dict[str, Initiative] = field(default_factory=dict)
     allocations: Allocations = field(default_factory=Allocations)
     last_seal_position: int = 0
-    # Every reversible fact recorded with its event id, under that id.
-    reversible: dict[str, Reversible] = field(default_factory=dict)
+    recorded: RecordedFacts = field(default_factory=RecordedFacts)
+    reversed: frozenset[str] = frozenset()  # the event ids of the facts reversed
 
     def decide(self, command: c.Command, today: date | None = None) -> list[e.DomainEvent]:
         """The facts a command records, or a DomainError naming the broken rule.
@@ -291,48 +334,43 @@ class Ledger:
         facts = _DECIDERS[type(command)](self, command)
         ledger = self if len(facts) == 1 else self.copy()
         for fact in facts:
-            recorded = None if today is None else dates_of(command, fact, today)
-            ledger.admit(fact, recorded)
+            stamp = None if today is None else dates_of(command, fact, today)
+            ledger.admit(fact, stamp)
             if ledger is not self:
-                ledger.apply(fact, recorded)
+                ledger.apply(fact, stamp)
         return facts
 
-    def admit(self, fact: e.DomainEvent, recorded: Recorded | None = None) -> None:
+    def admit(self, fact: e.DomainEvent, stamp: Stamp | None = None) -> None:
         """Raise the DomainError of the first rule `fact` breaks, recorded next.
 
-        With `recorded`, its effective date is checked too (not before the start, not
-        after the day it is recorded, a fact's own date where it has one)."""
+        With `stamp`, its effective date is checked too (not before the start, not after
+        the day it is recorded, a fact's own date where it has one)."""
         if not isinstance(fact, e.PartnershipEstablished):
             self._terms()
-        if recorded is not None and fact.TYPE not in _UNDATED:
-            self._check_dates(fact, recorded)
+        if stamp is not None and fact.TYPE not in _UNDATED:
+            self._check_dates(fact, stamp)
         _RULES[fact.TYPE](self, fact)
 
-    def apply(self, event: e.DomainEvent, recorded: Recorded | None = None) -> None:
+    def apply(self, event: e.DomainEvent, stamp: Stamp | None = None) -> None:
         """Evolve by one fact (admitted: appliers check nothing). A reversible fact is
-        remembered if `recorded` gives its event id."""
+        kept by its position when `stamp` gives one (a replay in memory)."""
         _APPLIERS[event.TYPE](self, event)
-        if recorded is not None and recorded.event_id and event.TYPE in e.REVERSIBLE:
-            self.reversible[recorded.event_id] = Reversible(
-                event.TYPE, recorded.position, fact_digest(event)
-            )
+        if stamp is not None and stamp.position is not None:
+            known = recorded_fact(event, stamp.event_id)
+            if known is not None:
+                self.recorded[stamp.position] = known
 
     def apply_all(self, events: Iterable[e.DomainEvent]) -> Ledger:
         for event in events:
             self.apply(event)
         return self
 
-    def place(self, event_id: str, position: int) -> None:
-        """The store gave the fact `event_id` its position (reversible facts only)."""
-        known = self.reversible.get(event_id)
-        if known is not None and known.position != position:
-            self.reversible[event_id] = replace(known, position=position)
-
     def copy(self) -> Ledger:
         """An independent ledger in the same state (its entities are immutable values)."""
         return Ledger(
             self.partnership, self.portfolio.copy(), dict(self.years), dict(self.initiatives),
-            self.allocations.copy(), self.last_seal_position, dict(self.reversible),
+            self.allocations.copy(), self.last_seal_position, self.recorded.copy(),
+            self.reversed,
         )  # fmt: skip
 
     def year(self, year: int) -> YearBook:
@@ -362,18 +400,18 @@ class Ledger:
                 f"on {start.isoformat()}"
             )
 
-    def _check_dates(self, fact: e.DomainEvent, recorded: Recorded) -> None:
-        on, what = recorded.effective_date, _NOUNS.get(fact.TYPE, fact.TYPE)
+    def _check_dates(self, fact: e.DomainEvent, stamp: Stamp) -> None:
+        on, what = stamp.effective_date, _NOUNS.get(fact.TYPE, fact.TYPE)
         own = fact.business_date(on)
         if own != on:
             raise DateMismatchError(
                 f"{what} dated {own.isoformat()} is recorded as effective on {on.isoformat()}"
             )
         self._not_before_start(on, what)
-        if on > recorded.recorded_on:
+        if on > stamp.recorded_on:
             raise DateAfterRecordingError(
                 f"{what} dated {on.isoformat()} is after the day it is recorded, "
-                f"{recorded.recorded_on.isoformat()}"
+                f"{stamp.recorded_on.isoformat()}"
             )
         if isinstance(fact, e.FactReversed):
             first = fact.reversed_fact.business_date(on)
@@ -400,10 +438,10 @@ class Ledger:
         return pledge_for(self._terms(), self.portfolio, year, self.year(year).pledged)
 
 
-def dates_of(command: c.Command, fact: e.DomainEvent, today: date) -> Recorded:
+def dates_of(command: c.Command, fact: e.DomainEvent, today: date) -> Stamp:
     """The dates of a fact a command records today: its own date where it has one,
     else the command's `on`, else today."""
-    return Recorded(fact.business_date(command.on_or(today)), today)
+    return Stamp(fact.business_date(command.on_or(today)), today)
 
 
 def pledged_fact(terms: Terms, pledge: Pledge) -> e.DonationPledged:
@@ -718,23 +756,22 @@ def _reverses_a_recorded_fact_once(ledger: Ledger, ev: e.FactReversed) -> None:
             f"{where} cannot be reversed: only {kinds} can (correct an allocation with a "
             "release, a pledge with a new pledge)"
         )
-    known = ledger.reversible.get(ev.reverses)
-    if known is None:
-        raise ReversalTargetError(f"no {ev.reversed_type} is recorded with event id "
-                                  f"{ev.reverses}")  # fmt: skip
+    known = ledger.recorded.get(ev.reversed_position)
+    if known is None or known.event_id != ev.reverses:
+        raise ReversalTargetError(f"no {ev.reversed_type} with event id {ev.reverses} is "
+                                  f"recorded at position {ev.reversed_position}")  # fmt: skip
     differs = [
         name for name, same in (
             ("type", known.type == ev.reversed_type),
-            ("position", known.position in (None, ev.reversed_position)),
             ("data", known.digest == fact_digest(ev.reversed_fact)),
         ) if not same
     ]  # fmt: skip
     if differs:
         raise ReversalTargetError(
-            f"the reversal of {ev.reverses} does not match the fact recorded under that id "
+            f"the reversal of {where} does not match the fact recorded there "
             f"({', '.join(differs)} differ)"
         )
-    if known.reversed:
+    if ev.reverses in ledger.reversed:
         raise AlreadyReversedError(f"{where} was already reversed; a fact is reversed once")
     _REVERSAL_RULES.get(ev.reversed_type, _no_rule)(ledger, ev.reversed_fact)
 
@@ -903,9 +940,7 @@ def _on_sealed(ledger: Ledger, ev: e.LedgerSealed) -> None:
 
 @_applies(e.FactReversed)
 def _on_reversed(ledger: Ledger, ev: e.FactReversed) -> None:
-    known = ledger.reversible.get(ev.reverses)
-    if known is not None:
-        ledger.reversible[ev.reverses] = replace(known, reversed=True)
+    ledger.reversed = ledger.reversed | {ev.reverses}
     _UNDOERS[ev.reversed_type](ledger, ev.reversed_fact)
 
 
@@ -953,5 +988,5 @@ def replay(facts: Iterable[e.DomainEvent]) -> Ledger:
     return Ledger().apply_all(facts)
 
 
-__all__ = ["DomainError", "Ledger", "Recorded", "Reversible", "dates_of", "fact_digest",
-           "pledged_fact", "replay"]
+__all__ = ["DomainError", "Ledger", "RecordedFact", "RecordedFacts", "Stamp", "dates_of",
+           "fact_digest", "pledged_fact", "recorded_fact", "replay"]

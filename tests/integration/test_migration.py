@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +90,16 @@ def test_the_old_store_replays_to_the_ledger_of_its_facts(url: str) -> None:
         assert state.version == 20
         replayed = Ledger()
         for envelope in store.envelopes():
-            replayed.admit(envelope.fact, envelope.recorded())  # every rule, dates included
-            replayed.apply(envelope.fact, envelope.recorded())
-        assert state.ledger == replayed
-        kinds = sorted(known.type for known in state.ledger.reversible.values())
+            replayed.admit(envelope.fact, envelope.stamp())  # every rule, dates included
+            replayed.apply(envelope.fact, envelope.stamp())
+        # The facts a reversal may name: kept in memory by the replay, read from the store
+        # by the loaded ledger, the same.
+        assert replace(state.ledger, allocations=None, recorded=None) == replace(
+            replayed, allocations=None, recorded=None)  # fmt: skip
+        kinds = sorted(known.type for known in replayed.recorded.changed.values())
         assert kinds.count("DonationReceived") == 2 and kinds.count("UnitsAcquired") == 4
-        positions = {e.event_id: e.position for e in store.envelopes()}
-        assert all(positions[key] == known.position
-                   for key, known in state.ledger.reversible.items())  # fmt: skip
+        for position in range(1, 21):
+            assert state.ledger.recorded.get(position) == replayed.recorded.get(position)
     finally:
         store.close()
 

@@ -141,7 +141,7 @@ def replayed(store: LedgerStore) -> dict[str, object]:
     fact with its identity: the ledger keeps the reversible ones by event id)."""
     ledger = replay([])
     for envelope in store.envelopes():
-        ledger.apply(envelope.fact, envelope.recorded())
+        ledger.apply(envelope.fact, envelope.stamp())
     return ledger_to_dict(ledger)
 
 

@@ -1,7 +1,7 @@
 """Reversals and effective dates in the domain, worked by hand.
 
 Pure: Ledger.decide, admit and apply with the dates and identities the application
-would give them (`Recorded`), no store. Each refusal names its rule and leaves the
+would give them (`Stamp`), no store. Each refusal names its rule and leaves the
 ledger exactly as it was.
 """
 
@@ -21,7 +21,7 @@ from homeledger.domain import commands as c
 from homeledger.domain import errors
 from homeledger.domain import events as e
 from homeledger.domain.errors import DomainError
-from homeledger.domain.ledger import Ledger, Recorded, dates_of
+from homeledger.domain.ledger import Ledger, Stamp, dates_of
 
 START = date(2021, 7, 1)
 TODAY = date(2022, 6, 30)
@@ -212,7 +212,7 @@ def test_effective_dates_default_to_the_day_of_recording() -> None:
     book = funded_book()
     command = c.PledgeDonation(year=2022)
     facts = book.ledger.decide(command, TODAY)
-    assert dates_of(command, facts[0], TODAY) == Recorded(TODAY, TODAY)
+    assert dates_of(command, facts[0], TODAY) == Stamp(TODAY, TODAY)
     dated = c.AllocateFunds(initiative=VILLAGE, year=2021, amount="1.00", on=date(2021, 12, 1))
     assert dates_of(dated, book.ledger.decide(dated, TODAY)[0], TODAY).effective_date == date(
         2021, 12, 1
@@ -224,12 +224,13 @@ def test_effective_dates_default_to_the_day_of_recording() -> None:
     )
 
 
-def test_reversible_facts_survive_a_snapshot() -> None:
+def test_the_facts_reversed_survive_a_snapshot() -> None:
     book = funded_book()
     book.reverse(book.position_of(e.MilestoneReached))
-    restored = ledger_from_dict(ledger_to_dict(book.ledger))
-    assert restored == book.ledger
-    assert restored is not None
+    ledger = book.ledger
+    restored = ledger_from_dict(ledger_to_dict(ledger), ledger.allocations, ledger.recorded)
+    assert restored == ledger
+    assert restored is not None and restored.reversed == {event_id(8)}
     with pytest.raises(errors.AlreadyReversedError):
         Book(ledger=restored, facts=book.facts).reverse(book.position_of(e.MilestoneReached))
 
@@ -284,11 +285,11 @@ REFUSALS = {
         errors.AlreadyReversedError, ("FundsDisbursed at position 7", "already reversed")),
     "unknown-event-id": Refusal(
         _nothing, lambda book: book.reverse(6, event_id=event_id(999)),
-        errors.ReversalTargetError, ("no DonationReceived", event_id(999))),
+        errors.ReversalTargetError, ("no DonationReceived", event_id(999), "at position 6")),
     "forged-data": Refusal(_nothing, _other_data, errors.ReversalTargetError, ("data differ",)),
     "forged-position": Refusal(
         _nothing, lambda book: book.reverse(6, position=3),
-        errors.ReversalTargetError, ("position differ",)),
+        errors.ReversalTargetError, ("no DonationReceived", "recorded at position 3")),
     "forged-type": Refusal(
         _nothing, _other_type, errors.ReversalTargetError, ("type, data differ",)),
     "nothing-looked-up": Refusal(
@@ -342,8 +343,8 @@ def test_admit_refuses_a_fact_whose_effective_date_is_not_its_own() -> None:
                               received_on=date(2022, 1, 3))  # fmt: skip
     with pytest.raises(errors.DateMismatchError, match="receipt dated 2022-01-03 is recorded "
                        "as effective on 2022-01-04"):  # fmt: skip
-        book.ledger.admit(fact, Recorded(date(2022, 1, 4), TODAY))
-    book.ledger.admit(fact, Recorded(date(2022, 1, 3), TODAY))
+        book.ledger.admit(fact, Stamp(date(2022, 1, 4), TODAY))
+    book.ledger.admit(fact, Stamp(date(2022, 1, 3), TODAY))
 
 
 def test_admit_refuses_a_reversal_that_takes_receipts_below_zero() -> None:
