@@ -83,7 +83,7 @@ def test_the_old_store_reads_the_same_figures_and_envelopes(
 
 
 def test_the_old_store_replays_to_the_ledger_of_its_facts(url: str) -> None:
-    store = open_store(Settings(store=url), create=False)
+    store = open_store(Settings(store=url))  # as the application opens it: new tables made
     try:
         assert assert_chain_intact(store) == 20
         state = store.load_state()  # its snapshots are of the old format: replayed instead
