@@ -30,6 +30,7 @@ from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
 from homeledger.cli.inspect import parse_date, parse_time
 from homeledger.cli.render import csv_rows, emit_object, emit_rows, table
+from homeledger.domain.values import MAX_DATE, MIN_DATE
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.balances import BY_CHOICES, columns_for
 from homeledger.projections.double_entry import TRIAL_COLUMNS
@@ -39,6 +40,7 @@ from homeledger.projections.report import REPORT_COLUMNS, report_lines, year_rep
 from homeledger.projections.verify import verify as run_verify
 from homeledger.projections.witness import verify_against_stream
 
+YEARS = click.IntRange(MIN_DATE.year, MAX_DATE.year)  # the years a ledger can hold
 AUDIT_TABLE_COLUMNS = ("position", "recorded_at", "effective_date", "type", "actor",
                        "allocation_id", "year", "change", "balance", "detail")  # fmt: skip
 
@@ -84,11 +86,15 @@ def resolve(projections: Projections, as_of_position: int | None, as_of: str | N
 @dataclass(frozen=True)
 class Cut:
     """Where a read answers from: as of a position, and perhaps only the facts effective
-    on or before a date. `asked` when the operator chose either."""
+    on or before a date. `asked` when the operator chose either; `note` is what the
+    answer says of it on stderr, once it is ready (so that a failure is still one line);
+    `empty` when it is as of before the first fact (the note is then the whole answer)."""
 
     position: int
     to: date | None = None
     asked: bool = False
+    note: str | None = None
+    empty: bool = False
 
     def fields(self) -> dict[str, Any]:
         """What a json row says of the cut it was read at."""
@@ -97,47 +103,47 @@ class Cut:
         return {"as_of_position": self.position,
                 **({"to": self.to.isoformat()} if self.to else {})}  # fmt: skip
 
+    def say(self) -> None:
+        if self.note:
+            click.echo(self.note, err=True)
 
-def cut_of(ctx: Context, projections: Projections, as_of_position: int | None,
-           as_of: str | None, to: str | None = None) -> Cut | None:  # fmt: skip
-    """The cut a read answers from, said on stderr when an as-of or --to was given; None
-    (said in one line instead) when it is as of before the first fact."""
+
+def cut_of(projections: Projections, as_of_position: int | None, as_of: str | None,
+           to: str | None = None) -> Cut:  # fmt: skip
+    """The cut a read answers from, and what it will say of it."""
     day = parse_date(to, "--to") if to is not None else None
     position = resolve(projections, as_of_position, as_of)
-    cut = Cut(position, day, as_of_position is not None or as_of is not None or day is not None)
-    if not cut.asked:
-        return cut
+    asked = as_of_position is not None or as_of is not None or day is not None
+    if not asked:
+        return Cut(position)
     reader = projections.reader
     if position == 0:
-        asked = f"as of {as_of}" if as_of is not None else "as of position 0"
+        which = f"as of {as_of}" if as_of is not None else "as of position 0"
         first = reader.first_recorded()
         why = (f"the first fact was recorded at {first}" if first else
                "the ledger holds no facts")  # fmt: skip
-        click.echo(f"{asked}: nothing was recorded yet ({why})", err=True)
-        return None
+        return Cut(0, day, True, f"{which}: nothing was recorded yet ({why})", empty=True)
     effective = f"; facts effective on or before {day.isoformat()}" if day else ""
-    click.echo(f"as of position {position} (recorded by {reader.known_by(position)})"
-               f"{effective}", err=True)  # fmt: skip
-    return cut
+    note = f"as of position {position} (recorded by {reader.known_by(position)}){effective}"
+    return Cut(position, day, True, note)
 
 
-def emit_cut_rows(ctx: Context, cut: Cut | None, rows: Callable[[Cut], list[dict[str, Any]]],
+def emit_cut_rows(ctx: Context, cut: Cut, rows: Callable[[Cut], list[dict[str, Any]]],
                   columns: Sequence[str]) -> None:  # fmt: skip
     """Rows read at a cut; json rows name the cut. Nothing before the first fact: a table
-    is not printed (the one line said so), json is an empty array."""
-    if cut is None:
-        if ctx.fmt != "table":
-            emit_rows([], columns, ctx.fmt)
-        return
+    is not printed (the one line says so), json is an empty array."""
     extra = cut.fields() if ctx.fmt in ("json", "jsonl") else {}
-    emit_rows([{**row, **extra} for row in rows(cut)], columns, ctx.fmt)
+    found = [] if cut.empty else [{**row, **extra} for row in rows(cut)]
+    cut.say()
+    if not (cut.empty and ctx.fmt == "table"):
+        emit_rows(found, columns, ctx.fmt)
 
 
 # Reads.
 
 
 @click.command("balances")
-@click.option("--year", type=int, help="Only this year's money.")
+@click.option("--year", type=YEARS, help="Only this year's money.")
 @click.option("--by", "by", type=click.Choice(BY_CHOICES), default="year", show_default=True,
               help="Group by pledge year, initiative or the initiative's country.")  # fmt: skip
 @as_of_options
@@ -147,7 +153,7 @@ def balances(ctx: Context, year: int | None, by: str, as_of_position: int | None
              as_of: str | None, to: str | None) -> None:  # fmt: skip
     """Pledged, received, outstanding, allocated, released, unallocated, disbursed."""
     projections = current(ctx)
-    cut = cut_of(ctx, projections, as_of_position, as_of, to)
+    cut = cut_of(projections, as_of_position, as_of, to)
 
     def rows(at: Cut) -> list[dict[str, Any]]:
         return projections.reader.balances(at.position, at.to).rows(by, year)
@@ -169,7 +175,7 @@ def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str 
     position of the line it reverses.
     """
     projections = current(ctx)
-    cut = cut_of(ctx, projections, as_of_position, as_of, to)
+    cut = cut_of(projections, as_of_position, as_of, to)
 
     def rows(at: Cut) -> list[dict[str, Any]]:
         return projections.reader.audit_rows(initiative, at.position, at.to)
@@ -187,7 +193,7 @@ def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
     """Homes held per country on a date."""
     day = parse_date(on, "--on") if on else datetime.now(UTC).date()
     projections = current(ctx)
-    cut = cut_of(ctx, projections, as_of_position, as_of)
+    cut = cut_of(projections, as_of_position, as_of)
 
     def rows(at: Cut) -> list[dict[str, Any]]:
         return projections.reader.portfolio(at.position, day)
@@ -201,12 +207,13 @@ def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
 def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -> None:
     """Debits, credits and balance per account; the difference is always zero."""
     projections = current(ctx)
-    cut = cut_of(ctx, projections, as_of_position, as_of)
-    if cut is None and ctx.fmt == "table":
-        return
-    trial = projections.reader.trial_balance(cut.position if cut else 0).to_dict()
+    cut = cut_of(projections, as_of_position, as_of)
+    trial = projections.reader.trial_balance(cut.position).to_dict()
+    cut.say()
     if ctx.fmt in ("json", "jsonl"):
         emit_object(trial, ctx.fmt)
+        return
+    if cut.empty and ctx.fmt == "table":
         return
     total = {"account": "total", "debit": trial["debit"], "credit": trial["credit"],
              "balance": trial["difference"]}  # fmt: skip
@@ -214,7 +221,7 @@ def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -
 
 
 @click.command("report")
-@click.option("--year", type=int, required=True, help="The pledge year.")
+@click.option("--year", type=YEARS, required=True, help="The pledge year.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to FILE instead of standard output.")  # fmt: skip
 @as_of_options
@@ -224,18 +231,18 @@ def report(ctx: Context, year: int, out: str | None, as_of_position: int | None,
            as_of: str | None, to: str | None) -> None:  # fmt: skip
     """A year's report: pledged, received, allocations, disbursed, milestones."""
     projections = current(ctx)
-    cut = cut_of(ctx, projections, as_of_position, as_of, to)
-    if cut is None and ctx.fmt == "table" and out is None:
-        return
-    at = cut or Cut(0)
-    text = render_report(year_report(projections.reader, year, at.position, at.to), ctx.fmt)
+    cut = cut_of(projections, as_of_position, as_of, to)
+    text = render_report(year_report(projections.reader, year, cut.position, cut.to), ctx.fmt)
     if out is None:
-        click.echo(text, nl=False)
+        cut.say()
+        if not (cut.empty and ctx.fmt == "table"):
+            click.echo(text, nl=False)
         return
     try:
         Path(out).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror}") from None
+    cut.say()
     click.echo(f"wrote {out}", err=True)
 
 

@@ -322,6 +322,13 @@ def test_reads_say_where_they_stand(seeded: Books) -> None:
                                    "(the first fact was recorded at ")  # fmt: skip
     assert seeded.run("--format", "json", "balances", "--as-of-position", "0").stdout == "[]\n"
     assert "--to" in one_line(seeded.run("balances", "--to", "31.12.2021"), 2)
+    # A read that fails at a cut says so in its one line, and nothing of the cut.
+    line = one_line(seeded.run("audit", "nl-nowhere", "--as-of-position", "3"), 2)
+    assert "nl-nowhere" in line and "as of position 3" in line
+    missing = seeded.path.parent / "no-such-folder" / "report.csv"
+    line = one_line(seeded.run("report", "--year", "2021", "--as-of-position", "3", "--out",
+                               str(missing)), 2)  # fmt: skip
+    assert "cannot write" in line
     report = json.loads(seeded.run("--format", "json", "report", "--year", "2021", "--to",
                                    "2021-12-15", "--as-of-position", "7").stdout)  # fmt: skip
     assert (report["as_of_position"], report["to"]) == (7, "2021-12-15")
