@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import islice
 from typing import Any, cast
 from uuid import uuid4
@@ -32,9 +32,10 @@ from homeledger.adapters.store import (
     WriteSession,
     allocations_before,
 )
-from homeledger.domain.commands import Command, SealLedger
-from homeledger.domain.errors import ConcurrencyError, DomainError
+from homeledger.domain.commands import Command, ReversalTarget, ReverseFact, SealLedger
+from homeledger.domain.errors import ConcurrencyError, DomainError, ReversalTargetError
 from homeledger.domain.events import DomainEvent
+from homeledger.domain.ledger import dates_of
 
 MAX_ATTEMPTS = 50
 STREAM_CHUNK = 1000  # commands decided and inserted per step of a streamed recording
@@ -339,9 +340,10 @@ class LedgerApplication:
             self.fingerprints.check_same(command, plan.seen[command_id])
             return  # the same command twice in one batch is recorded once
         found = repeat(command)
+        today = now.astimezone(UTC).date()
         if found is None:
             try:
-                facts = plan.ledger.decide(command)
+                facts = plan.ledger.decide(self._resolved(command), today)
             except DomainError:
                 found = fallback(command) if fallback else None  # refused now, recorded before?
                 if found is None:
@@ -352,20 +354,40 @@ class LedgerApplication:
             return
         command_id = command_id or str(uuid4())
         fingerprint = plan.seen[command_id] = self.fingerprints.of(command)
-        bodies = [self._body(plan, fact, now, command_id, correlation) for fact in facts]
+        bodies = [self._body(plan, fact, now, command_id, correlation,
+                             dates_of(command, fact, today).effective_date)
+                  for fact in facts]  # fmt: skip
         plan.slots.append(Decided(command_id, fingerprint, list(facts), bodies))
 
     def _body(self, plan: Plan, fact: DomainEvent, now: datetime, command_id: str,
-              correlation: str | None) -> dict[str, object]:  # fmt: skip
+              correlation: str | None, effective_date: date) -> dict[str, object]:  # fmt: skip
         plan.version += 1
         body = new_body(
             fact, event_id=uuid4(), version=plan.version, recorded_at=now, actor=self.actor,
             command_id=command_id, correlation_id=correlation or command_id,
-            prev_hash=plan.last_hash,
+            prev_hash=plan.last_hash, effective_date=effective_date,
         )  # fmt: skip
         plan.ledger.apply(fact)
         plan.last_hash = str(body["hash"])
         return body
+
+    # Reversals: the fact named is looked up in the store, never taken from the command.
+
+    def _resolved(self, command: Command) -> Command:
+        """A reversal with the stored fact it names as its target; other commands as is."""
+        if not isinstance(command, ReverseFact):
+            return command
+        if command.position is not None:
+            found = self.store.fact_at(command.position)
+            missing = f"at position {command.position}"
+        else:
+            found = self.store.find_event(str(command.event_id))
+            missing = f"with event id {command.event_id}"
+        if found is None:
+            raise ReversalTargetError(f"no fact is recorded {missing}")
+        target = ReversalTarget(event_id=found.event_id, type=found.type,
+                                position=found.position, fact=found.fact)  # fmt: skip
+        return command.model_copy(update={"target": target})
 
     def _repeat(self, command: Command) -> Repeated | None:
         if not command.command_id:

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, chain_hash
 from homeledger.domain.events import DomainEvent, event_data, event_from_data
+from homeledger.domain.ledger import Stamp
 from homeledger.domain.values import escape_unencodable
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -94,6 +95,11 @@ class Envelope:
     def to_json(self) -> bytes:
         return _COMPACT.encode(self.to_dict()).encode()
 
+    def stamp(self) -> Stamp:
+        """What the ledger's rules are told about this fact besides its data."""
+        return Stamp(self.effective_date, self.recorded_at.astimezone(UTC).date(),
+                     self.event_id, self.position)  # fmt: skip
+
 
 def new_body(
     fact: DomainEvent,
@@ -105,15 +111,18 @@ def new_body(
     command_id: str,
     correlation_id: str,
     prev_hash: str,
+    effective_date: date | None = None,
 ) -> dict[str, Any]:
-    """The stored body of a new fact, hash included."""
+    """The stored body of a new fact, hash included. Its effective date is the fact's
+    own date, else `effective_date`, else the day it is recorded (UTC)."""
+    default = recorded_at.astimezone(UTC).date() if effective_date is None else effective_date
     body: dict[str, Any] = {
         "event_id": str(event_id),
         "type": fact.TYPE,
         "schema_version": fact.SCHEMA_VERSION,
         "aggregate_id": str(LEDGER_ID),
         "aggregate_version": version,
-        "effective_date": fact.business_date(recorded_at.astimezone(UTC).date()).isoformat(),
+        "effective_date": fact.business_date(default).isoformat(),
         "recorded_at": format_time(recorded_at),
         "actor": actor,
         "command_id": command_id,

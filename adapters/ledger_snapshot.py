@@ -26,13 +26,14 @@ from decimal import Decimal
 from typing import Any
 
 from homeledger.adapters.hash_chain import canonical_json
-from homeledger.domain.ledger import Allocations, Initiative, Ledger, YearBook
+from homeledger.domain.ledger import Allocations, Initiative, Ledger, RecordedFacts, YearBook
 from homeledger.domain.pledge import Terms
 from homeledger.domain.portfolio import Portfolio
 
 # 2: no per-year unit basis, no ledger-wide disbursed total (never read).
 # 3: no allocations: the store keeps them in a table of their own.
-SNAPSHOT_FORMAT = 3
+# 4: the event ids of the facts reversed.
+SNAPSHOT_FORMAT = 4
 
 
 def _d(value: date | None) -> str | None:
@@ -60,11 +61,14 @@ def ledger_to_dict(ledger: Ledger) -> dict[str, Any]:
             for key, i in ledger.initiatives.items()
         },
         "last_seal_position": ledger.last_seal_position,
+        "reversed": sorted(ledger.reversed),
     }
 
 
-def ledger_from_dict(data: dict[str, Any], allocations: Allocations) -> Ledger | None:
-    """The ledger of a snapshot, its allocations found in `allocations`."""
+def ledger_from_dict(data: dict[str, Any], allocations: Allocations,
+                     recorded: RecordedFacts | None = None) -> Ledger | None:  # fmt: skip
+    """The ledger of a snapshot, its allocations found in `allocations` and the facts a
+    reversal names in `recorded`."""
     if data.get("format") != SNAPSHOT_FORMAT:
         return None
     p = data["partnership"]
@@ -80,6 +84,8 @@ def ledger_from_dict(data: dict[str, Any], allocations: Allocations) -> Ledger |
         ),
         allocations=allocations,
         last_seal_position=data["last_seal_position"],
+        recorded=recorded or RecordedFacts(),
+        reversed=frozenset(data["reversed"]),
     )
     for year, (pledged, received, allocated, released) in data["years"].items():
         ledger.years[int(year)] = YearBook(

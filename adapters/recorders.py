@@ -181,6 +181,26 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
             for row in cursor.fetchall()
         ]  # fmt: skip
 
+    def head_in(self, cursor: Any) -> int:
+        """The last position (0 when there is none), read in the session."""
+        cursor.execute(f"SELECT MAX(rowid) FROM {self.events_table_name}")
+        row = cursor.fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def positions_in(self, cursor: Any, first: int, last: int) -> list[Notification]:
+        """The facts at positions first..last (inclusive), in order (a reversal's target
+        read in a write session, which no other connection could read beside)."""
+        cursor.execute(
+            f"SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid>=? AND rowid<=? ORDER BY rowid",
+            (first, last),
+        )
+        return [
+            Notification(id=row[0], originator_id=self.convert_originator_id(row[1]),
+                         originator_version=row[2], topic=row[3], state=row[4])
+            for row in cursor.fetchall()
+        ]  # fmt: skip
+
     def select_receipt(self, command_id: str) -> Receipt | None:
         with self.datastore.transaction(commit=False) as cursor:
             return self.receipts_in(cursor, [command_id]).get(command_id)
@@ -404,6 +424,26 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
     ) -> list[Notification]:
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             return self.by_version_in(cursor, originator_id, first, last)
+
+    def head_in(self, cursor: Any) -> int:
+        """The last position (0 when there is none), read in the session."""
+        cursor.execute(SQL("SELECT MAX(notification_id) AS head FROM {}.{}").format(*self.events))
+        row = cursor.fetchone()
+        return int(row["head"] or 0) if row else 0
+
+    def positions_in(self, cursor: Any, first: int, last: int) -> list[Notification]:
+        """The facts at positions first..last (inclusive), in order."""
+        cursor.execute(
+            SQL("SELECT * FROM {}.{} WHERE notification_id>=%s AND notification_id<=%s "
+                "ORDER BY notification_id").format(*self.events),
+            (first, last),
+        )
+        return [
+            Notification(id=row["notification_id"], originator_id=row["originator_id"],
+                         originator_version=row["originator_version"], topic=row["topic"],
+                         state=bytes(row["state"]))
+            for row in cursor.fetchall()
+        ]  # fmt: skip
 
 
 LedgerRecorder = LedgerSQLiteRecorder | LedgerPostgresRecorder

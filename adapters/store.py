@@ -68,7 +68,15 @@ from homeledger.adapters.settings import APP_NAME, StoreLocation
 from homeledger.adapters.sql import create_private
 from homeledger.domain.errors import DomainError
 from homeledger.domain.events import AllocationReleased, FundsAllocated, UnknownEventTypeError
-from homeledger.domain.ledger import Allocation, Allocations, Ledger, allocation_after
+from homeledger.domain.ledger import (
+    Allocation,
+    Allocations,
+    Ledger,
+    RecordedFact,
+    RecordedFacts,
+    allocation_after,
+    recorded_fact,
+)
 from homeledger.domain.money import CENT
 
 TOPIC_PREFIX = "homeledger:"
@@ -453,6 +461,39 @@ class LedgerStore:
             row = self._guard(lambda: self.recorder.allocation(allocation_id))
         return None if row is None else _allocation(row)
 
+    def fact_at(self, position: int) -> Envelope | None:
+        """The fact stored at a position, if any (read in the write session when one is
+        open: no other connection may read beside it)."""
+        found = self._positions(position, position)
+        return self.decode(found[0]) if found else None
+
+    def find_event(self, event_id: str) -> Envelope | None:
+        """The fact stored with an event id, if any: read newest first, in pages (event
+        ids are not indexed; the fact a correction names is most often a recent one)."""
+        cursor = self._session_cursor
+        last = self.max_position() if cursor is None else self.recorder.head_in(cursor)
+        while last > 0:
+            first = max(1, last - PAGE + 1)
+            for stored in reversed(self._positions(first, last)):
+                body = self.decode_body(stored)
+                if body.get("event_id") == event_id:
+                    return envelope_from_body(body, stored.id)
+            last = first - 1
+        return None
+
+    def recorded_fact(self, position: int) -> RecordedFact | None:
+        """What a reversal of the fact at `position` must match (the lookup of every
+        loaded ledger's recorded facts)."""
+        found = self.fact_at(position)
+        return None if found is None else recorded_fact(found.fact, found.event_id)
+
+    def _positions(self, first: int, last: int) -> list[Notification]:
+        if self._session_cursor is not None:
+            return self.recorder.positions_in(self._session_cursor, first, last)
+        rows = self._guard(lambda: self.recorder.select_notifications(first, last - first + 1,
+                                                                       last))  # fmt: skip
+        return cast(list[Notification], rows)
+
     def load_state(self, after: DecisionState | None = None) -> DecisionState:
         """The ledger as of the last stored fact: from `after` (a state already loaded)
         or the latest trusted snapshot, and the facts recorded since, each checked as it
@@ -468,12 +509,16 @@ class LedgerStore:
         if after is None:
             self._ensure_allocations()
         for _ in range(3):
-            start = after or self._latest_snapshot() or DecisionState(Ledger())
+            start = after or self._latest_snapshot() or DecisionState(self._empty_ledger())
             window = self._allocations_before(start) if start.version else _from_facts()
             if window is not None:
                 return self._replay(start, window)
         # Writers kept moving the table: replay every fact, which needs no table.
-        return self._replay(DecisionState(Ledger()), _from_facts())
+        return self._replay(DecisionState(self._empty_ledger()), _from_facts())
+
+    def _empty_ledger(self) -> Ledger:
+        """A ledger before the first fact, finding the facts a reversal names here."""
+        return Ledger(recorded=RecordedFacts(self.recorded_fact))
 
     def _replay(self, start: DecisionState, window: _Window) -> DecisionState:
         ledger, version, last_hash = None, start.version, start.last_hash
@@ -490,12 +535,14 @@ class LedgerStore:
                 _admit_stored(ledger, stored, body, version, last_hash)
                 version, last_hash = stored.originator_version, body["hash"]
         if ledger is None:
-            if start.ledger.allocations.lookup == self.allocation:
+            if (start.ledger.allocations.lookup == self.allocation
+                    and start.ledger.recorded.lookup == self.recorded_fact):  # fmt: skip
                 return start
             ledger = start.ledger.copy()
         # What the replay changed is current; the rest is looked up in the table (current
         # here too), not in the window's view of how things stood before.
         ledger.allocations = Allocations(self.allocation, ledger.allocations.changed)
+        ledger.recorded = RecordedFacts(self.recorded_fact)
         return DecisionState(ledger, version, last_hash)
 
     def _allocations_before(self, start: DecisionState) -> _Window | None:
@@ -567,7 +614,8 @@ class LedgerStore:
             state = json.loads(self._open_bytes(row.state))
             if not authentic(key, state):
                 return None
-            ledger = ledger_from_dict(state["ledger"], Allocations(self.allocation))
+            ledger = ledger_from_dict(state["ledger"], Allocations(self.allocation),
+                                      RecordedFacts(self.recorded_fact))  # fmt: skip
             version, last_hash = int(state["version"]), str(state["hash"])
         except Exception:  # noqa: BLE001 - a snapshot is only a cache: rebuild from facts
             return None

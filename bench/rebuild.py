@@ -163,10 +163,12 @@ def _fact(rnd: random.Random, book: _Book, year: int, kind: str, index: int, fir
 
 
 class _Clock:
-    """Recorded times a minute apart per batch, from the start date on."""
+    """Recorded times a minute apart per batch, after every effective date the synthetic
+    history holds (ten years of 100,000 events from 2021 on): a fact is never effective
+    after the day it is recorded."""
 
     def __init__(self) -> None:
-        self.now = datetime(2021, 7, 1, 8, 0, tzinfo=UTC)
+        self.now = datetime(2033, 1, 1, 8, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         self.now += timedelta(minutes=1)

@@ -2,7 +2,10 @@
 
 Every read first brings the stored projections up to the store's head, so it never
 shows stale figures, and takes `--as-of-position N` or `--as-of TIME` (recorded
-time: the longest prefix of the ledger recorded at or before TIME).
+time: the longest prefix of the ledger recorded at or before TIME); `balances`,
+`audit` and `report` also take `--to DATE` (the facts effective on or before it).
+An answer from such a cut says where it stands: a line on stderr, and in json a field
+of every row (`as_of_position`, and `to`).
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,9 @@ from homeledger.adapters.store import LedgerStore
 from homeledger.cli.bootstrap import Projections, seal_public_keys
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
-from homeledger.cli.inspect import parse_time
+from homeledger.cli.inspect import parse_date, parse_time
 from homeledger.cli.render import csv_rows, emit_object, emit_rows, table
+from homeledger.domain.values import MAX_DATE, MIN_DATE
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.balances import BY_CHOICES, columns_for
 from homeledger.projections.double_entry import TRIAL_COLUMNS
@@ -35,6 +40,7 @@ from homeledger.projections.report import REPORT_COLUMNS, report_lines, year_rep
 from homeledger.projections.verify import verify as run_verify
 from homeledger.projections.witness import verify_against_stream
 
+YEARS = click.IntRange(MIN_DATE.year, MAX_DATE.year)  # the years a ledger can hold
 AUDIT_TABLE_COLUMNS = ("position", "recorded_at", "effective_date", "type", "actor",
                        "allocation_id", "year", "change", "balance", "detail")  # fmt: skip
 
@@ -62,6 +68,14 @@ def as_of_options(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def to_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--to", "to", metavar="DATE",
+        help="Only the facts effective on or before DATE (a reversal counts where the fact "
+        "it reverses does); with --as-of, what the ledger knew then about that date.",
+    )(func)  # fmt: skip
+
+
 def resolve(projections: Projections, as_of_position: int | None, as_of: str | None) -> int:
     if as_of_position is not None and as_of is not None:
         raise InputError("give --as-of-position or --as-of, not both")
@@ -69,46 +83,105 @@ def resolve(projections: Projections, as_of_position: int | None, as_of: str | N
     return projections.reader.resolve(as_of_position, moment)
 
 
-def _parse_date(text: str, flag: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"{flag}: {text[:40]!r} is not a date in the form YYYY-MM-DD") from None
+@dataclass(frozen=True)
+class Cut:
+    """Where a read answers from: as of a position, and perhaps only the facts effective
+    on or before a date. `asked` when the operator chose either; `note` is what the
+    answer says of it on stderr, once it is ready (so that a failure is still one line);
+    `empty` when it is as of before the first fact (the note is then the whole answer)."""
+
+    position: int
+    to: date | None = None
+    asked: bool = False
+    note: str | None = None
+    empty: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        """What a json row says of the cut it was read at."""
+        if not self.asked:
+            return {}
+        return {"as_of_position": self.position,
+                **({"to": self.to.isoformat()} if self.to else {})}  # fmt: skip
+
+    def say(self) -> None:
+        if self.note:
+            click.echo(self.note, err=True)
+
+
+def cut_of(projections: Projections, as_of_position: int | None, as_of: str | None,
+           to: str | None = None) -> Cut:  # fmt: skip
+    """The cut a read answers from, and what it will say of it."""
+    day = parse_date(to, "--to") if to is not None else None
+    position = resolve(projections, as_of_position, as_of)
+    asked = as_of_position is not None or as_of is not None or day is not None
+    if not asked:
+        return Cut(position)
+    reader = projections.reader
+    if position == 0:
+        which = f"as of {as_of}" if as_of is not None else "as of position 0"
+        first = reader.first_recorded()
+        why = (f"the first fact was recorded at {first}" if first else
+               "the ledger holds no facts")  # fmt: skip
+        return Cut(0, day, True, f"{which}: nothing was recorded yet ({why})", empty=True)
+    effective = f"; facts effective on or before {day.isoformat()}" if day else ""
+    note = f"as of position {position} (recorded by {reader.known_by(position)}){effective}"
+    return Cut(position, day, True, note)
+
+
+def emit_cut_rows(ctx: Context, cut: Cut, rows: Callable[[Cut], list[dict[str, Any]]],
+                  columns: Sequence[str]) -> None:  # fmt: skip
+    """Rows read at a cut; json rows name the cut. Nothing before the first fact: a table
+    is not printed (the one line says so), json is an empty array."""
+    extra = cut.fields() if ctx.fmt in ("json", "jsonl") else {}
+    found = [] if cut.empty else [{**row, **extra} for row in rows(cut)]
+    cut.say()
+    if not (cut.empty and ctx.fmt == "table"):
+        emit_rows(found, columns, ctx.fmt)
 
 
 # Reads.
 
 
 @click.command("balances")
-@click.option("--year", type=int, help="Only this year's money.")
+@click.option("--year", type=YEARS, help="Only this year's money.")
 @click.option("--by", "by", type=click.Choice(BY_CHOICES), default="year", show_default=True,
               help="Group by pledge year, initiative or the initiative's country.")  # fmt: skip
 @as_of_options
+@to_option
 @pass_context
 def balances(ctx: Context, year: int | None, by: str, as_of_position: int | None,
-             as_of: str | None) -> None:  # fmt: skip
+             as_of: str | None, to: str | None) -> None:  # fmt: skip
     """Pledged, received, outstanding, allocated, released, unallocated, disbursed."""
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    rows = projections.reader.balances(position).rows(by, year)
-    emit_rows(rows, columns_for(by, year), ctx.fmt)
+    cut = cut_of(projections, as_of_position, as_of, to)
+
+    def rows(at: Cut) -> list[dict[str, Any]]:
+        return projections.reader.balances(at.position, at.to).rows(by, year)
+
+    emit_cut_rows(ctx, cut, rows, columns_for(by, year))
 
 
 @click.command("audit")
 @click.argument("initiative")
 @as_of_options
+@to_option
 @pass_context
-def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str | None) -> None:
+def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str | None,
+          to: str | None) -> None:  # fmt: skip
     """Every fact that touched INITIATIVE, with the running balance after each.
 
     With --format csv or json this is the auditor's file: one row per fact, with the
-    columns documented in docs/auditing.md.
+    columns documented in docs/auditing.md. A reversal is a line of its own naming the
+    position of the line it reverses.
     """
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    rows = projections.reader.audit_rows(initiative, position)
+    cut = cut_of(projections, as_of_position, as_of, to)
+
+    def rows(at: Cut) -> list[dict[str, Any]]:
+        return projections.reader.audit_rows(initiative, at.position, at.to)
+
     columns = AUDIT_TABLE_COLUMNS if ctx.fmt == "table" else AUDIT_COLUMNS
-    emit_rows(rows, columns, ctx.fmt)
+    emit_cut_rows(ctx, cut, rows, columns)
 
 
 @click.command("portfolio")
@@ -118,10 +191,14 @@ def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str 
 def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
               as_of: str | None) -> None:  # fmt: skip
     """Homes held per country on a date."""
-    day = _parse_date(on, "--on") if on else datetime.now(UTC).date()
+    day = parse_date(on, "--on") if on else datetime.now(UTC).date()
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    emit_rows(projections.reader.portfolio(position, day), PORTFOLIO_COLUMNS, ctx.fmt)
+    cut = cut_of(projections, as_of_position, as_of)
+
+    def rows(at: Cut) -> list[dict[str, Any]]:
+        return projections.reader.portfolio(at.position, day)
+
+    emit_cut_rows(ctx, cut, rows, PORTFOLIO_COLUMNS)
 
 
 @click.command("trial-balance")
@@ -130,10 +207,13 @@ def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
 def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -> None:
     """Debits, credits and balance per account; the difference is always zero."""
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    trial = projections.reader.trial_balance(position).to_dict()
+    cut = cut_of(projections, as_of_position, as_of)
+    trial = projections.reader.trial_balance(cut.position).to_dict()
+    cut.say()
     if ctx.fmt in ("json", "jsonl"):
         emit_object(trial, ctx.fmt)
+        return
+    if cut.empty and ctx.fmt == "table":
         return
     total = {"account": "total", "debit": trial["debit"], "credit": trial["credit"],
              "balance": trial["difference"]}  # fmt: skip
@@ -141,24 +221,28 @@ def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -
 
 
 @click.command("report")
-@click.option("--year", type=int, required=True, help="The pledge year.")
+@click.option("--year", type=YEARS, required=True, help="The pledge year.")
 @click.option("--out", type=click.Path(dir_okay=False, writable=True),
               help="Write the report to FILE instead of standard output.")  # fmt: skip
 @as_of_options
+@to_option
 @pass_context
 def report(ctx: Context, year: int, out: str | None, as_of_position: int | None,
-           as_of: str | None) -> None:  # fmt: skip
+           as_of: str | None, to: str | None) -> None:  # fmt: skip
     """A year's report: pledged, received, allocations, disbursed, milestones."""
     projections = current(ctx)
-    position = resolve(projections, as_of_position, as_of)
-    text = render_report(year_report(projections.reader, year, position), ctx.fmt)
+    cut = cut_of(projections, as_of_position, as_of, to)
+    text = render_report(year_report(projections.reader, year, cut.position, cut.to), ctx.fmt)
     if out is None:
-        click.echo(text, nl=False)
+        cut.say()
+        if not (cut.empty and ctx.fmt == "table"):
+            click.echo(text, nl=False)
         return
     try:
         Path(out).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write {out}: {exc.strerror}") from None
+    cut.say()
     click.echo(f"wrote {out}", err=True)
 
 

@@ -30,7 +30,7 @@ from homeledger.adapters.nats_stream import StreamConfigError
 from homeledger.adapters.relay import StreamDisagreesError
 from homeledger.cli.bootstrap import ConsumerStoreGivenError
 from homeledger.domain.commands import UnknownCommandError
-from homeledger.domain.errors import DomainError
+from homeledger.domain.errors import DomainError, EffectiveDateError
 from homeledger.domain.events import UnknownEventTypeError
 from homeledger.domain.money import AmountError
 from homeledger.projections.as_of import UnknownInitiativeError
@@ -115,6 +115,8 @@ def classify(exc: BaseException, *, flags: bool = True) -> tuple[int, str]:
     if isinstance(exc, BatchError):
         code, message = classify(exc.error, flags=False)
         return code, f"command {exc.index + 1}: {message}"
+    if isinstance(exc, EffectiveDateError):  # a date the ledger cannot hold: bad input
+        return BAD_INPUT, f"invalid input [{exc.rule}]: {exc.message}"
     if isinstance(exc, DomainError):
         return REFUSED, f"refused [{exc.rule}]: {exc.message}"
     if isinstance(exc, StoreBusyError):

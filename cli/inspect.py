@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import click
@@ -17,7 +17,7 @@ from homeledger.adapters.stream_reader import StreamRecord, follow_stream
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import MAX_POSITION, InputError, Seconds, positions, run_until_signal
 from homeledger.cli.render import EventPrinter, emit_envelopes, emit_object, emit_rows
-from homeledger.domain.events import EVENTS, INITIATIVE_FACTS
+from homeledger.domain.events import EVENTS, initiative_of
 
 
 def parse_time(text: str, flag: str) -> datetime:
@@ -29,6 +29,14 @@ def parse_time(text: str, flag: str) -> datetime:
         raise InputError(f"{flag}: {text[:40]!r} is not an ISO 8601 time") from None
     except OverflowError:  # 0001-01-01T00:00+14:00 is before the first UTC time there is
         raise InputError(f"{flag}: {text[:40]!r} is out of range in UTC") from None
+
+
+def parse_date(text: str, flag: str) -> date:
+    """A date, YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{flag}: {text[:40]!r} is not a date in the form YYYY-MM-DD") from None
 
 
 def _check_types(types: tuple[str, ...]) -> None:
@@ -45,38 +53,60 @@ def events() -> None:
 
 @events.command("list")
 @click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
-@click.option("--initiative", help="Only facts of this initiative.")
+@click.option("--initiative", help="Only facts of this initiative (and their reversals).")
 @click.option("--from-position", type=positions(), default=1)
 @click.option("--to-position", type=positions())
 @click.option("--since", help="Recorded at or after this time (ISO 8601).")
 @click.option("--until", help="Recorded at or before this time (ISO 8601).")
-@click.option("--limit", type=positions())
+@click.option("--from", "first", metavar="DATE", help="Effective on or after this date.")
+@click.option("--to", "last", metavar="DATE", help="Effective on or before this date.")
+@click.option("--limit", type=positions(), help="Only the first N that match.")
+@click.option("--last", "last_n", type=positions(), metavar="N",
+              help="Only the last N that match (still in store order).")  # fmt: skip
 @pass_context
 def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_position: int,
-          to_position: int | None, since: str | None, until: str | None,
-          limit: int | None) -> None:  # fmt: skip
-    """List events in store order, filtered."""
+          to_position: int | None, since: str | None, until: str | None, first: str | None,
+          last: str | None, limit: int | None, last_n: int | None) -> None:  # fmt: skip
+    """List events in store order, filtered. --since/--until filter on the recorded time,
+    --from/--to on the effective date (each inclusive)."""
     _check_types(types)
+    if limit is not None and last_n is not None:
+        raise InputError("give --limit or --last, not both")
     lower = parse_time(since, "--since") if since else None
     upper = parse_time(until, "--until") if until else None
+    earliest = parse_date(first, "--from") if first else None
+    latest = parse_date(last, "--to") if last else None
     store = ctx.services.store()
+    start = max(from_position, 1)
+    filtered = initiative or lower or upper or earliest or latest or types
+    if last_n is not None and not filtered:
+        # Unfiltered, the last N facts are among the last N positions, unless positions
+        # were skipped (rolled-back transactions): then read from the start.
+        near = max(start, (to_position or store.max_position()) - last_n + 1)
+        if sum(1 for _ in store.notifications(near, to_position)) >= last_n:
+            start = near
+
+    def matches(envelope: Envelope) -> bool:
+        if initiative and initiative_of(envelope.fact) != initiative:
+            return False
+        if (lower and envelope.recorded_at < lower) or (upper and envelope.recorded_at > upper):
+            return False
+        on = envelope.effective_date
+        return not ((earliest and on < earliest) or (latest and on > latest))
 
     def selected() -> Iterator[Envelope]:
         count = 0
-        for envelope in store.envelopes(max(from_position, 1), to_position, types):
+        for envelope in store.envelopes(start, to_position, types):
             if limit is not None and count >= limit:
                 return
-            if initiative and (envelope.type not in INITIATIVE_FACTS
-                               or envelope.scope != initiative):  # fmt: skip
-                continue
-            if lower and envelope.recorded_at < lower:
-                continue
-            if upper and envelope.recorded_at > upper:
-                continue
-            count += 1
-            yield envelope
+            if matches(envelope):
+                count += 1
+                yield envelope
 
-    emit_envelopes(selected(), ctx.fmt)
+    chosen: Iterator[Envelope] = selected()
+    if last_n is not None:
+        chosen = iter(deque(chosen, maxlen=last_n))
+    emit_envelopes(chosen, ctx.fmt)
 
 
 @events.command("show")

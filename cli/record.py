@@ -1,4 +1,9 @@
-"""Recording commands: each builds one domain command and records it."""
+"""Recording commands: each builds one domain command and records it.
+
+Every one takes `--command-id` and `--dry-run` (decided against the current ledger,
+printed, exit code as the real command's, nothing written); those whose facts have no
+date of their own take `--on DATE`, the effective date (default: today, UTC).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +21,30 @@ from homeledger.cli.render import EventPrinter, emit_envelopes
 from homeledger.domain import commands as c
 from homeledger.domain.commands import Command
 
-command_id_option = click.option(
+_command_id = click.option(
     "--command-id", help="Idempotency key: a repeat records nothing and answers as the first."
 )
+_dry_run = click.option(
+    "--dry-run", is_flag=True,
+    help="Decide against the current ledger and print what would be recorded; write nothing.",
+)  # fmt: skip
+on_option = click.option(
+    "--on", help="Effective date, YYYY-MM-DD (default: today, UTC); not before the "
+    "partnership's start, not after today.",
+)  # fmt: skip
 
 
-def _record(ctx: Context, command: Command) -> None:
-    emit_envelopes(ctx.services.application().execute(command), ctx.fmt)
+def command_id_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--command-id and --dry-run: what every recording command takes."""
+    return _command_id(_dry_run(func))
+
+
+def _record(ctx: Context, cls: type[Command], options: dict[str, Any]) -> None:
+    dry_run = bool(options.pop("dry_run", False))
+    command = build(cls, **options)
+    emit_envelopes(ctx.services.application().execute(command, dry_run=dry_run), ctx.fmt)
+    if dry_run:
+        click.echo("dry run: nothing was recorded", err=True)
 
 
 @click.command("init")
@@ -36,7 +58,7 @@ def _record(ctx: Context, command: Command) -> None:
 @pass_context
 def init(ctx: Context, /, **options: Any) -> None:
     """Establish the partnership (once per ledger)."""
-    _record(ctx, build(c.EstablishPartnership, **options))
+    _record(ctx, c.EstablishPartnership, options)
 
 
 @click.group("units")
@@ -53,7 +75,7 @@ def _units_command(name: str, cls: type[c.AcquireUnits], doc: str) -> click.Comm
     @command_id_option
     @pass_context
     def run(ctx: Context, /, **options: Any) -> None:
-        _record(ctx, build(cls, **options))
+        _record(ctx, cls, options)
 
     return run
 
@@ -64,11 +86,12 @@ units.add_command(_units_command("dispose", c.DisposeUnits, "Record homes dispos
 
 @click.command("pledge")
 @click.option("--year", required=True, type=int)
+@on_option
 @command_id_option
 @pass_context
 def pledge(ctx: Context, /, **options: Any) -> None:
     """Pledge (or adjust) a year's donation, computed from the portfolio."""
-    _record(ctx, build(c.PledgeDonation, **options))
+    _record(ctx, c.PledgeDonation, options)
 
 
 @click.command("receive")
@@ -79,7 +102,7 @@ def pledge(ctx: Context, /, **options: Any) -> None:
 @pass_context
 def receive(ctx: Context, /, **options: Any) -> None:
     """Record money received against a year's pledge."""
-    _record(ctx, build(c.ReceiveDonation, **options))
+    _record(ctx, c.ReceiveDonation, options)
 
 
 @click.group("initiative")
@@ -92,11 +115,12 @@ def initiative() -> None:
 @click.option("--name", required=True)
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code.")
 @click.option("--programme", required=True)
+@on_option
 @command_id_option
 @pass_context
 def register_initiative(ctx: Context, /, **options: Any) -> None:
     """Register an initiative (ID: 1-64 of a-z, 0-9, '-')."""
-    _record(ctx, build(c.RegisterInitiative, **options))
+    _record(ctx, c.RegisterInitiative, options)
 
 
 @initiative.command("close")
@@ -107,7 +131,7 @@ def register_initiative(ctx: Context, /, **options: Any) -> None:
 @pass_context
 def close(ctx: Context, /, **options: Any) -> None:
     """Close an initiative: nothing is allocated to it afterwards."""
-    _record(ctx, build(c.CloseInitiative, **options))
+    _record(ctx, c.CloseInitiative, options)
 
 
 @click.command("allocate")
@@ -115,22 +139,24 @@ def close(ctx: Context, /, **options: Any) -> None:
 @click.option("--year", required=True, type=int)
 @click.option("--amount", required=True)
 @click.option("--allocation-id", help="Default: a new UUID.")
+@on_option
 @command_id_option
 @pass_context
 def allocate(ctx: Context, /, **options: Any) -> None:
     """Allocate part of a year's pledge to an initiative."""
-    _record(ctx, build(c.AllocateFunds, **options))
+    _record(ctx, c.AllocateFunds, options)
 
 
 @click.command("release")
 @click.argument("id", metavar="ALLOCATION-ID")
 @click.option("--amount", required=True)
 @click.option("--reason", required=True)
+@on_option
 @command_id_option
 @pass_context
 def release(ctx: Context, /, **options: Any) -> None:
     """Release (part of) an allocation back to its year."""
-    _record(ctx, build(c.ReleaseAllocation, **options))
+    _record(ctx, c.ReleaseAllocation, options)
 
 
 @click.command("disburse")
@@ -141,7 +167,7 @@ def release(ctx: Context, /, **options: Any) -> None:
 @pass_context
 def disburse(ctx: Context, /, **options: Any) -> None:
     """Pay allocated money out to an initiative."""
-    _record(ctx, build(c.DisburseFunds, **options))
+    _record(ctx, c.DisburseFunds, options)
 
 
 @click.command("milestone")
@@ -153,7 +179,19 @@ def disburse(ctx: Context, /, **options: Any) -> None:
 @pass_context
 def milestone(ctx: Context, /, **options: Any) -> None:
     """Record a milestone an initiative reached (once per milestone)."""
-    _record(ctx, build(c.RecordMilestone, **options))
+    _record(ctx, c.RecordMilestone, options)
+
+
+@click.command("reverse")
+@click.argument("id", metavar="POSITION|EVENT-ID")
+@click.option("--reason", required=True, help="Why the fact is taken back.")
+@on_option
+@command_id_option
+@pass_context
+def reverse(ctx: Context, /, **options: Any) -> None:
+    """Reverse a recorded fact: an acquisition, a disposal, a receipt, a disbursement or
+    a milestone. The fact stands in the history; its effect leaves every figure."""
+    _record(ctx, c.ReverseFact, options)
 
 
 @click.command("import")
@@ -218,6 +256,6 @@ def seal(ctx: Context) -> None:
 
 def register(group: click.Group) -> None:
     for command in (init, units, pledge, receive, initiative, allocate, release, disburse,
-                    milestone, import_, seal):  # fmt: skip
+                    milestone, reverse, import_, seal):  # fmt: skip
         group.add_command(command)
 

@@ -122,6 +122,10 @@ def summary(envelope: Envelope) -> dict[str, Any]:
         "MilestoneReached": lambda: data["milestone"],
         "InitiativeClosed": lambda: data.get("reason", ""),
         "LedgerSealed": lambda: f"up to {data['position']}: {data['digest'][:16]}",
+        "FactReversed": lambda: f"reverses {data['reversed_type']} at "
+        f"{data['reversed_position']}" + (f" ({data['original']['amount']})"
+                                          if "amount" in data["original"] else "")
+        + f": {data['reason']}",
     }
     detail = details[envelope.type]()
     return {

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from homeledger.domain.events import EVENT_ID_RE, DomainEvent
 from homeledger.domain.money import parse_amount
 from homeledger.domain.values import (
     Basis,
@@ -43,10 +46,21 @@ class Command(BaseModel):
         return ()
 
     def fingerprint(self) -> str:
-        """A digest of what the command asks, without its id: same id, same content."""
+        """A digest of what the command asks, without its id: same id, same content.
+
+        An effective date left to its default is not part of it, so a command recorded
+        before `--on` existed has the fingerprint it had then, and a repeat on another
+        day is still the same command."""
         body = self.model_dump(mode="json", exclude={"command_id"})
+        if "on" in body and body["on"] is None:
+            del body["on"]
         text = json.dumps({"command": self.NAME, **body}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def on_or(self, today: date) -> date:
+        """The effective date the command asks for (`on`), else `today`."""
+        on = self.__dict__.get("on")
+        return on if isinstance(on, date) else today
 
 
 class MoneyCommand(Command):
@@ -80,6 +94,7 @@ class DisposeUnits(AcquireUnits):
 class PledgeDonation(Command):
     NAME: ClassVar[str] = "pledge"
     year: Year
+    on: LedgerDate | None = None
 
 
 class ReceiveDonation(MoneyCommand):
@@ -95,6 +110,7 @@ class RegisterInitiative(Command):
     name: Text
     country: CountryCode
     programme: Text
+    on: LedgerDate | None = None
 
 
 class CloseInitiative(Command):
@@ -110,6 +126,7 @@ class AllocateFunds(MoneyCommand):
     year: Year
     amount: Amount
     allocation_id: Token | None = None
+    on: LedgerDate | None = None
 
     def allocation_ids(self) -> tuple[str, ...]:
         return (self.allocation_id,) if self.allocation_id else ()
@@ -120,6 +137,7 @@ class ReleaseAllocation(MoneyCommand):
     id: Token
     amount: Amount
     reason: Text
+    on: LedgerDate | None = None
 
     def allocation_ids(self) -> tuple[str, ...]:
         return (self.id,)
@@ -138,6 +156,63 @@ class RecordMilestone(Command):
     name: Text
     on: LedgerDate
     evidence: OptionalText = ""
+
+
+def _fact_ref(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a position or an event id")
+    text = value.strip().lower()
+    if re.fullmatch(r"[0-9]{1,18}", text) and int(text) > 0:
+        return str(int(text))
+    if EVENT_ID_RE.fullmatch(text):
+        return text
+    raise ValueError(f"{value[:70]!r} is not a position (1, 2, ...) or an event id (a UUID)")
+
+
+FactRef = Annotated[str, BeforeValidator(_fact_ref), AfterValidator(str)]
+
+
+class ReversalTarget(BaseModel):
+    """The fact a reversal names, as the store holds it: looked up by the application,
+    never taken from the operator (the ledger checks it against what it recorded)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: str
+    type: str
+    position: int
+    fact: DomainEvent
+
+
+class ReverseFact(Command):
+    """Reverse the fact at a position (or with an event id).
+
+    `target` is the stored fact, filled in by the application; it is not part of what
+    the operator asks (nor of the fingerprint) and cannot be given in a command line.
+    """
+
+    NAME: ClassVar[str] = "reverse"
+    id: FactRef
+    reason: Text
+    on: LedgerDate | None = None
+    target: ReversalTarget | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_target_from_outside(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "target" in data:
+            raise ValueError("the fact to reverse is named by 'id'; 'target' cannot be given")
+        return data
+
+    @property
+    def position(self) -> int | None:
+        return int(self.id) if self.id.isdigit() else None
+
+    @property
+    def event_id(self) -> str | None:
+        return None if self.id.isdigit() else self.id
 
 
 class SealLedger(Command):
@@ -164,6 +239,7 @@ COMMAND_CLASSES: dict[str, type[Command]] = {
         ReleaseAllocation,
         DisburseFunds,
         RecordMilestone,
+        ReverseFact,
     )
 }
 

@@ -25,8 +25,29 @@ class CurrencyMismatchError(DomainError):
     rule = "one-currency"
 
 
-class DateBeforeStartError(DomainError):
+class EffectiveDateError(DomainError):
+    """An effective date outside what the ledger can hold: bad input (exit 2), not a
+    refusal of what the ledger holds."""
+
+    rule = "effective-date"
+
+
+class DateBeforeStartError(EffectiveDateError):
     rule = "not-before-start"
+
+
+class DateAfterRecordingError(EffectiveDateError):
+    rule = "not-after-recording"
+
+
+class DateBeforeReversedFactError(EffectiveDateError):
+    rule = "not-before-reversed-fact"
+
+
+class DateMismatchError(EffectiveDateError):
+    """A fact with a date of its own recorded as effective on another date."""
+
+    rule = "own-date"
 
 
 class InsufficientUnitsError(DomainError):
@@ -89,6 +110,26 @@ class DisbursementExceedsAvailableError(DomainError):
 
 class MilestoneAlreadyReachedError(DomainError):
     rule = "milestone-once"
+
+
+class NotReversibleError(DomainError):
+    rule = "reversible"
+
+
+class ReversalTargetError(DomainError):
+    """The fact a reversal names is not recorded, or not as the reversal says."""
+
+    rule = "reversal-target"
+
+
+class AlreadyReversedError(DomainError):
+    rule = "reverse-once"
+
+
+class TotalBelowZeroError(DomainError):
+    """A reversal that would take a total (receipts, disbursements) below zero."""
+
+    rule = "totals-not-negative"
 
 
 class SealError(DomainError):

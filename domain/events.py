@@ -6,12 +6,13 @@ actor, hash chain) lives in the envelope the adapters build around it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Annotated, Any, ClassVar, TypeVar, cast
+from typing import Annotated, Any, ClassVar, Self, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from homeledger.domain.money import Money, SignedMoney
 from homeledger.domain.values import (
@@ -43,9 +44,10 @@ class DomainEvent(BaseModel):
         """The last NATS subject token: initiative, year, country or 'partnership'."""
         return PARTNERSHIP_SCOPE
 
-    def business_date(self, recorded_on: date) -> date:
-        """The business date; facts without one of their own take the recording date."""
-        return recorded_on
+    def business_date(self, default: date) -> date:
+        """The business date. A fact without one of its own takes `default`: the date
+        its command was given (`--on`), else the day it was recorded."""
+        return default
 
 
 class PartnershipEstablished(DomainEvent):
@@ -57,7 +59,7 @@ class PartnershipEstablished(DomainEvent):
     basis: Basis
     start_date: LedgerDate
 
-    def business_date(self, recorded_on: date) -> date:
+    def business_date(self, default: date) -> date:
         return self.start_date
 
 
@@ -71,7 +73,7 @@ class UnitsAcquired(DomainEvent):
     def scope(self) -> str:
         return self.country
 
-    def business_date(self, recorded_on: date) -> date:
+    def business_date(self, default: date) -> date:
         return self.effective_date
 
 
@@ -103,7 +105,7 @@ class DonationReceived(DomainEvent):
     def scope(self) -> str:
         return str(self.year)
 
-    def business_date(self, recorded_on: date) -> date:
+    def business_date(self, default: date) -> date:
         return self.received_on
 
 
@@ -153,7 +155,7 @@ class FundsDisbursed(DomainEvent):
     def scope(self) -> str:
         return self.initiative
 
-    def business_date(self, recorded_on: date) -> date:
+    def business_date(self, default: date) -> date:
         return self.disbursed_on
 
 
@@ -167,7 +169,7 @@ class MilestoneReached(DomainEvent):
     def scope(self) -> str:
         return self.initiative
 
-    def business_date(self, recorded_on: date) -> date:
+    def business_date(self, default: date) -> date:
         return self.reached_on
 
 
@@ -180,7 +182,7 @@ class InitiativeClosed(DomainEvent):
     def scope(self) -> str:
         return self.initiative
 
-    def business_date(self, recorded_on: date) -> date:
+    def business_date(self, default: date) -> date:
         return self.closed_on
 
 
@@ -191,6 +193,55 @@ class LedgerSealed(DomainEvent):
     # Added fields (older seals have none): the signature of the digest and its key.
     signature: str = ""
     key_id: str = ""
+
+
+def _event_id(value: str) -> str:
+    if not EVENT_ID_RE.fullmatch(value):
+        raise ValueError(f"{value[:70]!r} is not an event id (a UUID in lower case)")
+    return value
+
+
+EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+EventId = Annotated[str, AfterValidator(_event_id)]
+
+
+class FactReversed(DomainEvent):
+    """Takes the effect of one earlier fact out of every figure from its position on.
+
+    `original` is the reversed fact's `data`, copied whole (in its type's current schema
+    version); the ledger admits a reversal only if it matches the fact recorded under
+    `reverses` at `reversed_position` (see domain.ledger). Its scope on NATS is the
+    reversed fact's.
+    """
+
+    TYPE: ClassVar[str] = "FactReversed"
+    reverses: EventId
+    reversed_type: str
+    reversed_position: Annotated[int, Field(strict=True, ge=1)]
+    reason: Text
+    original: dict[str, Any]
+    _reversed: DomainEvent = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _original_is_a_fact(self) -> Self:
+        # A reversal of something that is no fact is no fact either.
+        cls = EVENTS.current(self.reversed_type)
+        fact = EVENTS.from_data(self.reversed_type, cls.SCHEMA_VERSION, self.original)
+        if event_data(fact) != self.original:
+            raise ValueError(
+                f"original is not the data of a {self.reversed_type} as recorded (every "
+                "field, in its recorded form)"
+            )
+        self._reversed = fact
+        return self
+
+    @property
+    def reversed_fact(self) -> DomainEvent:
+        """The reversed fact, rebuilt from `original`."""
+        return self._reversed
+
+    def scope(self) -> str:
+        return self._reversed.scope()
 
 
 class UnknownEventTypeError(ValueError):
@@ -292,6 +343,7 @@ EVENTS = EventRegistry(
         MilestoneReached,
         InitiativeClosed,
         LedgerSealed,
+        FactReversed,
     ]
 )
 
@@ -300,6 +352,31 @@ INITIATIVE_FACTS = frozenset({
     InitiativeRegistered.TYPE, FundsAllocated.TYPE, AllocationReleased.TYPE,
     FundsDisbursed.TYPE, MilestoneReached.TYPE, InitiativeClosed.TYPE,
 })  # fmt: skip
+
+
+# What a reversal may take back: facts about homes and money that happened (or did not)
+# on a date of their own. Pledges, allocations and releases are corrected by a pledge
+# adjustment or a release; registrations and closings stand.
+REVERSIBLE = frozenset({
+    UnitsAcquired.TYPE, UnitsDisposed.TYPE, DonationReceived.TYPE, FundsDisbursed.TYPE,
+    MilestoneReached.TYPE,
+})  # fmt: skip
+
+
+def initiative_of(fact: DomainEvent) -> str | None:
+    """The initiative a fact is about (a reversal: the one its reversed fact is about)."""
+    if isinstance(fact, FactReversed):
+        fact = fact.reversed_fact
+    return str(fact.__dict__["initiative"]) if fact.TYPE in INITIATIVE_FACTS else None
+
+
+def effect_date(fact: DomainEvent, effective_date: date) -> date:
+    """The business date from which a fact counts in a cut by effective date: its own
+    effective date, except for a reversal, which takes its reversed fact out of the
+    figures wherever that fact counted (its own date is when the correction was made)."""
+    if isinstance(fact, FactReversed):
+        return fact.reversed_fact.business_date(effective_date)
+    return effective_date
 
 
 def event_from_data(event_type: str, schema_version: int, data: dict[str, Any]) -> DomainEvent:

@@ -10,6 +10,12 @@ consumer of the stream admit each recorded fact the same way, so a fact that no
 valid command could have recorded is found wherever it is read. `apply` evolves the
 ledger by one admitted fact.
 
+Besides its data a fact has dates and an identity (`Stamp`): its effective date,
+which must lie between the partnership's start and the day it is recorded, and once
+stored its event id and position. A reversal is admitted only for the very fact
+recorded at the position it names (same event id, type and data, found in
+`RecordedFacts`), and only once (the ledger keeps the event ids reversed).
+
 The entities a ledger holds (years, initiatives, allocations) are immutable values,
 so `copy` is a few dictionary copies: whoever keeps a ledger as a cache decides on a
 copy of it.
@@ -17,6 +23,7 @@ copy of it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -30,8 +37,12 @@ from homeledger.domain.errors import (
     AllocationAlreadyExistsError,
     AllocationExceedsUnallocatedError,
     AllocationNotFoundError,
+    AlreadyReversedError,
     CurrencyMismatchError,
+    DateAfterRecordingError,
+    DateBeforeReversedFactError,
     DateBeforeStartError,
+    DateMismatchError,
     DisbursementExceedsAvailableError,
     DomainError,
     InitiativeAlreadyRegisteredError,
@@ -39,6 +50,7 @@ from homeledger.domain.errors import (
     InitiativeNotFoundError,
     InsufficientUnitsError,
     MilestoneAlreadyReachedError,
+    NotReversibleError,
     PartnershipAlreadyEstablishedError,
     PartnershipNotEstablishedError,
     PledgeBelowCommitmentsError,
@@ -46,7 +58,9 @@ from homeledger.domain.errors import (
     PledgeUnchangedError,
     ReceiptExceedsPledgeError,
     ReleaseExceedsAllocationError,
+    ReversalTargetError,
     SealError,
+    TotalBelowZeroError,
     YearNotPledgedError,
 )
 from homeledger.domain.events import EVENTS
@@ -172,12 +186,101 @@ class YearBook:
         return self.pledged - self.committed
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """What the ledger is told about a fact besides its data: its effective (business)
+    date and the day it was recorded (UTC), and once it is stored its event id and
+    position."""
+
+    effective_date: date
+    recorded_on: date
+    event_id: str = ""
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordedFact:
+    """A reversible fact as recorded: what a reversal naming its position must match."""
+
+    event_id: str
+    type: str
+    digest: bytes
+
+
+FactLookup = Callable[[int], "RecordedFact | None"]
+
+
+def _no_fact(position: int) -> RecordedFact | None:
+    return None
+
+
+class RecordedFacts:
+    """The reversible facts by position: those applied here with their position (a
+    ledger replayed in memory keeps them all) over those kept elsewhere and found with
+    `lookup` (a ledger loaded from the store reads the one fact a reversal names, so
+    that its memory does not grow with the partnership's age)."""
+
+    def __init__(self, lookup: FactLookup = _no_fact,
+                 changed: dict[int, RecordedFact] | None = None) -> None:  # fmt: skip
+        self.lookup = lookup
+        self.changed: dict[int, RecordedFact] = {} if changed is None else changed
+
+    def get(self, position: int) -> RecordedFact | None:
+        found = self.changed.get(position)
+        return found if found is not None else self.lookup(position)
+
+    def __setitem__(self, position: int, fact: RecordedFact) -> None:
+        self.changed[position] = fact
+
+    def copy(self) -> RecordedFacts:
+        return RecordedFacts(self.lookup, dict(self.changed))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, RecordedFacts) and self.lookup == other.lookup
+                and self.changed == other.changed)  # fmt: skip
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RecordedFacts({len(self.changed)} in memory)"
+
+
+def fact_digest(fact: e.DomainEvent) -> bytes:
+    """A digest of a fact's type and data (the same for the fact rebuilt from its wire
+    data: Decimals, dates and text have stable reprs)."""
+    text = repr((fact.TYPE, sorted(fact.__dict__.items())))
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def recorded_fact(fact: e.DomainEvent, event_id: str) -> RecordedFact | None:
+    """What a reversal of this fact must match (None: it cannot be reversed)."""
+    if fact.TYPE not in e.REVERSIBLE:
+        return None
+    return RecordedFact(event_id, fact.TYPE, fact_digest(fact))
+
+
+# What each fact is called in a message about its date.
+_NOUNS = {
+    e.UnitsAcquired.TYPE: "acquisition", e.UnitsDisposed.TYPE: "disposal",
+    e.DonationPledged.TYPE: "pledge", e.DonationReceived.TYPE: "receipt",
+    e.InitiativeRegistered.TYPE: "registration", e.FundsAllocated.TYPE: "allocation",
+    e.AllocationReleased.TYPE: "release", e.FundsDisbursed.TYPE: "disbursement",
+    e.MilestoneReached.TYPE: "milestone", e.InitiativeClosed.TYPE: "closing",
+    e.FactReversed.TYPE: "reversal",
+}  # fmt: skip
+# Facts whose date is not an effective date to check: the partnership's start defines
+# the window, and a seal is the system's own.
+_UNDATED = frozenset({e.PartnershipEstablished.TYPE, e.LedgerSealed.TYPE})
+
 C = TypeVar("C", bound=c.Command)
 E = TypeVar("E", bound=e.DomainEvent)
 _DECIDERS: dict[type[c.Command], Callable[[Ledger, Any], list[e.DomainEvent]]] = {}
 # Keyed by type name, so that a fact of any schema version of a type is treated the same.
 _RULES: dict[str, Callable[[Ledger, Any], None]] = {}
 _APPLIERS: dict[str, Callable[[Ledger, Any], None]] = {}
+# A reversal's rules and effect, by the reversed fact's type.
+_REVERSAL_RULES: dict[str, Callable[[Ledger, Any], None]] = {}
+_UNDOERS: dict[str, Callable[[Ledger, Any], None]] = {}
 
 
 def _decides(command: type[C]) -> Callable[[Callable[[Ledger, C], list[e.DomainEvent]]], Any]:
@@ -214,10 +317,14 @@ class Ledger:
     initiatives: dict[str, Initiative] = field(default_factory=dict)
     allocations: Allocations = field(default_factory=Allocations)
     last_seal_position: int = 0
+    recorded: RecordedFacts = field(default_factory=RecordedFacts)
+    reversed: frozenset[str] = frozenset()  # the event ids of the facts reversed
 
-    def decide(self, command: c.Command) -> list[e.DomainEvent]:
+    def decide(self, command: c.Command, today: date | None = None) -> list[e.DomainEvent]:
         """The facts a command records, or a DomainError naming the broken rule.
 
+        With `today` (the day of recording, UTC) each fact is admitted with its dates:
+        its effective date is the command's `on`, else today (or the fact's own date).
         The ledger is not changed (each fact is admitted on a copy when there are more
         than one)."""
         if not isinstance(command, c.EstablishPartnership):
@@ -227,20 +334,31 @@ class Ledger:
         facts = _DECIDERS[type(command)](self, command)
         ledger = self if len(facts) == 1 else self.copy()
         for fact in facts:
-            ledger.admit(fact)
+            stamp = None if today is None else dates_of(command, fact, today)
+            ledger.admit(fact, stamp)
             if ledger is not self:
-                ledger.apply(fact)
+                ledger.apply(fact, stamp)
         return facts
 
-    def admit(self, fact: e.DomainEvent) -> None:
-        """Raise the DomainError of the first rule `fact` breaks, recorded next."""
+    def admit(self, fact: e.DomainEvent, stamp: Stamp | None = None) -> None:
+        """Raise the DomainError of the first rule `fact` breaks, recorded next.
+
+        With `stamp`, its effective date is checked too (not before the start, not after
+        the day it is recorded, a fact's own date where it has one)."""
         if not isinstance(fact, e.PartnershipEstablished):
             self._terms()
+        if stamp is not None and fact.TYPE not in _UNDATED:
+            self._check_dates(fact, stamp)
         _RULES[fact.TYPE](self, fact)
 
-    def apply(self, event: e.DomainEvent) -> None:
-        """Evolve by one fact (admitted: appliers check nothing)."""
+    def apply(self, event: e.DomainEvent, stamp: Stamp | None = None) -> None:
+        """Evolve by one fact (admitted: appliers check nothing). A reversible fact is
+        kept by its position when `stamp` gives one (a replay in memory)."""
         _APPLIERS[event.TYPE](self, event)
+        if stamp is not None and stamp.position is not None:
+            known = recorded_fact(event, stamp.event_id)
+            if known is not None:
+                self.recorded[stamp.position] = known
 
     def apply_all(self, events: Iterable[e.DomainEvent]) -> Ledger:
         for event in events:
@@ -251,7 +369,8 @@ class Ledger:
         """An independent ledger in the same state (its entities are immutable values)."""
         return Ledger(
             self.partnership, self.portfolio.copy(), dict(self.years), dict(self.initiatives),
-            self.allocations.copy(), self.last_seal_position,
+            self.allocations.copy(), self.last_seal_position, self.recorded.copy(),
+            self.reversed,
         )  # fmt: skip
 
     def year(self, year: int) -> YearBook:
@@ -281,6 +400,27 @@ class Ledger:
                 f"on {start.isoformat()}"
             )
 
+    def _check_dates(self, fact: e.DomainEvent, stamp: Stamp) -> None:
+        on, what = stamp.effective_date, _NOUNS.get(fact.TYPE, fact.TYPE)
+        own = fact.business_date(on)
+        if own != on:
+            raise DateMismatchError(
+                f"{what} dated {own.isoformat()} is recorded as effective on {on.isoformat()}"
+            )
+        self._not_before_start(on, what)
+        if on > stamp.recorded_on:
+            raise DateAfterRecordingError(
+                f"{what} dated {on.isoformat()} is after the day it is recorded, "
+                f"{stamp.recorded_on.isoformat()}"
+            )
+        if isinstance(fact, e.FactReversed):
+            first = fact.reversed_fact.business_date(on)
+            if on < first:
+                raise DateBeforeReversedFactError(
+                    f"reversal dated {on.isoformat()} is before the {fact.reversed_type} it "
+                    f"reverses, dated {first.isoformat()}"
+                )
+
     def _initiative(self, initiative: str) -> Initiative:
         try:
             return self.initiatives[initiative]
@@ -296,6 +436,12 @@ class Ledger:
     def pledge(self, year: int) -> Pledge:
         """The year's pledge as the portfolio history gives it now."""
         return pledge_for(self._terms(), self.portfolio, year, self.year(year).pledged)
+
+
+def dates_of(command: c.Command, fact: e.DomainEvent, today: date) -> Stamp:
+    """The dates of a fact a command records today: its own date where it has one,
+    else the command's `on`, else today."""
+    return Stamp(fact.business_date(command.on_or(today)), today)
 
 
 def pledged_fact(terms: Terms, pledge: Pledge) -> e.DonationPledged:
@@ -411,6 +557,20 @@ def _milestone(ledger: Ledger, cmd: c.RecordMilestone) -> list[e.DomainEvent]:
         EVENTS.new(
             e.MilestoneReached, initiative=cmd.initiative, milestone=cmd.name,
             reached_on=cmd.on, evidence=cmd.evidence,
+        )
+    ]  # fmt: skip
+
+
+@_decides(c.ReverseFact)
+def _reverse(ledger: Ledger, cmd: c.ReverseFact) -> list[e.DomainEvent]:
+    target = cmd.target
+    if target is None:  # the application looks the fact up; nothing to reverse without it
+        raise ReversalTargetError(f"no recorded fact was found for {cmd.id!r}")
+    return [
+        EVENTS.new(
+            e.FactReversed, reverses=target.event_id, reversed_type=target.type,
+            reversed_position=target.position, reason=cmd.reason,
+            original=e.event_data(target.fact),
         )
     ]  # fmt: skip
 
@@ -587,6 +747,87 @@ def _milestone_once(ledger: Ledger, ev: e.MilestoneReached) -> None:
         )
 
 
+@_rule(e.FactReversed)
+def _reverses_a_recorded_fact_once(ledger: Ledger, ev: e.FactReversed) -> None:
+    where = f"{ev.reversed_type} at position {ev.reversed_position}"
+    if ev.reversed_type not in e.REVERSIBLE:
+        kinds = ", ".join(sorted(e.REVERSIBLE))
+        raise NotReversibleError(
+            f"{where} cannot be reversed: only {kinds} can (correct an allocation with a "
+            "release, a pledge with a new pledge)"
+        )
+    known = ledger.recorded.get(ev.reversed_position)
+    if known is None or known.event_id != ev.reverses:
+        raise ReversalTargetError(f"no {ev.reversed_type} with event id {ev.reverses} is "
+                                  f"recorded at position {ev.reversed_position}")  # fmt: skip
+    differs = [
+        name for name, same in (
+            ("type", known.type == ev.reversed_type),
+            ("data", known.digest == fact_digest(ev.reversed_fact)),
+        ) if not same
+    ]  # fmt: skip
+    if differs:
+        raise ReversalTargetError(
+            f"the reversal of {where} does not match the fact recorded there "
+            f"({', '.join(differs)} differ)"
+        )
+    if ev.reverses in ledger.reversed:
+        raise AlreadyReversedError(f"{where} was already reversed; a fact is reversed once")
+    _REVERSAL_RULES.get(ev.reversed_type, _no_rule)(ledger, ev.reversed_fact)
+
+
+def _no_rule(ledger: Ledger, fact: Any) -> None:
+    """Taking this fact back breaks no rule."""
+
+
+def _reversal_rule(event: type[E]) -> Callable[[Callable[[Ledger, E], None]], Any]:
+    def register(func: Callable[[Ledger, E], None]) -> Any:
+        _REVERSAL_RULES[event.TYPE] = func
+        return func
+
+    return register
+
+
+@_reversal_rule(e.UnitsAcquired)
+def _acquisition_reversed_leaves_disposals_covered(ledger: Ledger, ev: e.UnitsAcquired) -> None:
+    lowest = ledger.portfolio.lowest_from(ev.country, ev.effective_date)
+    if ev.units > lowest:
+        raise InsufficientUnitsError(
+            f"reversing the acquisition of {ev.units} units in {ev.country} on "
+            f"{ev.effective_date.isoformat()} would leave later disposals uncovered: at "
+            f"least {lowest} are held from then on, {ev.units - lowest} too few"
+        )
+
+
+@_reversal_rule(e.DonationReceived)
+def _receipt_reversed_leaves_receipts(ledger: Ledger, ev: e.DonationReceived) -> None:
+    received = ledger.year(ev.year).received
+    if ev.amount > received:
+        raise TotalBelowZeroError(
+            f"reversing the receipt of {fmt(ev.amount)} would leave the {ev.year} receipts "
+            f"of {fmt(received)} below zero by {fmt(ev.amount - received)}"
+        )
+
+
+@_reversal_rule(e.FundsDisbursed)
+def _disbursement_reversed_leaves_disbursed(ledger: Ledger, ev: e.FundsDisbursed) -> None:
+    disbursed = ledger._initiative(ev.initiative).disbursed
+    if ev.amount > disbursed:
+        raise TotalBelowZeroError(
+            f"reversing the disbursement of {fmt(ev.amount)} would leave the "
+            f"{fmt(disbursed)} disbursed to {ev.initiative!r} below zero by "
+            f"{fmt(ev.amount - disbursed)}"
+        )
+
+
+@_reversal_rule(e.MilestoneReached)
+def _milestone_reversed_was_reached(ledger: Ledger, ev: e.MilestoneReached) -> None:
+    if ev.milestone not in ledger._initiative(ev.initiative).milestones:
+        raise ReversalTargetError(
+            f"milestone {ev.milestone!r} of {ev.initiative!r} is not reached: nothing to reverse"
+        )
+
+
 @_rule(e.LedgerSealed)
 def _seal_advances(ledger: Ledger, ev: e.LedgerSealed) -> None:
     if ev.position <= ledger.last_seal_position:
@@ -697,8 +938,55 @@ def _on_sealed(ledger: Ledger, ev: e.LedgerSealed) -> None:
     ledger.last_seal_position = ev.position
 
 
+@_applies(e.FactReversed)
+def _on_reversed(ledger: Ledger, ev: e.FactReversed) -> None:
+    ledger.reversed = ledger.reversed | {ev.reverses}
+    _UNDOERS[ev.reversed_type](ledger, ev.reversed_fact)
+
+
+def _undoes(event: type[E]) -> Callable[[Callable[[Ledger, E], None]], Any]:
+    def register(func: Callable[[Ledger, E], None]) -> Any:
+        _UNDOERS[event.TYPE] = func
+        return func
+
+    return register
+
+
+@_undoes(e.UnitsAcquired)
+def _undo_acquired(ledger: Ledger, ev: e.UnitsAcquired) -> None:
+    ledger.portfolio.apply(ev.country, ev.effective_date, -ev.units)
+
+
+@_undoes(e.UnitsDisposed)
+def _undo_disposed(ledger: Ledger, ev: e.UnitsDisposed) -> None:
+    ledger.portfolio.apply(ev.country, ev.effective_date, ev.units)
+
+
+@_undoes(e.DonationReceived)
+def _undo_received(ledger: Ledger, ev: e.DonationReceived) -> None:
+    book = ledger.year(ev.year)
+    ledger.years[ev.year] = replace(book, received=book.received - ev.amount)
+
+
+@_undoes(e.FundsDisbursed)
+def _undo_disbursed(ledger: Ledger, ev: e.FundsDisbursed) -> None:
+    initiative = ledger.initiatives[ev.initiative]
+    ledger.initiatives[ev.initiative] = replace(
+        initiative, disbursed=initiative.disbursed - ev.amount
+    )
+
+
+@_undoes(e.MilestoneReached)
+def _undo_milestone(ledger: Ledger, ev: e.MilestoneReached) -> None:
+    initiative = ledger.initiatives[ev.initiative]
+    ledger.initiatives[ev.initiative] = replace(
+        initiative, milestones=initiative.milestones - {ev.milestone}
+    )
+
+
 def replay(facts: Iterable[e.DomainEvent]) -> Ledger:
     return Ledger().apply_all(facts)
 
 
-__all__ = ["DomainError", "Ledger", "pledged_fact", "replay"]
+__all__ = ["DomainError", "Ledger", "RecordedFact", "RecordedFacts", "Stamp", "dates_of",
+           "fact_digest", "pledged_fact", "recorded_fact", "replay"]

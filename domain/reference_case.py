@@ -1,4 +1,5 @@
-"""The reference case, "A Home for a Home", as commands: what `demo` records.
+"""The reference case, "A Home for a Home", as commands: what `demo` records, each fact
+with its business date in 2021-2022 (recorded whenever it is run).
 
 Heimstaden (110,000+ homes across Europe) gives EUR 100 per home per year to SOS
 Children's Villages from 1 July 2021; in the first year this funds more than 30
@@ -92,13 +93,13 @@ def commands() -> list[c.Command]:
         for country, homes in HOMES_AT_START.items()
     ]
     out += [
-        c.RegisterInitiative(id=key, name=name, country=country, programme=programme)
+        c.RegisterInitiative(id=key, name=name, country=country, programme=programme, on=START)
         for key, name, country, programme in INITIATIVES
     ]
     out += [
         c.AcquireUnits(country="DE", units=1_850, on="2021-10-01", ref="Berlin portfolio"),
         c.DisposeUnits(country="SE", units=600, on="2021-11-15", ref="Malmo sale"),
-        c.PledgeDonation(year=2021),
+        c.PledgeDonation(year=2021, on=START),  # announced with the partnership
     ]
     out += _year_allocations(2021)
     out += [
@@ -113,7 +114,7 @@ def commands() -> list[c.Command]:
                           evidence="SOS NL quarterly report Q2-2022"),
         c.AcquireUnits(country="GB", units=3_200, on="2022-04-01", ref="UK entry"),
         c.AcquireUnits(country="NL", units=2_400, on="2022-06-30", ref="Dutch portfolio"),
-        c.PledgeDonation(year=2022),
+        c.PledgeDonation(year=2022, on="2022-01-03"),
     ]  # fmt: skip
     out += [
         c.RecordMilestone(initiative="gw-bissau-village", name=name, on=on,
@@ -123,7 +124,8 @@ def commands() -> list[c.Command]:
     out += _year_allocations(2022)
     out += [
         c.ReleaseAllocation(id="2021-fi-family-coaching", amount=Decimal("100000.00"),
-                            reason="programme merged into national family services"),
+                            reason="programme merged into national family services",
+                            on="2022-08-31"),
         c.CloseInitiative(id="fi-family-coaching", on="2022-08-31",
                           reason="merged into national family services"),
         c.DisburseFunds(initiative="gw-bissau-village", amount=Decimal("1200000.00"),
@@ -134,9 +136,10 @@ def commands() -> list[c.Command]:
 
 
 def _year_allocations(year: int) -> list[c.Command]:
+    on = "2021-09-01" if year == 2021 else "2022-02-01"
     return [
         c.AllocateFunds(initiative=key, year=year, amount=_allocation(index, year),
-                        allocation_id=f"{year}-{key}")
+                        allocation_id=f"{year}-{key}", on=on)
         for index, (key, _, _, _) in enumerate(INITIATIVES)
         if not (year == 2022 and key == "fi-family-coaching")
     ]  # fmt: skip

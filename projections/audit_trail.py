@@ -1,16 +1,20 @@
 """The per-initiative audit trail: every fact that touched an initiative, in order.
 
-One row per fact (registered, allocated, released, disbursed, milestone, closed),
-with where and when it was recorded, who recorded it under which command, the
-amounts it moved and the initiative's running balance after it. The columns are
-the auditor's export format (`homeledger audit INITIATIVE --format csv|json`) and
-are documented in docs/auditing.md; they are only ever added to, never renamed.
+One row per fact (registered, allocated, released, disbursed, milestone, closed, and
+the reversal of a disbursement or a milestone), with where and when it was recorded,
+who recorded it under which command, the amounts it moved and the initiative's
+running balance after it. A reversal is a line of its own that names the position of
+the line it reverses (`reversed_position`); the reversed line stays as it was. The
+columns are the auditor's export format (`homeledger audit INITIATIVE --format
+csv|json`) and are documented in docs/auditing.md; they are only ever added to, never
+renamed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, ClassVar, Self
 
 from homeledger.adapters.envelope import Envelope
@@ -31,10 +35,10 @@ from homeledger.projections.model import (
 AUDIT_COLUMNS = (
     "initiative", "seq", "position", "recorded_at", "effective_date", "type", "event_id",
     "actor", "command_id", "correlation_id", "allocation_id", "year", "amount", "change",
-    "allocated", "released", "disbursed", "balance", "detail", "hash",
+    "allocated", "released", "disbursed", "balance", "detail", "hash", "reversed_position",
 )  # fmt: skip
 MONEY_COLUMNS = frozenset({"amount", "change", "allocated", "released", "disbursed", "balance"})
-INT_COLUMNS = frozenset({"seq", "position", "year"})
+INT_COLUMNS = frozenset({"seq", "position", "year", "reversed_position"})
 
 AUDIT = Table(
     "hl_proj_audit",
@@ -68,6 +72,24 @@ class TrailHead:
         """Allocated, not released and not yet disbursed (cents)."""
         return self.allocated - self.released - self.disbursed
 
+    def move(self, kind: str, cents: int | None) -> int | None:
+        """Add a fact's amount to the running totals; its signed effect on the balance."""
+        if cents is None:
+            return None
+        if kind == e.FundsAllocated.TYPE:
+            self.allocated += cents
+            return cents
+        if kind == e.AllocationReleased.TYPE:
+            self.released += cents
+            return -cents
+        if kind == e.FundsDisbursed.TYPE:
+            self.disbursed += cents
+            return -cents
+        if kind == e.FactReversed.TYPE:  # of a disbursement: the money is available again
+            self.disbursed -= cents
+            return cents
+        return None
+
 
 class AuditModel(Model):
     NAME = "audit"
@@ -81,39 +103,46 @@ class AuditModel(Model):
         self.trails: dict[str, list[Row]] | None = {} if keep_trails else None
 
     def _handlers(self) -> dict[str, Callable[[Envelope, Any], None]]:
-        return {kind: self._touched for kind in INITIATIVE_FACTS}
+        handlers: dict[str, Callable[[Envelope, Any], None]] = {
+            kind: self._touched for kind in INITIATIVE_FACTS
+        }
+        handlers[e.FactReversed.TYPE] = self._reversed
+        return handlers
 
     def _touched(self, env: Envelope, ev: Any) -> None:
-        heads = self.heads
-        head = heads.get(ev.initiative)
-        if head is None:
-            head = heads[ev.initiative] = TrailHead()
         fields = ev.__dict__  # plain lookups: pydantic's __getattr__ is slow for a miss
         amount = fields.get("amount")
         cents = None if amount is None else to_cents(amount)
-        # The signed effect of the fact on the initiative's balance, in cents.
-        change: int | None = None
-        kind = ev.TYPE
-        if cents is not None:
-            if kind == e.FundsAllocated.TYPE:
-                head.allocated += cents
-                change = cents
-            elif kind == e.AllocationReleased.TYPE:
-                head.released += cents
-                change = -cents
-            elif kind == e.FundsDisbursed.TYPE:
-                head.disbursed += cents
-                change = -cents
+        self._line(env, ev.initiative, ev.TYPE, cents, fields.get("allocation_id"),
+                   fields.get("year"), _detail(ev), None)  # fmt: skip
+
+    def _reversed(self, env: Envelope, ev: e.FactReversed) -> None:
+        taken = ev.reversed_fact
+        if taken.TYPE not in INITIATIVE_FACTS:
+            return
+        amount = taken.__dict__.get("amount")
+        detail = f"reverses {taken.TYPE} at position {ev.reversed_position}: {ev.reason}"
+        self._line(env, taken.__dict__["initiative"], ev.TYPE,
+                   None if amount is None else to_cents(amount), None, None, detail,
+                   ev.reversed_position)  # fmt: skip
+
+    def _line(self, env: Envelope, initiative: str, kind: str, cents: int | None,
+              allocation_id: str | None, year: int | None, detail: str,
+              reversed_position: int | None) -> None:  # fmt: skip
+        head = self.heads.get(initiative)
+        if head is None:
+            head = self.heads[initiative] = TrailHead()
+        change = head.move(kind, cents)
         head.seq += 1
         row = (
-            ev.initiative, head.seq, env.position, time_text(env.recorded_at),
+            initiative, head.seq, env.position, time_text(env.recorded_at),
             env.effective_date.isoformat(), env.type, env.event_id, env.actor, env.command_id,
-            env.correlation_id, fields.get("allocation_id"), fields.get("year"), cents, change,
-            head.allocated, head.released, head.disbursed, head.balance, _detail(ev), env.hash,
+            env.correlation_id, allocation_id, year, cents, change, head.allocated,
+            head.released, head.disbursed, head.balance, detail, env.hash, reversed_position,
         )  # fmt: skip
         self._append(AUDIT.name, row)
         if self.trails is not None:
-            self.trails.setdefault(ev.initiative, []).append(row)
+            self.trails.setdefault(initiative, []).append(row)
 
     def state_rows(self) -> Rows:
         return {
@@ -147,6 +176,30 @@ def _detail(ev: Any) -> str:
     if kind == e.MilestoneReached.TYPE:
         return ev.milestone + (f" [evidence: {ev.evidence}]" if ev.evidence else "")  # type: ignore[no-any-return]
     return ""
+
+
+def cut_trail(rows: list[Row], day: date) -> list[Row]:
+    """The trail of the facts effective on or before `day` only, as those facts alone
+    build it: numbered and totalled anew. A reversal counts where the line it reverses
+    counts (it takes that line back)."""
+    index = {name: i for i, name in enumerate(AUDIT_COLUMNS)}
+    at, on, kind = index["position"], index["effective_date"], index["type"]
+    dates = {row[at]: row[on] for row in rows}
+    cut: list[Row] = []
+    head = TrailHead()
+    for row in rows:
+        reversed_position = row[index["reversed_position"]]
+        counts_from = str(dates.get(reversed_position, row[on]))
+        if counts_from > day.isoformat():
+            continue
+        change = head.move(row[kind], row[index["amount"]])
+        head.seq += 1
+        line = list(row)
+        line[index["seq"]], line[index["change"]] = head.seq, change
+        line[index["allocated"]], line[index["released"]] = head.allocated, head.released
+        line[index["disbursed"]], line[index["balance"]] = head.disbursed, head.balance
+        cut.append(tuple(line))
+    return cut
 
 
 def audit_record(row: Row) -> dict[str, Any]:

@@ -7,6 +7,12 @@ released). Per initiative and per country (the initiative's country): allocated,
 released, disbursed and available (allocated - released - disbursed, what may still
 be paid out). Disbursements are not tied to a year, so year rows have no `disbursed`,
 and rows filtered to one year have no `disbursed` or `available`.
+
+Every fact that moves these figures also leaves one row in a log of movements (its
+position, the date from which it counts, the keys and the signed amounts), so that
+"facts effective on or before D, as of position N" is one sum over that log (`cut`):
+exactly what the model built from those facts alone holds, without replaying them.
+A reversal counts from its reversed fact's date (see `domain.events.effect_date`).
 """
 
 from __future__ import annotations
@@ -37,6 +43,26 @@ GRANTS = Table(
     "hl_proj_balance_grants",
     (("initiative", "TEXT"), ("year", "INT"), ("allocated", "INT"), ("released", "INT")),
     ("initiative", "year"),
+)
+MOVES = Table(
+    "hl_proj_balance_moves",
+    (("position", "INT"), ("effect_date", "TEXT"), ("kind", "TEXT"), ("year", "INT"),
+     ("initiative", "TEXT"), ("unit_basis", "INT"), ("pledged", "INT"), ("received", "INT"),
+     ("allocated", "INT"), ("released", "INT"), ("disbursed", "INT")),
+    ("position",),
+    log=True,
+)  # fmt: skip
+_SUMS = ("pledged", "received", "allocated", "released", "disbursed")
+# The sums of the movements as of position N (first ?) effective on or before D.
+CUT_SUMS = (
+    f"SELECT year, initiative, {', '.join(f'SUM({n})' for n in _SUMS)}, "
+    "MAX(CASE WHEN kind = 'InitiativeRegistered' THEN 1 ELSE 0 END) "
+    f"FROM {MOVES.name} WHERE position <= ? AND effect_date <= ? "
+    "GROUP BY year, initiative ORDER BY year, initiative"
+)
+CUT_PLEDGES = (
+    f"SELECT year, unit_basis FROM {MOVES.name} WHERE kind = 'DonationPledged' "
+    "AND position <= ? AND effect_date <= ? ORDER BY position"
 )
 
 BY_CHOICES = ("year", "initiative", "country")
@@ -82,7 +108,7 @@ class _Sums:
 
 class BalancesModel(Model):
     NAME = "balances"
-    TABLES = (YEARS, INITIATIVES, GRANTS)
+    TABLES = (YEARS, INITIATIVES, GRANTS, MOVES)
     SNAPSHOTTED = True
     STATE_QUERIES: ClassVar[dict[str, str]] = {
         YEARS.name: f"SELECT * FROM {YEARS.name} ORDER BY year",
@@ -105,6 +131,7 @@ class BalancesModel(Model):
             e.FundsAllocated.TYPE: self._allocated,
             e.AllocationReleased.TYPE: self._released,
             e.FundsDisbursed.TYPE: self._disbursed,
+            e.FactReversed.TYPE: self._reversed,
         }
 
     def _year(self, year: int) -> YearTotals:
@@ -133,30 +160,55 @@ class BalancesModel(Model):
             grant = self.grants[key] = Grant()
         return grant
 
+    def _move(self, env: Envelope, ev: e.DomainEvent, year: int | None = None,
+              initiative: str | None = None, unit_basis: int | None = None,
+              **amounts: Decimal) -> None:  # fmt: skip
+        cents = [to_cents(amounts[name]) if name in amounts else 0 for name in _SUMS]
+        self._append(MOVES.name, (env.position, e.effect_date(ev, env.effective_date).isoformat(),
+                                  ev.TYPE, year, initiative, unit_basis, *cents))  # fmt: skip
+
     def _pledged(self, env: Envelope, ev: e.DonationPledged) -> None:
         book = self._year(ev.year)
-        book.basis, book.unit_basis, book.pledged = ev.basis, ev.unit_basis, ev.amount
+        # The sum of the deltas: the whole pledge after the latest adjustment, and in a cut
+        # by effective date what the adjustments effective by then add up to.
+        book.basis, book.unit_basis, book.pledged = ev.basis, ev.unit_basis, book.pledged + ev.delta
+        self._move(env, ev, ev.year, unit_basis=ev.unit_basis, pledged=ev.delta)
 
     def _received(self, env: Envelope, ev: e.DonationReceived) -> None:
         self._year(ev.year).received += ev.amount
+        self._move(env, ev, ev.year, received=ev.amount)
 
     def _registered(self, env: Envelope, ev: e.InitiativeRegistered) -> None:
         self._touch(INITIATIVES.name, ev.initiative)
         self.initiatives[ev.initiative] = InitiativeTotals(ev.name, ev.country, ev.programme)
+        self._move(env, ev, initiative=ev.initiative)
 
     def _closed(self, env: Envelope, ev: e.InitiativeClosed) -> None:
         self._initiative(ev.initiative).closed_on = ev.closed_on.isoformat()
+        self._move(env, ev, initiative=ev.initiative)
 
     def _allocated(self, env: Envelope, ev: e.FundsAllocated) -> None:
         self._year(ev.year).allocated += ev.amount
         self._grant(ev.initiative, ev.year).allocated += ev.amount
+        self._move(env, ev, ev.year, ev.initiative, allocated=ev.amount)
 
     def _released(self, env: Envelope, ev: e.AllocationReleased) -> None:
         self._year(ev.year).released += ev.amount
         self._grant(ev.initiative, ev.year).released += ev.amount
+        self._move(env, ev, ev.year, ev.initiative, released=ev.amount)
 
     def _disbursed(self, env: Envelope, ev: e.FundsDisbursed) -> None:
         self._initiative(ev.initiative).disbursed += ev.amount
+        self._move(env, ev, initiative=ev.initiative, disbursed=ev.amount)
+
+    def _reversed(self, env: Envelope, ev: e.FactReversed) -> None:
+        taken = ev.reversed_fact
+        if isinstance(taken, e.DonationReceived):
+            self._year(taken.year).received -= taken.amount
+            self._move(env, ev, taken.year, received=-taken.amount)
+        elif isinstance(taken, e.FundsDisbursed):
+            self._initiative(taken.initiative).disbursed -= taken.amount
+            self._move(env, ev, initiative=taken.initiative, disbursed=-taken.amount)
 
     # Rows.
 
@@ -266,6 +318,40 @@ class BalancesModel(Model):
 
     def initiative(self, initiative: str) -> InitiativeTotals | None:
         return self.initiatives.get(initiative)
+
+    def cut(self, sums: list[Row], pledges: list[Row]) -> BalancesModel:
+        """The model holding only the facts of a cut by effective date, from the results
+        of CUT_SUMS and CUT_PLEDGES (this model, as of the same position, names the
+        initiatives registered in the cut)."""
+        cut = BalancesModel()
+        cut.position = self.position
+        for year, initiative, pledged, received, allocated, released, disbursed, registered in (
+            sums
+        ):
+            if year is not None:
+                book = cut.years.setdefault(int(year), YearTotals())
+                book.pledged += from_cents(int(pledged))
+                book.received += from_cents(int(received))
+                book.allocated += from_cents(int(allocated))
+                book.released += from_cents(int(released))
+            if initiative is None:
+                continue
+            known = self.initiatives.get(initiative)
+            totals = cut.initiatives.get(initiative)
+            if totals is None:
+                totals = cut.initiatives[initiative] = InitiativeTotals(initiative, "", "")
+            if registered and known is not None:
+                totals.name, totals.country, totals.programme = (known.name, known.country,
+                                                                 known.programme)  # fmt: skip
+            totals.disbursed += from_cents(int(disbursed))
+            if year is not None:
+                grant = cut.grants.setdefault((initiative, int(year)), Grant())
+                grant.allocated += from_cents(int(allocated))
+                grant.released += from_cents(int(released))
+        for year, unit_basis in pledges:
+            book = cut.years[int(year)]
+            book.basis, book.unit_basis = self.years[int(year)].basis, int(unit_basis)
+        return cut
 
 
 def columns_for(by: str, year: int | None) -> tuple[str, ...]:

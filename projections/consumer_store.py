@@ -28,7 +28,14 @@ from homeledger.adapters.envelope import Envelope, envelope_from_body
 from homeledger.adapters.hash_chain import GENESIS_HASH
 from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
 from homeledger.adapters.store import EVENT_TABLES
-from homeledger.domain.ledger import Allocation, Allocations, Ledger
+from homeledger.domain.ledger import (
+    Allocation,
+    Allocations,
+    Ledger,
+    RecordedFact,
+    RecordedFacts,
+    recorded_fact,
+)
 from homeledger.projections.db import ProjectionDB, Tx
 from homeledger.projections.model import Table
 
@@ -150,6 +157,20 @@ def _kept_ledger(text: str) -> Ledger | None:
                for key, (initiative, year, amount, released)
                in state["allocations"].items()}  # fmt: skip
     return ledger_from_dict(state["ledger"], Allocations(changed=changed))
+
+
+def applied_facts(tx: Tx) -> RecordedFacts:
+    """The facts a reversal may name, found by position among the envelopes applied
+    (read in `tx`: valid while it is open)."""
+
+    def lookup(position: int) -> RecordedFact | None:
+        rows = tx.query(f"SELECT envelope FROM {APPLIED.name} WHERE position = ?", (position,))
+        if not rows:
+            return None
+        envelope = envelope_from_body(json.loads(rows[0][0]), position)
+        return recorded_fact(envelope.fact, envelope.event_id)
+
+    return RecordedFacts(lookup)
 
 
 def applied_page(tx: Tx, start: int, stop: int) -> list[Envelope]:

@@ -1,7 +1,8 @@
 """The ledger at a cut: what the documents (the statement, the IATI export) read.
 
 A cut is a position of the ledger (the facts at positions 1..N), optionally narrowed to
-the facts effective on or before a date (`--to DATE`). Everything here reads the stored
+the facts effective on or before a date (`--to DATE`; a reversal counts where the fact
+it reverses counts, as for `balances` and `audit`). Everything here reads the stored
 read models at the cut through the point-in-time reader, and the few facts the models do
 not keep (the partnership's terms, pledges, receipts, reversals) from the store by type,
 in pages: nothing holds all the facts in memory.
@@ -21,6 +22,7 @@ from typing import Any
 
 from homeledger.adapters.envelope import parse_time
 from homeledger.adapters.store import LedgerStore
+from homeledger.domain.events import effect_date, event_from_data
 from homeledger.domain.money import ZERO
 from homeledger.domain.pledge import Terms
 from homeledger.projections.as_of import PointInTime
@@ -161,7 +163,7 @@ class LedgerCut:
         for notification in self.store.notifications(1, self.cut.position, types, page=PAGE):
             body = self.store.decode_body(notification)
             effective = date.fromisoformat(body["effective_date"])
-            if not self.cut.admits(effective):
+            if not self.cut.admits(_counts_on(body, effective)):
                 continue
             yield Fact(notification.id, body["type"], body["event_id"], effective,
                        parse_time(body["recorded_at"]), body.get("data") or {})  # fmt: skip
@@ -198,15 +200,9 @@ class LedgerCut:
     # The read models at the cut.
 
     def balances(self) -> BalancesModel:
-        """The balances at the cut; with `--to`, replayed from the facts effective by then."""
-        if self.cut.to is None:
-            return self.reader.balances(self.cut.position)
-        model = BalancesModel()
-        for envelope in self.store.envelopes(1, self.cut.position, page=PAGE):
-            if self.cut.admits(envelope.effective_date):
-                model.apply(envelope)
-        model.position = self.cut.position
-        return model
+        """The balances at the cut (with `--to`, of the facts effective by then): what
+        `balances` prints for it."""
+        return self.reader.balances(self.cut.position, self.cut.to)
 
     def portfolio(self) -> PortfolioModel:
         model = self.reader.model(PortfolioModel.NAME, self.cut.position)
@@ -278,7 +274,10 @@ class LedgerCut:
     def _bounds(self) -> tuple[tuple[Any, ...], str]:
         if self.cut.to is None:
             return (self.cut.position,), ""
-        return (self.cut.position, self.cut.to.isoformat()), " AND effective_date <= ?"
+        # A reversal's line counts on the date of the line it reverses.
+        counts_on = (f"COALESCE((SELECT r.effective_date FROM {AUDIT.name} r WHERE r.position "
+                     f"= {AUDIT.name}.reversed_position), effective_date)")  # fmt: skip
+        return (self.cut.position, self.cut.to.isoformat()), f" AND {counts_on} <= ?"
 
     def milestone(self, row: TrailRow) -> Milestone:
         """A milestone's name and evidence from its audit row; from the stored fact when
@@ -312,6 +311,15 @@ def open_cut(store: LedgerStore, reader: PointInTime, position: int,
     ledger = LedgerCut(store, reader, Cut(last, recorded, head_hash, to))
     ledger.terms()  # refuse a ledger without a partnership before anything else
     return ledger
+
+
+def _counts_on(body: dict[str, Any], effective: date) -> date:
+    """The date a stored fact counts on in a cut by effective date (a reversal: its
+    reversed fact's)."""
+    if body.get("type") != REVERSED:
+        return effective
+    fact = event_from_data(str(body["type"]), int(body["schema_version"]), body["data"])
+    return effect_date(fact, effective)
 
 
 def cents_text(cents: int) -> Decimal:

@@ -36,7 +36,9 @@ from homeledger.projections.snapshots import decode_state, encode_state
 #    and line) are a WITHOUT ROWID table.
 # 3: the model state kept for as-of reads is called a snapshot (hl_proj_snapshots);
 #    the double-entry model is named "postings".
-PROJECTION_FORMAT = "3"
+# 4: the audit trail's `reversed_position` column; the balances' log of movements
+#    (hl_proj_balance_moves) for cuts by effective date.
+PROJECTION_FORMAT = "4"
 META = Table("hl_proj_meta", (("key", "TEXT"), ("value", "TEXT")), ("key",))
 TRACKING = Table("hl_proj_tracking", (("projection", "TEXT"), ("position", "INT")),
                  ("projection",))  # fmt: skip

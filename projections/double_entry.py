@@ -16,6 +16,8 @@ How each money fact posts (one balanced entry per fact):
     FundsAllocated      Dr unallocated:Y      Cr allocated:I
     AllocationReleased  Dr allocated:I        Cr unallocated:Y
     FundsDisbursed      Dr disbursed          Cr cash
+    FactReversed        the exact opposite of the reversed fact's entry (a receipt:
+                        Dr receivable:Y Cr cash; a disbursement: Dr cash Cr disbursed)
 
 So cash + receivables + disbursed = every pledge = unallocated + allocated, and the
 sum of all balances (debits - credits) is zero after every fact.
@@ -131,11 +133,13 @@ def entry(ev: DomainEvent) -> list[tuple[str, str, Decimal]]:
         return [(allocated(ev.initiative), unallocated(ev.year), ev.amount)]
     if isinstance(ev, e.FundsDisbursed):
         return [(DISBURSED, CASH, ev.amount)]
+    if isinstance(ev, e.FactReversed):
+        return [(credit, debit, amount) for debit, credit, amount in entry(ev.reversed_fact)]
     return []
 
 
 MONEY_FACTS = (e.DonationPledged, e.DonationReceived, e.FundsAllocated,
-               e.AllocationReleased, e.FundsDisbursed)  # fmt: skip
+               e.AllocationReleased, e.FundsDisbursed, e.FactReversed)  # fmt: skip
 
 
 class DoubleEntryModel(Model):

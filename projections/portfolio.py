@@ -2,7 +2,8 @@
 
 Stored as a log, one row per unit fact (position, country, effective date, signed
 change), so "held on date D as of position N" is a sum over rows with position <= N
-and effective date <= D. In memory it is the domain's own Portfolio, so the counts
+and effective date <= D. A reversed unit fact adds the opposite change on the reversed
+fact's date, at the reversal's position. In memory it is the domain's own Portfolio, so the counts
 are the very ones the pledge rules use.
 """
 
@@ -41,13 +42,21 @@ class PortfolioModel(Model):
         self.portfolio = Portfolio()
 
     def _handlers(self) -> dict[str, Callable[[Envelope, Any], None]]:
-        return {e.UnitsAcquired.TYPE: self._changed, e.UnitsDisposed.TYPE: self._changed}
+        return {e.UnitsAcquired.TYPE: self._changed, e.UnitsDisposed.TYPE: self._changed,
+                e.FactReversed.TYPE: self._reversed}  # fmt: skip
 
-    def _changed(self, env: Envelope, ev: e.UnitsAcquired) -> None:
-        delta = -ev.units if isinstance(ev, e.UnitsDisposed) else ev.units
+    def _changed(self, env: Envelope, ev: e.UnitsAcquired, sign: int = 1,
+                 reference: str | None = None) -> None:  # fmt: skip
+        delta = sign * (-ev.units if isinstance(ev, e.UnitsDisposed) else ev.units)
+        reference = ev.reference if reference is None else reference
         self.portfolio.apply(ev.country, ev.effective_date, delta)
         self._append(CHANGES.name, (env.position, ev.country, ev.effective_date.isoformat(),
-                                    delta, ev.reference))  # fmt: skip
+                                    delta, reference))  # fmt: skip
+
+    def _reversed(self, env: Envelope, ev: e.FactReversed) -> None:
+        taken = ev.reversed_fact
+        if isinstance(taken, e.UnitsAcquired):  # or its subclass, UnitsDisposed
+            self._changed(env, taken, -1, f"reversal of position {ev.reversed_position}")
 
     def state_rows(self) -> Rows:
         return {

@@ -3,6 +3,8 @@
 Pledged, received and outstanding for the year; the year's money allocated per
 initiative (allocated, released, net); what was disbursed during the calendar year
 (by the disbursement date) per initiative; and the milestones reached in the year.
+Reversed disbursements and milestones are left out. With `to`, only the facts
+effective on or before that date count (and the year ends there, if earlier).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from homeledger.projections.as_of import PointInTime
 REPORT_COLUMNS = ("section", "item", "country", "detail", "amount")
 
 
-def year_report(reader: PointInTime, year: int, position: int) -> dict[str, Any]:
-    balances = reader.balances(position)
-    first, last = date(year, 1, 1), date(year, 12, 31)
+def year_report(reader: PointInTime, year: int, position: int,
+                to: date | None = None) -> dict[str, Any]:  # fmt: skip
+    balances = reader.balances(position, to)
+    first, last = date(year, 1, 1), min(date(year, 12, 31), to or date.max)
     totals = balances.years.get(year)
     pledge = balances.year_rows(year)[0] if totals else None
     allocations = [
@@ -33,6 +36,7 @@ def year_report(reader: PointInTime, year: int, position: int) -> dict[str, Any]
     return {
         "year": year,
         "as_of_position": position,
+        **({} if to is None else {"to": to.isoformat()}),
         "basis": totals.basis if totals else None,
         "unit_basis": totals.unit_basis if totals else None,
         "pledge": pledge,

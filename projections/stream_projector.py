@@ -40,6 +40,7 @@ from homeledger.projections.consumer_store import (
     APPLIED,
     LAST_APPLIED,
     LastApplied,
+    applied_facts,
     applied_page,
     create_tables,
     holds_events,
@@ -151,6 +152,9 @@ class StreamProjector:
             if self._moved(tx) or stale:  # _moved first: on PostgreSQL it locks the row
                 self._load(tx)  # another process applied facts meanwhile, or a failure
                 self._stale, before = True, self.last
+            # The facts a reversal names: applied before this batch, or in it (kept in
+            # memory with their positions until the batch is written).
+            self.ledger.recorded = applied_facts(tx)
             page = _Page()
             for index, delivery in enumerate(deliveries):
                 try:
@@ -197,7 +201,7 @@ class StreamProjector:
                 f"stream sequence {delivery.stream_seq} (position {envelope.position}): "
                 f"{envelope.type} breaks [{broken.rule}]: {broken.message}"
             ) from None
-        self.ledger.apply(envelope.fact)
+        self.ledger.apply(envelope.fact, envelope.stamp())
 
     def _known(self, tx: Tx, delivery: Delivery, page: _Page) -> None:
         """A redelivery is the event already applied at its position, or a refusal."""

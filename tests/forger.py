@@ -17,6 +17,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import nats
 
 from homeledger.adapters.hash_chain import GENESIS_HASH, canonical_json, chain_hash
 from homeledger.adapters.seals import seal_digest
+from homeledger.domain.events import event_from_data
 
 SQLITE_TABLES = {"events": "stored_events", "snapshots": "stored_snapshots"}
 POSTGRES_TABLES = {"events": "homeledger_events", "snapshots": "homeledger_snapshots"}
@@ -168,6 +170,8 @@ class RawEvents:
                 "command_id": str(uuid.uuid4()), "data": data, "prev_hash": before["hash"],
                 **fields}  # fmt: skip
         body["correlation_id"] = fields.get("correlation_id", body["command_id"])
+        if "effective_date" not in fields:  # a careful forger dates it as the fact says
+            body["effective_date"] = _own_date(event_type, data, before["effective_date"])
         body["hash"] = chain_hash(body)
         self.put(last + 1, body)
         return last + 1
@@ -276,3 +280,12 @@ def next_fact(last: dict[str, Any], how: str = "", **fields: Any) -> dict[str, A
     if how == "content":  # edited after it was hashed
         event["data"] = {**event["data"], "digest": "0" * 64}
     return event
+
+
+def _own_date(event_type: str, data: dict[str, Any], default: str) -> str:
+    """The effective date a fact's envelope must carry: its own date, if it has one."""
+    try:
+        fact = event_from_data(event_type, 1, data)
+    except (ValueError, KeyError):
+        return default
+    return fact.business_date(date.fromisoformat(default)).isoformat()

@@ -149,10 +149,12 @@ def url_of(store: LedgerStore) -> str:
 
 class StepClock:
     """A deterministic clock: each reading moves on by the next of `steps` seconds, in
-    turn (a negative step goes back, as a writer's clock that disagrees would)."""
+    turn (a negative step goes back, as a writer's clock that disagrees would). It starts
+    after every date the tests record (2021-2024): a fact is never effective after the
+    day it is recorded."""
 
     def __init__(self, start: datetime | None = None, steps: Sequence[int] = (1,)) -> None:
-        self.now = start or datetime(2021, 7, 1, 9, 0, tzinfo=UTC)
+        self.now = start or datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
         self.steps = list(steps) or [1]
         self.index = 0
 

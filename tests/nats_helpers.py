@@ -38,6 +38,7 @@ from homeledger.domain.commands import (
     RecordMilestone,
     RegisterInitiative,
     ReleaseAllocation,
+    ReverseFact,
 )
 from tests.helpers import CLI, clean_env, partnership, unavailable, wait_until
 
@@ -82,6 +83,8 @@ def record_story(app: LedgerApplication) -> None:
                         on=date(2022, 3, 1), evidence="report-1"),
         CloseInitiative(id="nl-siblings", on=date(2022, 6, 30), reason="completed"),
     ])  # fmt: skip
+    paid = next(e for e in app.store.envelopes(types=["FundsDisbursed"]))
+    app.execute(ReverseFact(id=str(paid.position), reason="paid twice", on=date(2022, 7, 1)))
     app.seal()
 
 

@@ -103,6 +103,9 @@ def amounts(min_cents: int = 1, max_cents: int = 500_000) -> st.SearchStrategy[s
 
 
 any_amounts = amounts()
+# An effective date (`--on`) left to its default, or given.
+no_dates = st.none()
+maybe_dates = st.none() | dates
 maybe_allocation_ids = st.none() | allocation_ids
 milestone_names = st.sampled_from(MILESTONES)
 
@@ -137,8 +140,10 @@ def dispose_units(
     return st.builds(c.DisposeUnits, country=country, units=units, on=on, ref=optional_texts)
 
 
-def pledge_donation(*, year: Any = years) -> st.SearchStrategy[c.PledgeDonation]:
-    return st.builds(c.PledgeDonation, year=year)
+def pledge_donation(
+    *, year: Any = years, on: Any = no_dates
+) -> st.SearchStrategy[c.PledgeDonation]:
+    return st.builds(c.PledgeDonation, year=year, on=on)
 
 
 def receive_donation(
@@ -148,10 +153,13 @@ def receive_donation(
     return st.builds(c.ReceiveDonation, year=year, amount=amount, on=on, currency=currency)
 
 
-def register_initiative(*, initiative: Any = slugs) -> st.SearchStrategy[c.RegisterInitiative]:
+def register_initiative(
+    *, initiative: Any = slugs, on: Any = no_dates
+) -> st.SearchStrategy[c.RegisterInitiative]:
     return st.builds(
         c.RegisterInitiative, id=initiative, name=texts, country=countries,
         programme=st.sampled_from(["family strengthening", "alternative care", "youth"]),
+        on=on,
     )  # fmt: skip
 
 
@@ -164,20 +172,21 @@ def close_initiative(
 def allocate_funds(
     *, initiative: Any = slugs, year: Any = years, amount: Any = any_amounts,
     allocation_id: Any = maybe_allocation_ids, currency: Any = command_currencies,
+    on: Any = no_dates,
 ) -> st.SearchStrategy[c.AllocateFunds]:  # fmt: skip
     return st.builds(
         c.AllocateFunds, initiative=initiative, year=year, amount=amount,
-        allocation_id=allocation_id, currency=currency,
+        allocation_id=allocation_id, currency=currency, on=on,
     )  # fmt: skip
 
 
 def release_allocation(
     *, allocation_id: Any = allocation_ids, amount: Any = any_amounts,
-    currency: Any = command_currencies,
+    currency: Any = command_currencies, on: Any = no_dates,
 ) -> st.SearchStrategy[c.ReleaseAllocation]:  # fmt: skip
     return st.builds(
         c.ReleaseAllocation, id=allocation_id, amount=amount, reason=texts,
-        currency=currency,
+        currency=currency, on=on,
     )  # fmt: skip
 
 
@@ -199,6 +208,16 @@ def record_milestone(
     )
 
 
+# A fact to reverse: a position (as typed) or an event id.
+fact_refs = st.one_of(st.integers(1, 60).map(str), st.uuids().map(str))
+
+
+def reverse_fact(
+    *, ref: Any = fact_refs, on: Any = maybe_dates
+) -> st.SearchStrategy[c.ReverseFact]:
+    return st.builds(c.ReverseFact, id=ref, reason=texts, on=on)
+
+
 def seal_ledger() -> st.SearchStrategy[c.SealLedger]:
     return st.builds(c.SealLedger, position=st.integers(0, 10_000), digest=digests)
 
@@ -215,6 +234,7 @@ COMMAND_STRATEGIES: dict[type[c.Command], Callable[[], st.SearchStrategy[Any]]] 
     c.ReleaseAllocation: release_allocation,
     c.DisburseFunds: disburse_funds,
     c.RecordMilestone: record_milestone,
+    c.ReverseFact: reverse_fact,
     c.SealLedger: seal_ledger,
 }
 
@@ -358,6 +378,21 @@ EVENT_STRATEGIES: dict[str, st.SearchStrategy[e.DomainEvent]] = {
     ),
     "LedgerSealed": st.builds(e.LedgerSealed, position=st.integers(0, 10**9), digest=digests),
 }
+
+
+def _reversal_of(fact: e.DomainEvent, event_id: str, position: int,
+                 reason: str) -> e.FactReversed:  # fmt: skip
+    return e.FactReversed(reverses=event_id, reversed_type=fact.TYPE, reversed_position=position,
+                          reason=reason, original=e.event_data(fact))  # fmt: skip
+
+
+EVENT_STRATEGIES["FactReversed"] = st.builds(
+    _reversal_of,
+    st.one_of([EVENT_STRATEGIES[kind] for kind in sorted(e.REVERSIBLE)]),
+    st.uuids().map(str),
+    st.integers(1, 10**9),
+    texts,
+)
 
 
 def events() -> st.SearchStrategy[e.DomainEvent]:

@@ -254,11 +254,13 @@ def test_a_closed_initiative_and_the_release_before_it(
     assert value(page, f'{section} [data-figure="closed-on"]') == "2022-08-31"
     assert page.locator(f"{section} tr[data-type]").evaluate_all(kinds) == ["InitiativeClosed"]
     assert "(closed)" in page.locator('tr[data-initiative="fi-family-coaching"] th').text_content()
-    # The release gave back 2021 money: it is a line of the 2021 statement.
+    # The release gave back 2021 money: it is a line of the 2021 statement (as is the
+    # registration, dated at the partnership's start in 2021).
     page, seen = open_page(statement(recorded, 2021))
     assert_quiet(page, seen)
     lines = page.locator(f"{section} tr[data-type]")
-    assert lines.evaluate_all(kinds) == ["FundsAllocated", "AllocationReleased"]
+    assert lines.evaluate_all(kinds) == [
+        "InitiativeRegistered", "FundsAllocated", "AllocationReleased"]  # fmt: skip
     released = run(recorded.url, "balances", "--by", "initiative", "--year", "2021")
     row = next(r for r in released if r["initiative"] == "fi-family-coaching")
     line = '#initiatives-table tr[data-initiative="fi-family-coaching"]'

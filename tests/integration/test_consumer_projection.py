@@ -75,9 +75,10 @@ def consumer_url(store_url: str, tmp_path: Path, request: pytest.FixtureRequest)
 
 
 def ok(args: list[str], env: dict[str, str]) -> str:
+    """What the command printed on stdout (as-of answers say where they stand on stderr)."""
     result = invoke(args, env)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout
 
 
 def project(env: dict[str, str], consumer: str, durable: str = "c1",

@@ -76,6 +76,8 @@ def test_every_event_is_published_with_the_contract_subject_headers_and_payload(
     assert "homeledger.events.DonationPledged.2021" in scopes
     assert "homeledger.events.UnitsAcquired.SE" in scopes
     assert "homeledger.events.LedgerSealed.partnership" in scopes
+    # A reversal's scope is the reversed fact's: here a disbursement's initiative.
+    assert "homeledger.events.FactReversed.gw-bissau-village" in scopes
 
 
 def test_a_second_relay_publishes_nothing_and_reports_its_checkpoint(

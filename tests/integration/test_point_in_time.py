@@ -151,7 +151,8 @@ def test_cli_as_of_position_and_time(store_url: str, pro_rata_ledger: LedgerAppl
     assert '"difference": "0.00"' in trial.stdout
     audit = runner.invoke(cli, ["--store", store_url, "--format", "csv", "audit",
                                 "se-youth-jobs", "--as-of-position", "13"])  # fmt: skip
-    assert len(audit.output.splitlines()) == 1 + 3  # registered, allocated, released
+    assert len(audit.stdout.splitlines()) == 1 + 3  # registered, allocated, released
+    assert audit.stderr.startswith("as of position 13 (recorded by ")
 
 
 @pytest.mark.parametrize("n", [0, 3], ids=["empty", "three"])
@@ -161,6 +162,7 @@ def test_portfolio_as_of_position_and_on_date(
     args = ["--format", "json", "portfolio", "--on", "2021-12-31", "--as-of-position", str(n)]
     result = CliRunner().invoke(cli, ["--store", store_url, *args])
     assert result.exit_code == 0, result.stderr
-    expected = {0: "[]", 3: '[{"on":"2021-12-31","country":"NL","units":500},'
-                           '{"on":"2021-12-31","country":"SE","units":1000}]'}  # fmt: skip
+    held = ('[{"on":"2021-12-31","country":"NL","units":500,"as_of_position":3},'
+            '{"on":"2021-12-31","country":"SE","units":1000,"as_of_position":3}]')
+    expected = {0: "[]", 3: held}
     assert result.stdout.strip() == expected[n]

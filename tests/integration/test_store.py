@@ -137,8 +137,12 @@ def record_reference(app: LedgerApplication) -> list[Envelope]:
 
 
 def replayed(store: LedgerStore) -> dict[str, object]:
-    """The ledger as a plain replay of every stored fact gives it, snapshots unused."""
-    return ledger_to_dict(replay([envelope.fact for envelope in store.envelopes()]))
+    """The ledger as a plain replay of every stored fact gives it, snapshots unused (each
+    fact with its identity: the ledger keeps the reversible ones by event id)."""
+    ledger = replay([])
+    for envelope in store.envelopes():
+        ledger.apply(envelope.fact, envelope.stamp())
+    return ledger_to_dict(ledger)
 
 
 def allocated_2021(app: LedgerApplication) -> Decimal:

@@ -20,6 +20,7 @@ from homeledger.domain import events as e
 from homeledger.domain.errors import DomainError
 from homeledger.domain.ledger import Ledger, replay
 from tests.helpers import build, partnership
+from tests.unit.test_reversals import REVERSAL_ERRORS
 
 TODAY = date(2021, 9, 1)
 START = date(2021, 7, 1)
@@ -334,9 +335,10 @@ def test_admit_refuses_a_fact_no_command_could_record(name: str) -> None:
 def test_every_ledger_error_has_a_case() -> None:
     ledger_errors = {
         cls for _, cls in inspect.getmembers(errors, inspect.isclass)
-        if issubclass(cls, DomainError) and cls is not DomainError
+        if issubclass(cls, DomainError) and cls not in (DomainError, errors.EffectiveDateError)
     } - APPLICATION_ERRORS  # fmt: skip
     covered = {case.error for case in CASES.values()} | {err for _, err in FORGED.values()}
+    covered |= REVERSAL_ERRORS  # reversals and effective dates: tests/unit/test_reversals.py
     assert ledger_errors <= covered
     assert len({cls.rule for cls in ledger_errors | APPLICATION_ERRORS}) == len(
         ledger_errors | APPLICATION_ERRORS
