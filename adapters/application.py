@@ -138,7 +138,7 @@ class Plan:
 
     def take(self) -> list[Decided | Repeated]:
         """The slots planned so far, handed over; the plan goes on from its state."""
-        slots, self.slots, self.seen = self.slots, [], {}
+        slots, self.slots = self.slots, []
         return slots
 
     def answers(self, positions: Sequence[int]) -> list[Envelope]:
@@ -271,17 +271,27 @@ class LedgerApplication:
     def _record_batch(self, session: WriteSession, plan: Plan, batch: list[Numbered],
                       now: datetime, correlation: str | None, result: Recorded,
                       on_decided: OnDecided | None) -> None:  # fmt: skip
+        plan.seen = {}  # earlier chunks' command ids are found among the receipts stored
         known = session.receipts([c.command_id for _, c in batch if c.command_id])
         plan.ledger.allocations.know(
             session.allocations([i for _, c in batch for i in c.allocation_ids()])
         )
         for number, command in batch:
+            if isinstance(command, ReverseFact):  # the fact it names may be decided just now:
+                self._flush(session, plan, result, on_decided)  # store it first
             try:
                 self._add(plan, command, now, correlation,
                           _known_repeats(known, self.fingerprints))
             except DomainError as error:
                 raise BatchError(number, error) from None
+        self._flush(session, plan, result, on_decided)
+
+    def _flush(self, session: WriteSession, plan: Plan, result: Recorded,
+               on_decided: OnDecided | None) -> None:
+        """Store what the plan decided since the last flush; count it in `result`."""
         slots = plan.take()
+        if not slots:
+            return
         decided = [slot for slot in slots if isinstance(slot, Decided)]
         positions = session.append([b for s in decided for b in s.bodies],
                                    [s.receipt() for s in decided])  # fmt: skip
@@ -293,7 +303,8 @@ class LedgerApplication:
             result.commands += 1
             if isinstance(slot, Repeated):
                 result.repeats += 1
-                result.add("repeat", slot.first_version, slot.last_version)
+                if slot.first_version:  # not a repeat of a command of this very import
+                    result.add("repeat", slot.first_version, slot.last_version)
                 continue
             where = [next(remaining) for _ in slot.bodies]
             result.events += len(where)
@@ -338,7 +349,8 @@ class LedgerApplication:
         command_id = command.command_id
         if command_id and command_id in plan.seen:
             self.fingerprints.check_same(command, plan.seen[command_id])
-            return  # the same command twice in one batch is recorded once
+            plan.slots.append(Repeated([]))  # the same command twice in a batch: once
+            return
         found = repeat(command)
         today = now.astimezone(UTC).date()
         if found is None:
