@@ -48,7 +48,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body
 from homeledger.adapters.errors import ConfigError, NatsUnavailableError
-from homeledger.adapters.nats_connection import NATS_FAILURES, close, connect, explain
+from homeledger.adapters.nats_connection import NATS_FAILURES, explain, session
 from homeledger.adapters.nats_messages import POSITION, stream_subjects, subject_root
 from homeledger.adapters.nats_stream import check_subjects, missing_stream
 from homeledger.adapters.settings import DEFAULT_SUBJECT_PREFIX, Settings
@@ -546,9 +546,8 @@ async def consume(
     """
     spec = replace(spec, prefix=settings.subject_prefix)
     spec.check()
-    client = await connect(settings, name=f"homeledger-consumer:{spec.durable or 'ephemeral'}",
-                           reconnect_forever=True, on_event=report)  # fmt: skip
-    try:
+    name = f"homeledger-consumer:{spec.durable or 'ephemeral'}"
+    async with session(settings, name=name, reconnect_forever=True, on_event=report) as client:
         js = client.jetstream(timeout=settings.nats_timeout)
         loop = ConsumerLoop(client, js, settings.stream, spec, handler, max_outage=max_outage,
                             nats_url=settings.nats_url, batch_handler=batch_handler)  # fmt: skip
@@ -560,9 +559,3 @@ async def consume(
                                   until_seq=until)  # fmt: skip
         except nats.js.errors.NotFoundError:
             raise missing_stream(settings) from None
-        except NATS_FAILURES as failure:
-            raise NatsUnavailableError(
-                explain(failure, settings.nats_url, settings, client=client)
-            ) from None
-    finally:
-        await close(client, settings)

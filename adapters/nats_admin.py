@@ -18,8 +18,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo, StreamInfo
 
 from homeledger.adapters.consumer import DURABLE_RE, FROM_POSITION_KEY
-from homeledger.adapters.errors import ConfigError, NatsUnavailableError
-from homeledger.adapters.nats_connection import NATS_FAILURES, close, connect, explain
+from homeledger.adapters.errors import ConfigError
+from homeledger.adapters.nats_connection import session
 from homeledger.adapters.nats_messages import EVENT_TYPE, MSG_ID, POSITION
 from homeledger.adapters.nats_stream import missing_stream
 from homeledger.adapters.settings import Settings
@@ -37,18 +37,11 @@ class ConsumerNotFoundError(Exception):
 
 async def _with_stream(settings: Settings, action: Callable[[JetStreamContext], Awaitable[T]],
                        purpose: str) -> T:  # fmt: skip
-    client = await connect(settings, name=f"homeledger-{purpose}")
-    try:
-        js = client.jetstream(timeout=settings.nats_timeout)
-        return await action(js)
-    except nats.js.errors.NotFoundError:
-        raise missing_stream(settings) from None
-    except NATS_FAILURES as failure:
-        raise NatsUnavailableError(
-            explain(failure, settings.nats_url, settings, client=client)
-        ) from None
-    finally:
-        await close(client, settings)
+    async with session(settings, name=f"homeledger-{purpose}") as client:
+        try:
+            return await action(client.jetstream(timeout=settings.nats_timeout))
+        except nats.js.errors.NotFoundError:
+            raise missing_stream(settings) from None
 
 
 # stream info

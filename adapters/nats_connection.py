@@ -11,7 +11,7 @@ import contextlib
 import re
 import ssl
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -246,3 +246,22 @@ async def close(client: Client, settings: Settings) -> None:
     stopped answering cannot hold the command: what was not flushed is retried)."""
     with contextlib.suppress(*NATS_FAILURES):
         await asyncio.wait_for(client.close(), settings.nats_timeout)
+
+
+@contextlib.asynccontextmanager
+async def session(
+    settings: Settings, *, name: str, reconnect_forever: bool = False,
+    on_event: Callable[[str], None] | None = None,
+) -> AsyncIterator[Client]:  # fmt: skip
+    """A connection for the block: its NATS failures become NatsUnavailableError (one line,
+    no secret), and it is closed within the NATS timeout whatever happens."""
+    client = await connect(settings, name=name, reconnect_forever=reconnect_forever,
+                           on_event=on_event)  # fmt: skip
+    try:
+        yield client
+    except NATS_FAILURES as failure:
+        raise NatsUnavailableError(
+            explain(failure, settings.nats_url, settings, client=client)
+        ) from None
+    finally:
+        await close(client, settings)

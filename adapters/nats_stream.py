@@ -19,13 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 
 from homeledger.adapters.errors import NatsUnavailableError
-from homeledger.adapters.nats_connection import (
-    NATS_FAILURES,
-    close,
-    connect,
-    display_servers,
-    explain,
-)
+from homeledger.adapters.nats_connection import display_servers, session
 from homeledger.adapters.nats_messages import stream_subjects
 from homeledger.adapters.settings import DEFAULT_SUBJECT_PREFIX, Settings
 
@@ -124,15 +118,8 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> StreamInfo:
 
 async def create_stream(settings: Settings, spec: StreamSpec) -> StreamInfo:
     """`ensure_stream` on a connection of its own (a relay waiting for its ledger)."""
-    client = await connect(settings, name="homeledger-relay")
-    try:
+    async with session(settings, name="homeledger-relay") as client:
         return await ensure_stream(client.jetstream(timeout=settings.nats_timeout), spec)
-    except NATS_FAILURES as failure:
-        raise NatsUnavailableError(
-            explain(failure, settings.nats_url, settings, client=client)
-        ) from None
-    finally:
-        await close(client, settings)
 
 
 async def _api(call: Awaitable[StreamInfo], what: str) -> StreamInfo:

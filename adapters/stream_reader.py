@@ -21,7 +21,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from homeledger.adapters.errors import NatsUnavailableError
-from homeledger.adapters.nats_connection import NATS_FAILURES, close, connect, explain
+from homeledger.adapters.nats_connection import NATS_FAILURES, session
 from homeledger.adapters.nats_messages import stream_subjects
 from homeledger.adapters.nats_stream import check_subjects, missing_stream
 from homeledger.adapters.settings import Settings
@@ -45,8 +45,7 @@ Visitor = Callable[[list[StreamRecord]], Awaitable[None] | None]
 
 async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH) -> int:
     """Hand every message of the stream to `visit`, in batches; the last sequence read."""
-    client = await connect(settings, name="homeledger-reader")
-    try:
+    async with session(settings, name="homeledger-reader") as client:
         js = client.jetstream(timeout=settings.nats_timeout)
         try:
             info = await js.stream_info(settings.stream)
@@ -61,12 +60,6 @@ async def walk_stream(settings: Settings, visit: Visitor, *, batch: int = BATCH)
             return await _read(sub, last, visit, batch, settings.nats_timeout)
         finally:
             await _remove(js, sub, settings.stream)
-    except NATS_FAILURES as failure:
-        raise NatsUnavailableError(
-            explain(failure, settings.nats_url, settings, client=client)
-        ) from None
-    finally:
-        await close(client, settings)
 
 
 async def _read(sub: PullSubscription, last: int, visit: Visitor, batch: int,
@@ -130,9 +123,8 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
 
     An ephemeral consumer without acknowledgements, deleted when done.
     """
-    client = await connect(settings, name="homeledger-tail", reconnect_forever=True)
     seen = 0
-    try:
+    async with session(settings, name="homeledger-tail", reconnect_forever=True) as client:
         js = client.jetstream(timeout=settings.nats_timeout)
         try:
             check_subjects((await js.stream_info(settings.stream)).config,
@@ -150,10 +142,4 @@ async def follow_stream(settings: Settings, visit: Visitor, stop: asyncio.Event,
                 await _hand_over(messages, visit)
         finally:
             await _remove(js, sub, settings.stream)
-    except NATS_FAILURES as failure:
-        raise NatsUnavailableError(
-            explain(failure, settings.nats_url, settings, client=client)
-        ) from None
-    finally:
-        await close(client, settings)
     return seen
