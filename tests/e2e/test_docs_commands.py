@@ -270,3 +270,15 @@ def test_the_readme_import_file_records_the_worked_example(
         assert read(args, imported) == read(args, env), args
     facts = json.loads(read(["events", "list"], imported))
     assert [fact["position"] for fact in facts] == list(range(1, 14))
+
+
+SYNOPSIS = re.compile(r"\[|\.\.\.|\b[A-Z][A-Z-]{2,}\b|^\$ ", re.M)
+
+
+def test_a_command_example_is_a_shell_block_so_that_it_runs() -> None:
+    """A plain block that starts with a `homeledger` command is a synopsis (optional parts
+    in brackets, placeholders in capitals) or a transcript (`$ `); a runnable example is a
+    ```sh block."""
+    for block in all_blocks():
+        if block.kind == "" and block.body.startswith("homeledger "):
+            assert SYNOPSIS.search(block.body), f"{block}: make it a ```sh block"
