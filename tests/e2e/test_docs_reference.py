@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = ROOT / "docs" / "reference.md"
 HEADING = re.compile(r"^### `(homeledger(?: [a-z-]+)+)`$", re.M)
 FIRST_CELL = re.compile(r"^\| `([^`]+)` \|", re.M)
-OUTSIDE = ("SPEC.md", "../shared", "SPEC section")
+OUTSIDE = ("SPEC.md", "../shared", "SPEC section", "/work/")
 
 
 def reference() -> str:
