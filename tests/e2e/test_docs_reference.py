@@ -41,10 +41,13 @@ def program_commands() -> dict[str, set[str]]:
     option names and the arguments' metavars (without the brackets of an optional one)."""
     found: dict[str, set[str]] = {}
 
-    def walk(command: click.Command, path: str) -> None:
-        if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
-                walk(sub, f"{path} {name}")
+    def walk(command: click.Command, path: str, parent: click.Context | None) -> None:
+        if isinstance(command, click.Group):  # sub-commands may be loaded on first use
+            ctx = click.Context(command, info_name=path.rsplit(" ", 1)[-1], parent=parent)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None, f"{path} {name}"
+                walk(sub, f"{path} {name}", ctx)
             return
         names = set()
         for param in command.params:
@@ -54,7 +57,7 @@ def program_commands() -> dict[str, set[str]]:
                 names.add(next(o for o in param.opts if o.startswith("--")))
         found[path] = names
 
-    walk(cli, "homeledger")
+    walk(cli, "homeledger", None)
     return found
 
 
