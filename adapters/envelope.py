@@ -19,6 +19,7 @@ from homeledger.domain.ledger import Stamp
 from homeledger.domain.values import escape_unencodable
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+_LEDGER_ID = str(LEDGER_ID)
 
 
 def format_time(moment: datetime) -> str:
@@ -104,7 +105,7 @@ class Envelope:
 def new_body(
     fact: DomainEvent,
     *,
-    event_id: UUID,
+    event_id: UUID | str,
     version: int,
     recorded_at: datetime,
     actor: str,
@@ -120,7 +121,7 @@ def new_body(
         "event_id": str(event_id),
         "type": fact.TYPE,
         "schema_version": fact.SCHEMA_VERSION,
-        "aggregate_id": str(LEDGER_ID),
+        "aggregate_id": _LEDGER_ID,
         "aggregate_version": version,
         "effective_date": fact.business_date(default).isoformat(),
         "recorded_at": format_time(recorded_at),

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid5
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 LEDGER_ID = uuid5(UUID("6f0d6f36-52d8-4cf4-9d0e-5f2ad1c1e0a1"), "homeledger-ledger")
 
@@ -29,13 +31,50 @@ DERIVED_FIELDS = ("position", "scope")
 BODY_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in DERIVED_FIELDS)
 HASHED_FIELDS = tuple(f for f in BODY_FIELDS if f != "hash")
 
-# Built once: json.dumps with options builds a new encoder on every call.
+# The definition of the canonical form: the standard library's encoder with these
+# options (built once: json.dumps with options builds a new encoder on every call).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 def canonical_json(value: Any) -> bytes:
-    """One byte form for one value: sorted keys, no spaces, ASCII only."""
+    """One byte form for one value: sorted keys, no spaces, ASCII only.
+
+    The bytes are those of the standard library's encoder above. orjson writes the same
+    bytes several times faster for the values facts are made of (dicts with text keys,
+    lists, text, integers, booleans, null) as long as the text is ASCII without DEL;
+    anything else (non-ASCII text, which orjson leaves unescaped, DEL, which the
+    standard library escapes, floats, whose forms differ, integers beyond 64 bits,
+    lone surrogates, subclasses, tuples) goes through the standard library's encoder."""
+    if _plain(value):
+        try:
+            out = orjson.dumps(value, option=_SORTED)
+        except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+            pass
+        else:
+            if out.isascii() and b"\x7f" not in out:
+                return out
     return _CANONICAL.encode(value).encode()
+
+
+def _plain(value: Any) -> bool:
+    """Whether `value` is made only of dict (text keys), list, str, int, bool and None,
+    exactly those types: the values orjson and the standard library write alike."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    # Plain loops: a third faster than all() over a generator or map, per fact written.
+    if kind is dict:
+        for key, item in value.items():  # noqa: SIM110
+            if type(key) is not str or not _plain(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:  # noqa: SIM110
+            if not _plain(item):
+                return False
+        return True
+    return False
 
 
 def chain_hash(body: dict[str, Any]) -> str:
