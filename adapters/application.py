@@ -22,7 +22,7 @@ from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from homeledger.adapters.envelope import Envelope, envelope_from_body, new_body
+from homeledger.adapters.envelope import Envelope, envelope_from_body, new_fact
 from homeledger.adapters.idempotency import Fingerprints, Receipt
 from homeledger.adapters.seals import digest_of, sign
 from homeledger.adapters.store import (
@@ -45,6 +45,7 @@ Clock = Callable[[], datetime]
 RepeatLookup = Callable[[Command], "Repeated | None"]
 Numbered = tuple[int, Command]  # a command and its number (an import file's line)
 OnDecided = Callable[[list[Envelope]], None]
+Body = dict[str, object]
 
 
 def utc_now() -> datetime:
@@ -73,6 +74,7 @@ class Decided:
     fingerprint: str  # computed once: it is a JSON dump and a hash per command
     facts: list[DomainEvent]  # one per body, already validated: never validated again
     bodies: list[dict[str, object]]
+    encoded: list[bytes]  # each body's canonical JSON, made with its hash
 
     def receipt(self) -> Receipt:
         versions = [int(str(body["aggregate_version"])) for body in self.bodies]
@@ -133,6 +135,9 @@ class Plan:
 
     def bodies(self) -> list[dict[str, object]]:
         return [body for slot in self.decided for body in slot.bodies]
+
+    def encoded(self) -> list[bytes]:
+        return [data for slot in self.decided for data in slot.encoded]
 
     def after(self) -> DecisionState:
         """The decision state once the plan's facts are stored."""
@@ -209,7 +214,7 @@ class LedgerApplication:
             try:
                 positions = self.store.append(
                     plan.bodies(), [slot.receipt() for slot in plan.decided],
-                    plan.ledger.allocations.changed, plan.version,
+                    plan.ledger.allocations.changed, plan.version, plan.encoded(),
                 )
             except VersionConflictError:
                 self._state = None  # another writer was first: decide again on fresh state
@@ -297,7 +302,8 @@ class LedgerApplication:
             return
         decided = [slot for slot in slots if isinstance(slot, Decided)]
         positions = session.append([b for s in decided for b in s.bodies],
-                                   [s.receipt() for s in decided])  # fmt: skip
+                                   [s.receipt() for s in decided],
+                                   [e for s in decided for e in s.encoded])  # fmt: skip
         # Kept in the store now, where the ledger looks them up (in this session).
         session.save_allocations(plan.ledger.allocations.changed, plan.version)
         plan.ledger.allocations = plan.ledger.allocations.kept()
@@ -369,22 +375,23 @@ class LedgerApplication:
             return
         command_id = command_id or new_uuid()
         fingerprint = plan.seen[command_id] = self.fingerprints.of(command)
-        bodies = [self._body(plan, fact, now, command_id, correlation,
-                             dates_of(command, fact, today).effective_date)
-                  for fact in facts]  # fmt: skip
-        plan.slots.append(Decided(command_id, fingerprint, list(facts), bodies))
+        made = [self._body(plan, fact, now, command_id, correlation,
+                           dates_of(command, fact, today).effective_date)
+                for fact in facts]  # fmt: skip
+        plan.slots.append(Decided(command_id, fingerprint, list(facts),
+                                  [body for body, _ in made], [data for _, data in made]))
 
     def _body(self, plan: Plan, fact: DomainEvent, now: datetime, command_id: str,
-              correlation: str | None, effective_date: date) -> dict[str, object]:  # fmt: skip
+              correlation: str | None, effective_date: date) -> tuple[Body, bytes]:  # fmt: skip
         plan.version += 1
-        body = new_body(
+        body, encoded = new_fact(
             fact, event_id=new_uuid(), version=plan.version, recorded_at=now, actor=self.actor,
             command_id=command_id, correlation_id=correlation or command_id,
             prev_hash=plan.last_hash, effective_date=effective_date,
         )  # fmt: skip
         plan.ledger.apply(fact)
         plan.last_hash = str(body["hash"])
-        return body
+        return body, encoded
 
     # Reversals: the fact named is looked up in the store, never taken from the command.
 

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, chain_hash
+from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, hashed
 from homeledger.domain.events import DomainEvent, event_data, event_from_data
 from homeledger.domain.ledger import Stamp
 from homeledger.domain.values import escape_unencodable
@@ -102,7 +102,12 @@ class Envelope:
                      self.event_id, self.position)  # fmt: skip
 
 
-def new_body(
+def new_body(fact: DomainEvent, **fields: Any) -> dict[str, Any]:
+    """The stored body of a new fact, hash included (see `new_fact`)."""
+    return new_fact(fact, **fields)[0]
+
+
+def new_fact(
     fact: DomainEvent,
     *,
     event_id: UUID | str,
@@ -113,9 +118,10 @@ def new_body(
     correlation_id: str,
     prev_hash: str,
     effective_date: date | None = None,
-) -> dict[str, Any]:
-    """The stored body of a new fact, hash included. Its effective date is the fact's
-    own date, else `effective_date`, else the day it is recorded (UTC)."""
+) -> tuple[dict[str, Any], bytes]:
+    """The stored body of a new fact, hash included, and its canonical JSON (what the
+    store keeps). Its effective date is the fact's own date, else `effective_date`,
+    else the day it is recorded (UTC)."""
     default = recorded_at.astimezone(UTC).date() if effective_date is None else effective_date
     body: dict[str, Any] = {
         "event_id": str(event_id),
@@ -131,8 +137,8 @@ def new_body(
         "data": event_data(fact),
         "prev_hash": prev_hash,
     }
-    body["hash"] = chain_hash(body)
-    return body
+    body["hash"], canonical = hashed(body)
+    return body, canonical
 
 
 _FIELD_ORDER: dict[type[DomainEvent], tuple[str, ...]] = {}
@@ -207,4 +213,4 @@ _new_object = object.__new__
 
 
 __all__ = ["ENVELOPE_FIELDS", "Envelope", "envelope_from_body", "format_time", "new_body",
-           "parse_time"]
+           "new_fact", "parse_time"]

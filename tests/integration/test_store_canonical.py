@@ -113,3 +113,15 @@ def test_a_freshly_recorded_ledger_stores_the_standard_librarys_bytes(tmp_path: 
 ]))  # fmt: skip
 def test_fingerprints_are_the_domains_own(command: c.Command) -> None:
     assert plain_fingerprint(command) == command.fingerprint()
+
+
+@given(body=s.bodies())
+def test_a_new_facts_stored_form_is_its_canonical_json_with_its_hash(
+    body: dict[str, Any],
+) -> None:
+    from homeledger.adapters.hash_chain import hashed
+
+    unhashed = {k: v for k, v in body.items() if k != "hash"}
+    digest, stored = hashed(unhashed)
+    assert digest == body["hash"]
+    assert stored == stdlib(body) == canonical_json(body)
