@@ -7,6 +7,6 @@ if sys.argv[1:2] == ["latency-history"]:  # one command on a long history: bench
 
     raise SystemExit(history_main(sys.argv[2:]))
 
-from bench.suite import main  # noqa: E402
+from bench.suite import main
 
 raise SystemExit(main())
