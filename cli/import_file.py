@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 from pydantic import ValidationError
@@ -115,17 +115,9 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 
 def parse_line(number: int, raw: bytes) -> Command:
     """One line as a validated command, or InputError naming the line."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"line {number}: not valid UTF-8") from None
-    try:
-        fields = json.loads(text, parse_float=Decimal, parse_constant=_no_constant,
-                            object_pairs_hook=_unique_keys)  # fmt: skip
-    except _RepeatedKeyError as exc:
-        raise InputError(f"line {number}: the key {exc.key[:40]!r} appears twice") from None
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"line {number}: not valid JSON ({str(exc)[:80]})") from None
+    fields: Any = _compact_fields(raw)
+    if fields is None:
+        fields = _stdlib_fields(number, raw)
     if not isinstance(fields, dict):
         raise InputError(f"line {number}: a command must be a JSON object")
     for key in MONEY_FIELDS:
@@ -142,6 +134,23 @@ def parse_line(number: int, raw: bytes) -> Command:
         raise InputError(f"line {number}: {describe_validation(exc, flags=False)}") from None
 
 
+def _stdlib_fields(number: int, raw: bytes) -> Any:
+    """A line parsed by the standard library: repeated keys refused, numbers with a
+    fraction read as Decimal, NaN and Infinity refused."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"line {number}: not valid UTF-8") from None
+    try:
+        fields = json.loads(text, parse_float=Decimal, parse_constant=_no_constant,
+                            object_pairs_hook=_unique_keys)  # fmt: skip
+    except _RepeatedKeyError as exc:
+        raise InputError(f"line {number}: the key {exc.key[:40]!r} appears twice") from None
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"line {number}: not valid JSON ({str(exc)[:80]})") from None
+    return fields
+
+
 def parse_checked_line(number: int, raw: bytes) -> Command:
     """A line `parse_line` accepted before, parsed again: through orjson when it gives
     the fields the standard library gave (a flat object of text, integers, booleans
@@ -156,6 +165,25 @@ def parse_checked_line(number: int, raw: bytes) -> Command:
         return parse_command(fields)
     except (UnknownCommandError, ValidationError):
         return parse_line(number, raw)  # the same error, named as the first pass named it
+
+
+def _compact_fields(raw: bytes) -> dict[str, Any] | None:
+    """The fields of a line written as orjson writes JSON (compact, keys in the line's
+    order, UTF-8), parsed by orjson; None for any other line, which the standard
+    library's parser checks (a repeated key, a float read as a Decimal, a constant).
+
+    Writing the parsed object back must give the line's very bytes: a repeated key
+    would come back once, so it cannot pass, and text, integers, booleans and null
+    read back so exactly are read as the standard library reads them."""
+    try:
+        fields = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(fields) is not dict or not all(map(_scalar, fields.values())):
+        return None
+    if orjson.dumps(fields) != raw.rstrip(b"\r\n"):
+        return None
+    return cast(dict[str, Any], fields)
 
 
 def _scalar(value: Any) -> bool:

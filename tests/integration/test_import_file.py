@@ -130,3 +130,18 @@ def test_the_second_pass_reads_a_line_as_the_first(line: dict[str, object]) -> N
     except InputError as exc:
         second = str(exc)
     assert second == first
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    (b'{"command":"pledge","year":2021,"year":2022}\n', "appears twice"),
+    (b'{"command":"allocate","initiative":"a","year":2021,"amount":5}\n', "decimal string"),
+    (b'{"command":"pledge","year":NaN}\n', "not valid JSON"),
+    (b'["pledge"]\n', "must be a JSON object"),
+])  # fmt: skip
+def test_compact_lines_are_checked_as_any_other(raw: bytes, says: str) -> None:
+    """Lines written as orjson writes JSON take a faster parser, and the same checks."""
+    from homeledger.cli.errors import InputError
+    from homeledger.cli.import_file import parse_line
+
+    with pytest.raises(InputError, match=says):
+        parse_line(4, raw)
