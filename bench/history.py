@@ -65,6 +65,8 @@ def ledger(events: int, folder: Path, log: Any = print) -> Path:
                     str(lines)], check=True, env=cli_env(), capture_output=True)  # fmt: skip
     log(f"latency-history: built in {time.perf_counter() - started:.1f} s")
     lines.unlink()
+    if building.with_name(building.name + "-wal").exists():  # closed: checkpointed, removed
+        raise RuntimeError(f"{building} still has a write-ahead log: not renamed")
     building.rename(target)
     return target
 
