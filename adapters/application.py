@@ -284,12 +284,12 @@ class LedgerApplication:
         plan.ledger.allocations.know(
             session.allocations([i for _, c in batch for i in c.allocation_ids()])
         )
+        repeats = _known_repeats(known, self.fingerprints)
         for number, command in batch:
             if isinstance(command, ReverseFact):  # the fact it names may be decided just now:
                 self._flush(session, plan, result, on_decided)  # store it first
             try:
-                self._add(plan, command, now, correlation,
-                          _known_repeats(known, self.fingerprints))
+                self._add(plan, command, now, correlation, repeats)
             except DomainError as error:
                 raise BatchError(number, error) from None
         self._flush(session, plan, result, on_decided)
