@@ -30,6 +30,21 @@ def format_time(moment: datetime) -> str:
     return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # strftime is slower
 
 
+_last_time: tuple[datetime, str] | None = None
+
+
+def _recorded_text(moment: datetime) -> str:
+    """`format_time(moment)`, kept for the next fact: a batch or an import records all
+    its facts at one moment (equal aware moments are one instant: one UTC text)."""
+    global _last_time
+    last = _last_time
+    if last is not None and moment.tzinfo is not None and last[0] == moment:
+        return last[1]
+    text = format_time(moment)
+    _last_time = (moment, text)
+    return text
+
+
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
@@ -130,7 +145,7 @@ def new_fact(
         "aggregate_id": _LEDGER_ID,
         "aggregate_version": version,
         "effective_date": fact.business_date(default).isoformat(),
-        "recorded_at": format_time(recorded_at),
+        "recorded_at": _recorded_text(recorded_at),
         "actor": actor,
         "command_id": command_id,
         "correlation_id": correlation_id,
