@@ -446,14 +446,15 @@ def _bulk_collection() -> Iterator[None]:
     700 allocations over everything the process has loaded: 15-18 % of an import. The
     objects that exist before the recording are frozen out of its scans, and its first
     threshold raised; both are restored afterwards."""
-    thresholds = gc.get_threshold()
+    thresholds, frozen_before = gc.get_threshold(), gc.get_freeze_count()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        if not frozen_before:  # a caller that froze objects itself keeps them frozen
+            gc.unfreeze()
 
 
 def _no_repeat(command: Command) -> Repeated | None:
