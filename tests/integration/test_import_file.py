@@ -145,3 +145,16 @@ def test_compact_lines_are_checked_as_any_other(raw: bytes, says: str) -> None:
 
     with pytest.raises(InputError, match=says):
         parse_line(4, raw)
+
+
+def test_the_collector_is_as_it_was_after_an_import(sqlite_url: str, tmp_path: Path) -> None:
+    """An import makes the cyclic collector rare while it runs, and only then."""
+    import gc
+
+    path = tmp_path / "commands.jsonl"
+    path.write_bytes(lines(*OPENING))
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    code, _, err = run(sqlite_url, "import", str(path))
+    assert code == 0, err
+    assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == frozen
