@@ -13,12 +13,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, chain_hash
+from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, hashed
 from homeledger.domain.events import DomainEvent, event_data, event_from_data
 from homeledger.domain.ledger import Stamp
 from homeledger.domain.values import escape_unencodable
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+_LEDGER_ID = str(LEDGER_ID)
 
 
 def format_time(moment: datetime) -> str:
@@ -27,6 +28,21 @@ def format_time(moment: datetime) -> str:
     if utc.year < 1000:  # isoformat pads the year to four digits, strftime does not
         return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # strftime is slower
+
+
+_last_time: tuple[datetime, str] | None = None
+
+
+def _recorded_text(moment: datetime) -> str:
+    """`format_time(moment)`, kept for the next fact: a batch or an import records all
+    its facts at one moment (equal aware moments are one instant: one UTC text)."""
+    global _last_time
+    last = _last_time
+    if last is not None and moment.tzinfo is not None and last[0] == moment:
+        return last[1]
+    text = format_time(moment)
+    _last_time = (moment, text)
+    return text
 
 
 def parse_time(text: str) -> datetime:
@@ -101,10 +117,15 @@ class Envelope:
                      self.event_id, self.position)  # fmt: skip
 
 
-def new_body(
+def new_body(fact: DomainEvent, **fields: Any) -> dict[str, Any]:
+    """The stored body of a new fact, hash included (see `new_fact`)."""
+    return new_fact(fact, **fields)[0]
+
+
+def new_fact(
     fact: DomainEvent,
     *,
-    event_id: UUID,
+    event_id: UUID | str,
     version: int,
     recorded_at: datetime,
     actor: str,
@@ -112,26 +133,27 @@ def new_body(
     correlation_id: str,
     prev_hash: str,
     effective_date: date | None = None,
-) -> dict[str, Any]:
-    """The stored body of a new fact, hash included. Its effective date is the fact's
-    own date, else `effective_date`, else the day it is recorded (UTC)."""
+) -> tuple[dict[str, Any], bytes]:
+    """The stored body of a new fact, hash included, and its canonical JSON (what the
+    store keeps). Its effective date is the fact's own date, else `effective_date`,
+    else the day it is recorded (UTC)."""
     default = recorded_at.astimezone(UTC).date() if effective_date is None else effective_date
     body: dict[str, Any] = {
         "event_id": str(event_id),
         "type": fact.TYPE,
         "schema_version": fact.SCHEMA_VERSION,
-        "aggregate_id": str(LEDGER_ID),
+        "aggregate_id": _LEDGER_ID,
         "aggregate_version": version,
         "effective_date": fact.business_date(default).isoformat(),
-        "recorded_at": format_time(recorded_at),
+        "recorded_at": _recorded_text(recorded_at),
         "actor": actor,
         "command_id": command_id,
         "correlation_id": correlation_id,
         "data": event_data(fact),
         "prev_hash": prev_hash,
     }
-    body["hash"] = chain_hash(body)
-    return body
+    body["hash"], canonical = hashed(body)
+    return body, canonical
 
 
 _FIELD_ORDER: dict[type[DomainEvent], tuple[str, ...]] = {}
@@ -206,4 +228,4 @@ _new_object = object.__new__
 
 
 __all__ = ["ENVELOPE_FIELDS", "Envelope", "envelope_from_body", "format_time", "new_body",
-           "parse_time"]
+           "new_fact", "parse_time"]

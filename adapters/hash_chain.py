@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid5
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 LEDGER_ID = uuid5(UUID("6f0d6f36-52d8-4cf4-9d0e-5f2ad1c1e0a1"), "homeledger-ledger")
 
@@ -29,18 +31,78 @@ DERIVED_FIELDS = ("position", "scope")
 BODY_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f not in DERIVED_FIELDS)
 HASHED_FIELDS = tuple(f for f in BODY_FIELDS if f != "hash")
 
-# Built once: json.dumps with options builds a new encoder on every call.
+# The definition of the canonical form: the standard library's encoder with these
+# options (built once: json.dumps with options builds a new encoder on every call).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_SORTED = orjson.OPT_SORT_KEYS
 
 
 def canonical_json(value: Any) -> bytes:
-    """One byte form for one value: sorted keys, no spaces, ASCII only."""
+    """One byte form for one value: sorted keys, no spaces, ASCII only.
+
+    The bytes are those of the standard library's encoder above. orjson writes the same
+    bytes several times faster for the values facts are made of (dicts with text keys,
+    lists, text, integers, booleans, null) as long as the text is ASCII without DEL;
+    anything else (non-ASCII text, which orjson leaves unescaped, DEL, which the
+    standard library escapes, floats, whose forms differ, integers beyond 64 bits,
+    lone surrogates, subclasses, tuples) goes through the standard library's encoder."""
+    if _plain(value):
+        try:
+            out = orjson.dumps(value, option=_SORTED)
+        except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+            pass
+        else:
+            if out.isascii() and b"\x7f" not in out:
+                return out
     return _CANONICAL.encode(value).encode()
+
+
+def _plain(value: Any) -> bool:
+    """Whether `value` is made only of dict (text keys), list, str, int, bool and None,
+    exactly those types: the values orjson and the standard library write alike."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    # Plain loops: a third faster than all() over a generator or map, per fact written.
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)  # a scalar checked here: no call per field
+            if not (kind is str or kind is int or kind is bool or item is None or _plain(item)):
+                return False
+        return True
+    if kind is list:
+        for item in value:  # noqa: SIM110
+            if not _plain(item):
+                return False
+        return True
+    return False
 
 
 def chain_hash(body: dict[str, Any]) -> str:
     """The hash of a fact's body (every hashed field, `prev_hash` included)."""
     return hashlib.sha256(canonical_json({k: body[k] for k in HASHED_FIELDS})).hexdigest()
+
+
+_BEFORE_HASH = b',"prev_hash":'  # the field that follows "hash" in sorted order
+
+
+def hashed(body: dict[str, Any]) -> tuple[str, bytes]:
+    """The hash of a new fact's body (which has no `hash` yet), and the canonical JSON of
+    the body with that hash: what the store keeps, from one encoding instead of two.
+
+    In sorted order `hash` comes right before `prev_hash`; the last `,"prev_hash":` of
+    the hashed form is the top-level one (only the text of `recorded_at` and `type` and
+    the integer `schema_version` follow it, and a quote inside canonical text is always
+    escaped), so the hash is spliced in there."""
+    if len(body) != len(HASHED_FIELDS) or any(k not in body for k in HASHED_FIELDS):
+        raise ValueError("a new fact's body has exactly the hashed fields")
+    hashed_form = canonical_json(body)
+    digest = hashlib.sha256(hashed_form).hexdigest()
+    at = hashed_form.rindex(_BEFORE_HASH)
+    stored = b"".join((hashed_form[:at], b',"hash":"', digest.encode(), b'"', hashed_form[at:]))
+    return digest, stored
 
 
 BROKEN_LINK = "prev_hash does not match the hash of the fact before it"

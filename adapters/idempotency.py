@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from homeledger.adapters.hash_chain import canonical_json
 from homeledger.domain.commands import Command
 from homeledger.domain.errors import CommandIdReusedError
 
@@ -38,17 +39,23 @@ class Fingerprints:
     key: bytes | None = None
 
     def of(self, command: Command) -> str:
-        plain = command.fingerprint()
+        plain = plain_fingerprint(command)
         if self.key is None:
             return plain
         return hmac.new(self.key, plain.encode(), hashlib.sha256).hexdigest()
 
     def check_same(self, command: Command, fingerprint: str) -> None:
         """Refuse a command id already used for a command with another fingerprint."""
-        if fingerprint not in (self.of(command), command.fingerprint()):
+        if fingerprint not in (self.of(command), plain_fingerprint(command)):
             raise CommandIdReusedError(
                 f"command id {command.command_id!r} was already used for a different command"
             )
+
+
+def plain_fingerprint(command: Command) -> str:
+    """`command.fingerprint()`, the same digest of the same bytes, through the one
+    canonical encoder (`hash_chain.canonical_json`, faster than the domain's own)."""
+    return hashlib.sha256(canonical_json(command.fingerprint_fields())).hexdigest()
 
 
 def fingerprint_key(cipher_key: str) -> bytes:

@@ -52,6 +52,10 @@ def _receipt_row(r: Receipt) -> tuple[str, str, int, int]:
 _uuid = lru_cache(maxsize=64)(UUID)
 
 
+def _hex(originator_id: UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, UUID) else originator_id
+
+
 class WriteCursor(Protocol):
     """The cursor of a write session (sqlite3's, wrapped by the library, or psycopg's)."""
 
@@ -155,7 +159,18 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         if receipts:
             cursor.executemany(f"INSERT INTO {RECEIPTS_TABLE} VALUES (?,?,?,?)",
                                [_receipt_row(r) for r in receipts])  # fmt: skip
-        return list(super()._insert_events(cursor, stored_events) or [])
+        # The library inserts one row per statement to read each row's id back. A session
+        # holds the write lock, so the positions are known beforehand: the head's next
+        # ones (as SQLite itself would give them), named explicitly and inserted in
+        # chunks of one statement each, three times faster.
+        first = self.head_in(cursor) + 1
+        rows = [(first + index, _hex(s.originator_id), s.originator_version, s.topic, s.state)
+                for index, s in enumerate(stored_events)]  # fmt: skip
+        statement = (f"INSERT INTO {self.events_table_name} (rowid, originator_id, "
+                     "originator_version, topic, state) VALUES (?,?,?,?,?)")  # fmt: skip
+        for chunk in _chunks(rows, INSERT_CHUNK):
+            cursor.executemany(statement, chunk)
+        return list(range(first, first + len(rows)))
 
     def receipts_in(self, cursor: Any, command_ids: Sequence[str]) -> dict[str, Receipt]:
         found: dict[str, Receipt] = {}

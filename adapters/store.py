@@ -161,10 +161,16 @@ class WriteSession:
         )
         return version
 
-    def append(self, bodies: Sequence[dict[str, Any]], receipts: Sequence[Receipt]) -> list[int]:
-        """Insert facts and receipts; positions of the facts, in order (uncommitted)."""
+    def append(self, bodies: Sequence[dict[str, Any]], receipts: Sequence[Receipt],
+               encoded: Sequence[bytes] | None = None) -> list[int]:  # fmt: skip
+        """Insert facts and receipts; positions of the facts, in order (uncommitted).
+        `encoded`: each body's canonical JSON, when it was made with the body."""
         self.receipts_written = list(receipts)  # the last append's: what a conflict is about
-        stored = [self.store.encode(body) for body in bodies]
+        if encoded is None:
+            stored = [self.store.encode(body) for body in bodies]
+        else:
+            stored = [self.store.encode(body, data)
+                      for body, data in zip(bodies, encoded, strict=True)]  # fmt: skip
         return self.store.recorder.insert_in(self.cursor, stored, receipts)
 
     def receipts(self, command_ids: Sequence[str]) -> dict[str, Receipt]:
@@ -318,12 +324,13 @@ class LedgerStore:
             data = self.compressor.decompress(data)
         return data
 
-    def encode(self, body: dict[str, Any]) -> StoredEvent:
+    def encode(self, body: dict[str, Any], canonical: bytes | None = None) -> StoredEvent:
+        """The stored event of a body; `canonical` is its canonical JSON when known."""
         return StoredEvent(
             originator_id=LEDGER_ID,
             originator_version=body["aggregate_version"],
             topic=topic_for(body["type"]),
-            state=self._seal_bytes(canonical_json(body)),
+            state=self._seal_bytes(canonical_json(body) if canonical is None else canonical),
         )
 
     def decode_body(self, stored: StoredEvent) -> dict[str, Any]:
@@ -351,11 +358,12 @@ class LedgerStore:
     # Writing.
 
     def append(self, bodies: Sequence[dict[str, Any]], receipts: Sequence[Receipt],
-               allocations: dict[str, Allocation], version: int) -> list[int]:  # fmt: skip
+               allocations: dict[str, Allocation], version: int,
+               encoded: Sequence[bytes] | None = None) -> list[int]:  # fmt: skip
         """Insert facts, receipts and the allocations they changed atomically (the
         allocation table then current at `version`); positions of the facts, in order."""
         with self.writing() as session:
-            positions = session.append(bodies, receipts)
+            positions = session.append(bodies, receipts, encoded)
             session.save_allocations(allocations, version)
             return positions
 

@@ -51,11 +51,15 @@ class Command(BaseModel):
         An effective date left to its default is not part of it, so a command recorded
         before `--on` existed has the fingerprint it had then, and a repeat on another
         day is still the same command."""
+        text = json.dumps(self.fingerprint_fields(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """What the fingerprint digests (its JSON, keys sorted, ASCII, no spaces)."""
         body = self.model_dump(mode="json", exclude={"command_id"})
         if "on" in body and body["on"] is None:
             del body["on"]
-        text = json.dumps({"command": self.NAME, **body}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return {"command": self.NAME, **body}
 
     def on_or(self, today: date) -> date:
         """The effective date the command asks for (`on`), else `today`."""

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
-from uuid import uuid4
 
 from homeledger.domain import commands as c
 from homeledger.domain import events as e
@@ -67,6 +66,7 @@ from homeledger.domain.events import EVENTS
 from homeledger.domain.money import ZERO, fmt
 from homeledger.domain.pledge import Pledge, Terms, pledge_for
 from homeledger.domain.portfolio import Portfolio
+from homeledger.domain.values import new_uuid
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class Allocations:
 
     def new_id(self) -> str:
         """A new allocation id, known to be unused (a random UUID)."""
-        allocation_id = str(uuid4())
+        allocation_id = new_uuid()
         self.known[allocation_id] = None
         return allocation_id
 
@@ -837,6 +837,23 @@ def _seal_advances(ledger: Ledger, ev: e.LedgerSealed) -> None:
         )
 
 
+_new_object = object.__new__
+_E = TypeVar("_E")
+
+
+def _replaced(entity: _E, **changes: Any) -> _E:
+    """`dataclasses.replace` for the ledger's frozen entities, which have neither
+    `__post_init__` nor slots: a copy of the fields with some changed, in a third of
+    the time (two per allocation)."""
+    if not changes.keys() <= entity.__dataclass_fields__.keys():  # type: ignore[attr-defined]
+        raise TypeError(f"{type(entity).__name__} has no field {sorted(changes)}")
+    new = _new_object(type(entity))
+    fields = new.__dict__
+    fields.update(entity.__dict__)
+    fields.update(changes)
+    return new
+
+
 # Appliers: one per fact. Entities are replaced, never changed in place (a copied
 # ledger shares them).
 
@@ -860,13 +877,13 @@ def _on_disposed(ledger: Ledger, ev: e.UnitsDisposed) -> None:
 
 @_applies(e.DonationPledged)
 def _on_pledged(ledger: Ledger, ev: e.DonationPledged) -> None:
-    ledger.years[ev.year] = replace(ledger.year(ev.year), pledged=ev.amount)
+    ledger.years[ev.year] = _replaced(ledger.year(ev.year), pledged=ev.amount)
 
 
 @_applies(e.DonationReceived)
 def _on_received(ledger: Ledger, ev: e.DonationReceived) -> None:
     book = ledger.year(ev.year)
-    ledger.years[ev.year] = replace(book, received=book.received + ev.amount)
+    ledger.years[ev.year] = _replaced(book, received=book.received + ev.amount)
 
 
 @_applies(e.InitiativeRegistered)
@@ -879,7 +896,7 @@ def _on_registered(ledger: Ledger, ev: e.InitiativeRegistered) -> None:
 @_applies(e.InitiativeClosed)
 def _on_closed(ledger: Ledger, ev: e.InitiativeClosed) -> None:
     initiative = ledger.initiatives[ev.initiative]
-    ledger.initiatives[ev.initiative] = replace(initiative, closed_on=ev.closed_on)
+    ledger.initiatives[ev.initiative] = _replaced(initiative, closed_on=ev.closed_on)
 
 
 def allocation_after(
@@ -890,16 +907,16 @@ def allocation_after(
         return Allocation(ev.allocation_id, ev.initiative, ev.year, ev.amount)
     if allocation is None:
         raise KeyError(ev.allocation_id)
-    return replace(allocation, released=allocation.released + ev.amount)
+    return _replaced(allocation, released=allocation.released + ev.amount)
 
 
 @_applies(e.FundsAllocated)
 def _on_allocated(ledger: Ledger, ev: e.FundsAllocated) -> None:
     ledger.allocations[ev.allocation_id] = allocation_after(None, ev)
     book = ledger.year(ev.year)
-    ledger.years[ev.year] = replace(book, allocated=book.allocated + ev.amount)
+    ledger.years[ev.year] = _replaced(book, allocated=book.allocated + ev.amount)
     initiative = ledger.initiatives[ev.initiative]
-    ledger.initiatives[ev.initiative] = replace(
+    ledger.initiatives[ev.initiative] = _replaced(
         initiative, allocated=initiative.allocated + ev.amount
     )
 
@@ -910,9 +927,9 @@ def _on_released(ledger: Ledger, ev: e.AllocationReleased) -> None:
         ledger.allocations.get(ev.allocation_id), ev
     )
     book = ledger.year(ev.year)
-    ledger.years[ev.year] = replace(book, released=book.released + ev.amount)
+    ledger.years[ev.year] = _replaced(book, released=book.released + ev.amount)
     initiative = ledger.initiatives[ev.initiative]
-    ledger.initiatives[ev.initiative] = replace(
+    ledger.initiatives[ev.initiative] = _replaced(
         initiative, released=initiative.released + ev.amount
     )
 
@@ -920,7 +937,7 @@ def _on_released(ledger: Ledger, ev: e.AllocationReleased) -> None:
 @_applies(e.FundsDisbursed)
 def _on_disbursed(ledger: Ledger, ev: e.FundsDisbursed) -> None:
     initiative = ledger.initiatives[ev.initiative]
-    ledger.initiatives[ev.initiative] = replace(
+    ledger.initiatives[ev.initiative] = _replaced(
         initiative, disbursed=initiative.disbursed + ev.amount
     )
 
@@ -928,7 +945,7 @@ def _on_disbursed(ledger: Ledger, ev: e.FundsDisbursed) -> None:
 @_applies(e.MilestoneReached)
 def _on_milestone(ledger: Ledger, ev: e.MilestoneReached) -> None:
     initiative = ledger.initiatives[ev.initiative]
-    ledger.initiatives[ev.initiative] = replace(
+    ledger.initiatives[ev.initiative] = _replaced(
         initiative, milestones=initiative.milestones | {ev.milestone}
     )
 
@@ -965,13 +982,13 @@ def _undo_disposed(ledger: Ledger, ev: e.UnitsDisposed) -> None:
 @_undoes(e.DonationReceived)
 def _undo_received(ledger: Ledger, ev: e.DonationReceived) -> None:
     book = ledger.year(ev.year)
-    ledger.years[ev.year] = replace(book, received=book.received - ev.amount)
+    ledger.years[ev.year] = _replaced(book, received=book.received - ev.amount)
 
 
 @_undoes(e.FundsDisbursed)
 def _undo_disbursed(ledger: Ledger, ev: e.FundsDisbursed) -> None:
     initiative = ledger.initiatives[ev.initiative]
-    ledger.initiatives[ev.initiative] = replace(
+    ledger.initiatives[ev.initiative] = _replaced(
         initiative, disbursed=initiative.disbursed - ev.amount
     )
 
@@ -979,7 +996,7 @@ def _undo_disbursed(ledger: Ledger, ev: e.FundsDisbursed) -> None:
 @_undoes(e.MilestoneReached)
 def _undo_milestone(ledger: Ledger, ev: e.MilestoneReached) -> None:
     initiative = ledger.initiatives[ev.initiative]
-    ledger.initiatives[ev.initiative] = replace(
+    ledger.initiatives[ev.initiative] = _replaced(
         initiative, milestones=initiative.milestones - {ev.milestone}
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from datetime import date
@@ -225,3 +226,14 @@ Text = Annotated[str, Field(max_length=500), BeforeValidator(_recorded), AfterVa
 OptionalText = Annotated[str, Field(max_length=2000), BeforeValidator(_recorded),
                          AfterValidator(_text)]  # fmt: skip
 Basis = Literal["pro-rata", "year-end"]
+
+
+_VERSION_MASK = ~(0xF000 << 64) & ~(0xC000 << 48)
+_VERSION_4 = (4 << 76) | (0x8000 << 48)
+
+
+def new_uuid() -> str:
+    """A random (version 4) UUID as text: `str(uuid.uuid4())` without building the UUID
+    object (half the cost; a command records up to three)."""
+    text = "%032x" % (int.from_bytes(os.urandom(16)) & _VERSION_MASK | _VERSION_4)
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
