@@ -31,7 +31,6 @@ import asyncio
 import collections
 import contextlib
 import inspect
-import json
 import re
 import secrets
 import time
@@ -46,7 +45,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
-from homeledger.adapters.envelope import Envelope, envelope_from_body
+from homeledger.adapters.envelope import Envelope, decode_json, envelope_from_body
 from homeledger.adapters.errors import ConfigError, NatsUnavailableError
 from homeledger.adapters.nats_connection import NATS_FAILURES, explain, session
 from homeledger.adapters.nats_messages import POSITION, stream_subjects, subject_root
@@ -160,7 +159,7 @@ class ConsumeStats:
 def decode(msg: Msg) -> Delivery:
     meta = msg.metadata
     try:
-        body = json.loads(msg.data)
+        body = decode_json(msg.data)
         envelope = envelope_from_body(body, int(body["position"]))
     except Exception as exc:  # noqa: BLE001 - any malformed payload is one kind of failure
         why = str(exc).splitlines()[0][:120] if isinstance(exc, ValueError) and str(exc) else ""
