@@ -127,6 +127,9 @@ class Delivery:
     stream_seq: int
     delivered: int  # how many times it was delivered; > 1 means a redelivery
     payload: dict[str, Any] = field(compare=False, repr=False)  # the message as sent
+    # The message's bytes as received (empty when built otherwise): the envelope's JSON
+    # as published, kept as it came instead of encoding the envelope again.
+    data: bytes = field(default=b"", compare=False, repr=False)
 
 
 Handler = Callable[[Delivery], Awaitable[None] | None]
@@ -167,7 +170,8 @@ def decode(msg: Msg) -> Delivery:
             f"stream message {meta.sequence.stream} on {msg.subject} is not a homeledger "
             f"event ({type(exc).__name__}{': ' + why if why else ''}); left unacknowledged"
         ) from None
-    return Delivery(envelope, msg.subject, meta.sequence.stream, meta.num_delivered, body)
+    return Delivery(envelope, msg.subject, meta.sequence.stream, meta.num_delivered, body,
+                    msg.data)  # fmt: skip
 
 
 # Creating or binding the durable.

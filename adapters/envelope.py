@@ -34,14 +34,14 @@ _orjson_loads = orjson.loads
 _JSONError = orjson.JSONDecodeError
 
 
-def decode_json(data: bytes) -> Any:
-    """JSON text (UTF-8 bytes) as Python values, exactly as `json.loads` reads it."""
+def decode_json(data: bytes | str) -> Any:
+    """JSON text (UTF-8 bytes, or str) as Python values, exactly as `json.loads` reads it."""
     try:
         value = _orjson_loads(data)
     except _JSONError:
-        return json.loads(bytes(data).decode())
+        return json.loads(data if isinstance(data, str) else bytes(data).decode())
     if _holds_float(value):
-        return json.loads(bytes(data).decode())
+        return json.loads(data if isinstance(data, str) else bytes(data).decode())
     return value
 
 
