@@ -31,7 +31,6 @@ import asyncio
 import collections
 import contextlib
 import inspect
-import json
 import re
 import secrets
 import time
@@ -46,7 +45,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
-from homeledger.adapters.envelope import Envelope, envelope_from_body
+from homeledger.adapters.envelope import Envelope, decode_json, envelope_from_body
 from homeledger.adapters.errors import ConfigError, NatsUnavailableError
 from homeledger.adapters.nats_connection import NATS_FAILURES, explain, session
 from homeledger.adapters.nats_messages import POSITION, stream_subjects, subject_root
@@ -128,6 +127,9 @@ class Delivery:
     stream_seq: int
     delivered: int  # how many times it was delivered; > 1 means a redelivery
     payload: dict[str, Any] = field(compare=False, repr=False)  # the message as sent
+    # The message's bytes as received (empty when built otherwise): the envelope's JSON
+    # as published, kept as it came instead of encoding the envelope again.
+    data: bytes = field(default=b"", compare=False, repr=False)
 
 
 Handler = Callable[[Delivery], Awaitable[None] | None]
@@ -160,7 +162,7 @@ class ConsumeStats:
 def decode(msg: Msg) -> Delivery:
     meta = msg.metadata
     try:
-        body = json.loads(msg.data)
+        body = decode_json(msg.data)
         envelope = envelope_from_body(body, int(body["position"]))
     except Exception as exc:  # noqa: BLE001 - any malformed payload is one kind of failure
         why = str(exc).splitlines()[0][:120] if isinstance(exc, ValueError) and str(exc) else ""
@@ -168,7 +170,8 @@ def decode(msg: Msg) -> Delivery:
             f"stream message {meta.sequence.stream} on {msg.subject} is not a homeledger "
             f"event ({type(exc).__name__}{': ' + why if why else ''}); left unacknowledged"
         ) from None
-    return Delivery(envelope, msg.subject, meta.sequence.stream, meta.num_delivered, body)
+    return Delivery(envelope, msg.subject, meta.sequence.stream, meta.num_delivered, body,
+                    msg.data)  # fmt: skip
 
 
 # Creating or binding the durable.

@@ -67,7 +67,7 @@ class Settings(BaseModel):
     actor: str = ""
     cipher_key: SecretStr | None = None
     # Facts per read-model transaction when catching up.
-    projection_page: int = Field(default=1000, ge=1, le=100_000)
+    projection_page: int = Field(default=5000, ge=1, le=100_000)
     # Positions between stored snapshots of the read models (as-of reads replay fewer).
     projection_snapshot_every: int = Field(default=5000, ge=1, le=10_000_000)
     # Facts between snapshots of the ledger's decision state.

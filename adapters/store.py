@@ -32,7 +32,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import Environment
 
-from homeledger.adapters.envelope import Envelope, envelope_from_body
+from homeledger.adapters.envelope import Envelope, decode_json, envelope_from_body
 from homeledger.adapters.errors import (
     ConfigError,
     LedgerIntegrityError,
@@ -335,8 +335,7 @@ class LedgerStore:
 
     def decode_body(self, stored: StoredEvent) -> dict[str, Any]:
         try:
-            # Canonical JSON is ASCII: decoding it first spares json its encoding sniffing.
-            return cast(dict[str, Any], json.loads(self._open_bytes(stored.state).decode()))
+            return cast(dict[str, Any], decode_json(self._open_bytes(stored.state)))
         except (ValueError, TypeError, KeyError, zlib.error) as exc:
             raise StoreUnavailableError(
                 f"cannot read stored event version {stored.originator_version}: "

@@ -42,6 +42,7 @@ from bench import paths as paths_bench
 from bench import rebuild as rebuild_bench
 from bench import record as record_bench
 from bench import relay as relay_bench
+from bench import stream_paths as stream_paths_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -50,7 +51,7 @@ CACHE = Path(__file__).parent / ".cache"
 # stores of another generation are not reused.
 GENERATION = "1"
 MEASURES = ("record", "import", "rebuild", "as-of", "relay", "latency", "consumer", "scale",
-            "paths")
+            "paths", "stream-paths")
 
 
 @dataclass(frozen=True)
@@ -508,10 +509,24 @@ def measure_paths(run: Run) -> None:
                                     detail={"peak_rss_mb": row["peak_rss_mb"]}))  # fmt: skip
 
 
+def measure_stream_paths(run: Run) -> None:
+    """relay --once, project --from-nats --once, verify --against-nats through the CLI."""
+    for commands in run.sizes.paths:
+        run.log(f"stream paths: sqlite, {commands:,} commands x {run.repeat}")
+        for row in stream_paths_bench.measure(commands, run.folder, run.repeat):
+            run.paths.append(row)
+            name = f"{row['path']} {commands:,}, SQLite, CLI"
+            run.rows.append(Row(name, "events/s", row["baseline_per_s"], row["homeledger_per_s"],
+                                f">= {row['target']}x", row["ratio"] >= row["target"],
+                                runs=row["runs"], baseline_runs=row["baseline_runs"],
+                                detail={"peak_rss_mb": row["peak_rss_mb"]}))  # fmt: skip
+
+
 RUNNERS: dict[str, Callable[[Run], None]] = {
     "record": measure_record, "import": measure_import, "rebuild": measure_rebuild,
     "as-of": measure_as_of, "relay": measure_relay, "latency": measure_latency,
     "consumer": measure_consumer, "scale": measure_scale, "paths": measure_paths,
+    "stream-paths": measure_stream_paths,
 }  # fmt: skip
 
 

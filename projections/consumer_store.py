@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from homeledger.adapters.envelope import Envelope, envelope_from_body
+import orjson
+
+from homeledger.adapters.envelope import Envelope, decode_json, envelope_from_body
 from homeledger.adapters.hash_chain import GENESIS_HASH
 from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
 from homeledger.adapters.store import EVENT_TABLES
@@ -133,7 +135,16 @@ def save_ledger(tx: Tx, position: int, ledger: Ledger) -> None:
     allocations = {key: [a.initiative, a.year, str(a.amount), str(a.released)]
                    for key, a in ledger.allocations.changed.items()}  # fmt: skip
     state = {"ledger": ledger_to_dict(ledger), "allocations": allocations}
-    tx.upsert(LEDGER, [(1, position, json.dumps(state))])
+    tx.upsert(LEDGER, [(1, position, _state_text(state))])
+
+
+def _state_text(state: dict[str, Any]) -> str:
+    """The kept state as JSON text (read back by `json.loads`): through orjson, which is
+    several times faster on a ledger of many allocations, unless it refuses the value."""
+    try:
+        return orjson.dumps(state).decode()
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an integer beyond 64 bits
+        return json.dumps(state)
 
 
 def read_ledger(tx: Tx, position: int) -> Ledger:
@@ -150,7 +161,7 @@ def read_ledger(tx: Tx, position: int) -> Ledger:
 
 def _kept_ledger(text: str) -> Ledger | None:
     """The kept ledger, or None if it is of another format (then it is replayed)."""
-    state = json.loads(text)
+    state = decode_json(text)
     if not isinstance(state, dict) or "allocations" not in state:
         return None
     changed = {key: Allocation(key, initiative, int(year), Decimal(amount), Decimal(released))
@@ -167,7 +178,7 @@ def applied_facts(tx: Tx) -> RecordedFacts:
         rows = tx.query(f"SELECT envelope FROM {APPLIED.name} WHERE position = ?", (position,))
         if not rows:
             return None
-        envelope = envelope_from_body(json.loads(rows[0][0]), position)
+        envelope = envelope_from_body(decode_json(rows[0][0]), position)
         return recorded_fact(envelope.fact, envelope.event_id)
 
     return RecordedFacts(lookup)
@@ -180,7 +191,7 @@ def applied_page(tx: Tx, start: int, stop: int) -> list[Envelope]:
         f"AND position <= ? ORDER BY position LIMIT {PAGE}",
         (start, stop),
     )
-    return [envelope_from_body(json.loads(text), int(position)) for position, text in rows]
+    return [envelope_from_body(decode_json(text), int(position)) for position, text in rows]
 
 
 class AppliedLog:

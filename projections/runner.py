@@ -26,7 +26,7 @@ from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS
 from homeledger.projections.snapshots import DEFAULT_SNAPSHOT_EVERY, Snapshot, apply_page
 from homeledger.projections.source import EventSource
 
-DEFAULT_PAGE = 1000
+DEFAULT_PAGE = 5000
 MAX_ATTEMPTS = 20
 Progress = Callable[[int], None]
 T = TypeVar("T")

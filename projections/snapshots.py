@@ -13,7 +13,9 @@ import json
 import zlib
 from collections.abc import Mapping, Sequence
 
-from homeledger.adapters.envelope import Envelope
+import orjson
+
+from homeledger.adapters.envelope import Envelope, decode_json
 from homeledger.projections.model import Model, Rows, normalise
 
 DEFAULT_SNAPSHOT_EVERY = 5000
@@ -21,11 +23,17 @@ Snapshot = tuple[str, int, Rows]  # model name, position, state
 
 
 def encode_state(rows: Rows) -> bytes:
-    return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
+    """Compressed JSON; read back by `decode_state` (orjson writes it several times
+    faster than the standard library, which takes what orjson refuses)."""
+    try:
+        text = orjson.dumps(rows)
+    except TypeError:  # orjson.JSONEncodeError: a lone surrogate, an integer beyond 64 bits
+        text = json.dumps(rows, separators=(",", ":")).encode()
+    return zlib.compress(text, 6)
 
 
 def decode_state(blob: bytes) -> Rows:
-    data = json.loads(zlib.decompress(bytes(blob)))
+    data = decode_json(zlib.decompress(bytes(blob)))
     return {name: normalise(rows) for name, rows in data.items()}
 
 

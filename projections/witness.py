@@ -16,12 +16,11 @@ memory it needs does not grow with the ledger (apart from one event id per event
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from homeledger.adapters.envelope import envelope_from_body
+from homeledger.adapters.envelope import Envelope, decode_json, envelope_from_body
 from homeledger.adapters.settings import Settings
 from homeledger.adapters.store import LedgerStore
 from homeledger.adapters.stream_reader import StreamRecord, walk_stream
@@ -87,6 +86,10 @@ class StreamWitness:
             copy.find(position, _difference(stored.envelope, payload, record.seq))
         else:
             self.matched += 1
+            # The message is the stored envelope, field for field: the fact read from the
+            # store is the one the message holds, so it is not decoded a second time.
+            self._apply(stored.fact, position)
+            return
         self._build(payload, position)
 
     def _beyond(self, record: StreamRecord, position: int, event_id: str) -> None:
@@ -108,8 +111,12 @@ class StreamWitness:
                 position, f"the stream's event cannot be read ({type(exc).__name__})"
             )
             return
-        for model in self.built.values():
-            model.apply(envelope)
+        self._apply(envelope, position)
+
+    def _apply(self, envelope: Envelope | None, position: int) -> None:
+        if envelope is not None:
+            for model in self.built.values():
+                model.apply(envelope)
         self.built_to = position
 
     def finish(self) -> list[Check]:
@@ -162,20 +169,22 @@ async def verify_against_stream(settings: Settings, store: LedgerStore, db: Proj
 class _Stored:
     position: int
     envelope: dict[str, Any] | None  # None: the stored event cannot be read
+    fact: Envelope | None = None
 
 
 def _stored(store: LedgerStore, head: int) -> Iterator[_Stored]:
     for notification in store.notifications(1, head):
         try:
-            envelope: dict[str, Any] | None = store.decode(notification).to_dict()
+            fact = store.decode(notification)
         except Exception:  # noqa: BLE001 - reported as a finding at its position
-            envelope = None
-        yield _Stored(notification.id, envelope)
+            yield _Stored(notification.id, None)
+            continue
+        yield _Stored(notification.id, fact.to_dict(), fact)
 
 
 def _payload(data: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        value = decode_json(data)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
