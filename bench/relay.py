@@ -83,8 +83,10 @@ def measure_relay(app: LedgerApplication, settings: Settings, window: int) -> di
             "msgs_per_s": stats.published / seconds}  # fmt: skip
 
 
-async def measure_raw(app: LedgerApplication, url: str, window: int) -> dict[str, Any]:
-    messages = [message_for(e) for e in app.store.envelopes()]
+async def publish_raw(url: str, messages: list[Any], window: int,
+                      wait: float = 5) -> float:
+    """Seconds for nats-py alone to publish `messages` with `window` acks in flight, to a
+    stream of its own (RAWBENCH, deleted afterwards): the relay's raw baseline."""
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
@@ -97,10 +99,17 @@ async def measure_raw(app: LedgerApplication, url: str, window: int) -> dict[str
                 for m in messages[first:first + window]
             ]
             for future in futures:
-                await asyncio.wait_for(future, 5)
+                await asyncio.wait_for(future, wait)
         seconds = time.perf_counter() - started
+        await js.delete_stream("RAWBENCH")
     finally:
         await nc.close()
+    return seconds
+
+
+async def measure_raw(app: LedgerApplication, url: str, window: int) -> dict[str, Any]:
+    messages = [message_for(e) for e in app.store.envelopes()]
+    seconds = await publish_raw(url, messages, window)
     return {"messages": len(messages), "seconds": seconds,
             "msgs_per_s": len(messages) / seconds}  # fmt: skip
 

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bench.consumer import raw_fetch_ack
 from bench.paths import timed_cli
+from bench.relay import publish_raw
 from bench.shapes import allocation_heavy, write_jsonl
 from homeledger.adapters.nats_messages import message_for
 from homeledger.adapters.nats_server import NatsServer
@@ -65,24 +66,7 @@ async def raw_publish(store_url: str, nats_url: str) -> tuple[int, float]:
         messages = [message_for(e) for e in store.envelopes()]
     finally:
         store.close()
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="RAWBENCH", subjects=["bench.raw.>"],
-                                         duplicate_window=600))  # fmt: skip
-        started = time.perf_counter()
-        for first in range(0, len(messages), WINDOW):
-            futures = [
-                await js.publish_async("bench.raw." + m.subject, m.payload, headers=m.headers)
-                for m in messages[first:first + WINDOW]
-            ]
-            for future in futures:
-                await asyncio.wait_for(future, 30)
-        seconds = time.perf_counter() - started
-        await js.delete_stream("RAWBENCH")
-    finally:
-        await nc.close()
-    return len(messages), seconds
+    return len(messages), await publish_raw(nats_url, messages, WINDOW, wait=30)
 
 
 async def raw_stream_read(nats_url: str, stream: str) -> tuple[int, float]:
