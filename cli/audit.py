@@ -162,7 +162,7 @@ def balances(ctx: Context, year: int | None, by: str, as_of_position: int | None
 
 
 @click.command("audit")
-@click.argument("initiative")
+@click.argument("initiative", help="The initiative's id.")
 @as_of_options
 @to_option
 @pass_context

@@ -54,8 +54,10 @@ def events() -> None:
 @events.command("list")
 @click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
 @click.option("--initiative", help="Only facts of this initiative (and their reversals).")
-@click.option("--from-position", type=positions(), default=1)
-@click.option("--to-position", type=positions())
+@click.option("--from-position", type=positions(), default=1, show_default=True, metavar="N",
+              help="The first store position to read.")
+@click.option("--to-position", type=positions(), metavar="N",
+              help="The last store position to read (default: the newest).")
 @click.option("--since", help="Recorded at or after this time (ISO 8601).")
 @click.option("--until", help="Recorded at or before this time (ISO 8601).")
 @click.option("--from", "first", metavar="DATE", help="Effective on or after this date.")
@@ -110,7 +112,8 @@ def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_pos
 
 
 @events.command("show")
-@click.argument("ref", metavar="POSITION|EVENT-ID")
+@click.argument("ref", metavar="POSITION|EVENT-ID",
+               help="The event's store position, or its event id (a UUID).")
 @pass_context
 def show(ctx: Context, ref: str) -> None:
     """Show one event by its position or event id."""
@@ -207,7 +210,8 @@ def _tail_nats(ctx: Context, printer: EventPrinter) -> None:
 
 
 @click.command("schema")
-@click.argument("type_", metavar="[TYPE]", required=False)
+@click.argument("type_", metavar="[TYPE]", required=False,
+               help="An event type, e.g. FundsAllocated (default: the schemas of all).")
 @pass_context
 def schema(ctx: Context, type_: str | None) -> None:
     """JSON Schema of the published envelope, per event type."""

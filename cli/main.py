@@ -16,6 +16,7 @@ from homeledger.cli.arguments import hoist_global_options
 from homeledger.cli.bootstrap import Services
 from homeledger.cli.context import Context
 from homeledger.cli.errors import InputError, classify
+from homeledger.cli.help import epilog
 from homeledger.cli.render import FORMATS
 from homeledger.domain.values import escape_unencodable
 
@@ -126,7 +127,8 @@ def _where(argv: list[str], index: int) -> str:
     return f"argument {index + 1}"
 
 
-@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=epilog())
 @click.option("--version", "-V", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version,
               help="The versions of homeledger, of the event store library, and the "

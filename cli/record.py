@@ -16,6 +16,7 @@ from homeledger.adapters.application import BatchError, Recorded
 from homeledger.adapters.envelope import Envelope
 from homeledger.cli.context import Context, build, pass_context
 from homeledger.cli.errors import Failure, classify
+from homeledger.cli.help import IMPORT_FORMAT
 from homeledger.cli.import_file import checked
 from homeledger.cli.render import EventPrinter, emit_envelopes
 from homeledger.domain import commands as c
@@ -52,7 +53,9 @@ def _record(ctx: Context, cls: type[Command], options: dict[str, Any]) -> None:
 @click.option("--beneficiary", required=True, help="The charity.")
 @click.option("--rate", required=True, help="Amount per home per year, e.g. 100.00.")
 @click.option("--currency", required=True, help="ISO 4217 code, e.g. EUR.")
-@click.option("--basis", required=True, type=click.Choice(["pro-rata", "year-end"]))
+@click.option("--basis", required=True, type=click.Choice(["pro-rata", "year-end"]),
+              help="pro-rata: each home counts for the days held; year-end: the homes held "
+                   "on 31 December.")
 @click.option("--start", required=True, help="Start date, YYYY-MM-DD.")
 @command_id_option
 @pass_context
@@ -85,7 +88,7 @@ units.add_command(_units_command("dispose", c.DisposeUnits, "Record homes dispos
 
 
 @click.command("pledge")
-@click.option("--year", required=True, type=int)
+@click.option("--year", required=True, type=int, help="The year pledged for.")
 @on_option
 @command_id_option
 @pass_context
@@ -95,8 +98,8 @@ def pledge(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("receive")
-@click.option("--year", required=True, type=int)
-@click.option("--amount", required=True, help="e.g. 250000.00")
+@click.option("--year", required=True, type=int, help="The pledge year the money is for.")
+@click.option("--amount", required=True, help="Amount received, e.g. 250000.00.")
 @click.option("--on", required=True, help="Date received, YYYY-MM-DD.")
 @command_id_option
 @pass_context
@@ -111,10 +114,10 @@ def initiative() -> None:
 
 
 @initiative.command("register")
-@click.argument("id")
-@click.option("--name", required=True)
+@click.argument("id", help="The initiative's id: 1-64 of a-z, 0-9 and '-'.")
+@click.option("--name", required=True, help="The initiative's name.")
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code.")
-@click.option("--programme", required=True)
+@click.option("--programme", required=True, help="The programme it belongs to.")
 @on_option
 @command_id_option
 @pass_context
@@ -124,9 +127,9 @@ def register_initiative(ctx: Context, /, **options: Any) -> None:
 
 
 @initiative.command("close")
-@click.argument("id")
+@click.argument("id", help="The initiative's id.")
 @click.option("--on", required=True, help="Date closed, YYYY-MM-DD.")
-@click.option("--reason")
+@click.option("--reason", help="Why it closes.")
 @command_id_option
 @pass_context
 def close(ctx: Context, /, **options: Any) -> None:
@@ -135,9 +138,9 @@ def close(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("allocate")
-@click.option("--initiative", required=True)
-@click.option("--year", required=True, type=int)
-@click.option("--amount", required=True)
+@click.option("--initiative", required=True, help="The initiative's id.")
+@click.option("--year", required=True, type=int, help="The pledge year the money comes from.")
+@click.option("--amount", required=True, help="Amount to allocate, e.g. 250000.00.")
 @click.option("--allocation-id", help="Default: a new UUID.")
 @on_option
 @command_id_option
@@ -148,9 +151,9 @@ def allocate(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("release")
-@click.argument("id", metavar="ALLOCATION-ID")
-@click.option("--amount", required=True)
-@click.option("--reason", required=True)
+@click.argument("id", metavar="ALLOCATION-ID", help="The allocation to release from.")
+@click.option("--amount", required=True, help="Amount released, e.g. 50000.00.")
+@click.option("--reason", required=True, help="Why the money goes back to its year.")
 @on_option
 @command_id_option
 @pass_context
@@ -160,8 +163,8 @@ def release(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("disburse")
-@click.option("--initiative", required=True)
-@click.option("--amount", required=True)
+@click.option("--initiative", required=True, help="The initiative paid.")
+@click.option("--amount", required=True, help="Amount paid, e.g. 120000.00.")
 @click.option("--on", required=True, help="Date paid, YYYY-MM-DD.")
 @command_id_option
 @pass_context
@@ -171,8 +174,8 @@ def disburse(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("milestone")
-@click.option("--initiative", required=True)
-@click.option("--name", required=True)
+@click.option("--initiative", required=True, help="The initiative that reached it.")
+@click.option("--name", required=True, help="The milestone's name.")
 @click.option("--on", required=True, help="Date reached, YYYY-MM-DD.")
 @click.option("--evidence", help="Reference to the evidence.")
 @command_id_option
@@ -183,7 +186,8 @@ def milestone(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("reverse")
-@click.argument("id", metavar="POSITION|EVENT-ID")
+@click.argument("id", metavar="POSITION|EVENT-ID",
+          help="The fact to reverse: its store position or its event id.")
 @click.option("--reason", required=True, help="Why the fact is taken back.")
 @on_option
 @command_id_option
@@ -194,8 +198,9 @@ def reverse(ctx: Context, /, **options: Any) -> None:
     _record(ctx, c.ReverseFact, options)
 
 
-@click.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.command("import", epilog=IMPORT_FORMAT)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True),
+          help="A JSON Lines file of commands (see below); - reads standard input.")
 @click.option("--dry-run", is_flag=True,
               help="Check the whole file against the ledger and record nothing.")  # fmt: skip
 @pass_context
