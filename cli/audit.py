@@ -10,7 +10,6 @@ of every row (`as_of_position`, and `to`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -37,8 +36,6 @@ from homeledger.projections.double_entry import TRIAL_COLUMNS
 from homeledger.projections.portfolio import PORTFOLIO_COLUMNS
 from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.report import REPORT_COLUMNS, report_lines, year_report
-from homeledger.projections.verify import verify as run_verify
-from homeledger.projections.witness import verify_against_stream
 
 YEARS = click.IntRange(MIN_DATE.year, MAX_DATE.year)  # the years a ledger can hold
 AUDIT_TABLE_COLUMNS = ("position", "recorded_at", "effective_date", "type", "actor",
@@ -324,12 +321,18 @@ def verify(ctx: Context, against_nats: bool) -> None:
     Exit 1 when any check finds a problem, naming the first bad position; with
     --against-nats exit 4 when the stream cannot be read.
     """
+    from homeledger.projections.verify import verify as run_verify
+
     projections = ctx.services.projections()
     store = ctx.services.store()
     _check_readable(store)
     result = run_verify(store, projections.db, projections.runner,
                         seal_public_keys(ctx.settings))  # fmt: skip
     if against_nats:
+        import asyncio
+
+        from homeledger.projections.witness import verify_against_stream
+
         with quiet_asyncio():
             result.checks += asyncio.run(
                 verify_against_stream(ctx.settings, store, projections.db, result.head)

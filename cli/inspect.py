@@ -7,17 +7,18 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body, format_time
-from homeledger.adapters.schema import all_schemas, event_schema
-from homeledger.adapters.stream_reader import StreamRecord, follow_stream
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import MAX_POSITION, InputError, Seconds, positions, run_until_signal
 from homeledger.cli.render import EventPrinter, emit_envelopes, emit_object, emit_rows
 from homeledger.domain.events import EVENTS, initiative_of
+
+if TYPE_CHECKING:
+    from homeledger.adapters.stream_reader import StreamRecord
 
 
 def parse_time(text: str, flag: str) -> datetime:
@@ -200,6 +201,8 @@ def tail(ctx: Context, interval: float) -> None:
 
 
 def _tail_nats(ctx: Context, printer: EventPrinter) -> None:
+    from homeledger.adapters.stream_reader import follow_stream
+
     def show(records: list[StreamRecord]) -> None:
         for record in records:
             body = json.loads(record.data)
@@ -215,6 +218,8 @@ def _tail_nats(ctx: Context, printer: EventPrinter) -> None:
 @pass_context
 def schema(ctx: Context, type_: str | None) -> None:
     """JSON Schema of the published envelope, per event type."""
+    from homeledger.adapters.schema import all_schemas, event_schema
+
     if type_ is None:
         click.echo(json.dumps(all_schemas(), indent=2))
         return

@@ -8,11 +8,14 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
-from homeledger.adapters.envelope import ENVELOPE_FIELDS, Envelope, format_time
+from homeledger.adapters.hash_chain import ENVELOPE_FIELDS
+
+if TYPE_CHECKING:
+    from homeledger.adapters.envelope import Envelope
 
 FORMATS = ("table", "json", "jsonl", "csv")
 
@@ -107,6 +110,8 @@ EVENT_COLUMNS = ("position", "recorded_at", "effective_date", "type", "scope", "
 
 
 def summary(envelope: Envelope) -> dict[str, Any]:
+    from homeledger.adapters.envelope import format_time
+
     data = envelope.data
     details: dict[str, Callable[[], str]] = {
         "PartnershipEstablished": lambda: f"{data['donor']} -> {data['beneficiary']}, "
