@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from homeledger.adapters.settings import ENVIRONMENT_ONLY
+from homeledger.cli.commands import COMMANDS
 from homeledger.cli.main import cli
 
 Path = tuple[str, ...]
@@ -85,3 +86,14 @@ def test_import_help_describes_the_file_format() -> None:
                    '"on"', '"command_id"', '"id"', '"-" reads standard input',
                    "all or nothing"):  # fmt: skip
         assert needle in text, needle
+
+
+def test_the_lazy_command_table_says_what_each_command_says() -> None:
+    """`--help` lists the commands from a table, without importing them: the table must
+    name every command, in its module, with its own short help."""
+    context = click.Context(cli)
+    assert set(COMMANDS) == set(cli.list_commands(context))
+    for name, (_, _, short) in COMMANDS.items():
+        command = cli.get_command(context, name)
+        assert command is not None and command.name == name, name
+        assert short == command.get_short_help_str(limit=1000), name
