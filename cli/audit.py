@@ -28,7 +28,7 @@ from homeledger.cli.bootstrap import Projections, seal_public_keys
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
 from homeledger.cli.inspect import parse_date, parse_time
-from homeledger.cli.render import csv_rows, emit_object, emit_rows, table
+from homeledger.cli.render import csv_rows, emit_object, emit_rows, say_empty, table
 from homeledger.domain.values import MAX_DATE, MIN_DATE
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.balances import BY_CHOICES, columns_for
@@ -126,14 +126,25 @@ def cut_of(projections: Projections, as_of_position: int | None, as_of: str | No
 
 
 def emit_cut_rows(ctx: Context, cut: Cut, rows: Callable[[Cut], list[dict[str, Any]]],
-                  columns: Sequence[str]) -> None:  # fmt: skip
+                  columns: Sequence[str], empty: str,
+                  total: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+                  ) -> None:  # fmt: skip
     """Rows read at a cut; json rows name the cut. Nothing before the first fact: a table
-    is not printed (the one line says so), json is an empty array."""
+    is not printed (the one line says so), json is an empty array. No rows otherwise:
+    a table is `empty`: one line on stderr saying why. `total` adds a last line to the table (only: a script
+    reading csv or json never mistakes it for a row)."""
     extra = cut.fields() if ctx.fmt in ("json", "jsonl") else {}
     found = [] if cut.empty else [{**row, **extra} for row in rows(cut)]
     cut.say()
-    if not (cut.empty and ctx.fmt == "table"):
-        emit_rows(found, columns, ctx.fmt)
+    if cut.empty and ctx.fmt == "table":
+        return
+    if found and total is not None and ctx.fmt == "table":
+        found = [*found, total(found)]
+    emit_rows(found, columns, ctx.fmt, None if cut.empty else f"{empty}{_at(cut)}")
+
+
+def _at(cut: Cut) -> str:
+    return f" (as of position {cut.position})" if cut.asked else ""
 
 
 # Reads.
@@ -155,7 +166,8 @@ def balances(ctx: Context, year: int | None, by: str, as_of_position: int | None
     def rows(at: Cut) -> list[dict[str, Any]]:
         return projections.reader.balances(at.position, at.to).rows(by, year)
 
-    emit_cut_rows(ctx, cut, rows, columns_for(by, year))
+    what = f"for {year}" if year is not None else "yet"
+    emit_cut_rows(ctx, cut, rows, columns_for(by, year), f"no money recorded {what}: no rows")
 
 
 @click.command("audit")
@@ -178,7 +190,7 @@ def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str 
         return projections.reader.audit_rows(initiative, at.position, at.to)
 
     columns = AUDIT_TABLE_COLUMNS if ctx.fmt == "table" else AUDIT_COLUMNS
-    emit_cut_rows(ctx, cut, rows, columns)
+    emit_cut_rows(ctx, cut, rows, columns, f"no fact of {initiative} matches: no rows")
 
 
 @click.command("portfolio")
@@ -187,7 +199,7 @@ def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str 
 @pass_context
 def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
               as_of: str | None) -> None:  # fmt: skip
-    """Homes held per country on a date."""
+    """Homes held per country on a date (the table ends with their total)."""
     day = parse_date(on, "--on") if on else datetime.now(UTC).date()
     projections = current(ctx)
     cut = cut_of(projections, as_of_position, as_of)
@@ -195,14 +207,23 @@ def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
     def rows(at: Cut) -> list[dict[str, Any]]:
         return projections.reader.portfolio(at.position, day)
 
-    emit_cut_rows(ctx, cut, rows, PORTFOLIO_COLUMNS)
+    def total(found: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"on": day.isoformat(), "country": "total", "units": sum(r["units"] for r in found)}
+
+    emit_cut_rows(ctx, cut, rows, PORTFOLIO_COLUMNS, f"no homes held on {day.isoformat()}",
+                  total)  # fmt: skip
 
 
 @click.command("trial-balance")
 @as_of_options
 @pass_context
 def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -> None:
-    """Debits, credits and balance per account; the difference is always zero."""
+    """Debits, credits and balance per account; the difference is always zero.
+
+    The table ends with a total line. csv has one row per account and no total (a script
+    would read it as an account): the totals are the debit, credit and difference fields
+    of the json.
+    """
     projections = current(ctx)
     cut = cut_of(projections, as_of_position, as_of)
     trial = projections.reader.trial_balance(cut.position).to_dict()
@@ -214,7 +235,9 @@ def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -
         return
     total = {"account": "total", "debit": trial["debit"], "credit": trial["credit"],
              "balance": trial["difference"]}  # fmt: skip
-    emit_rows([*trial["accounts"], total], TRIAL_COLUMNS, ctx.fmt)
+    totals = [total] if ctx.fmt == "table" and trial["accounts"] else []
+    emit_rows([*trial["accounts"], *totals], TRIAL_COLUMNS, ctx.fmt,
+              f"no postings yet{_at(cut)}: no accounts")  # fmt: skip
 
 
 @click.command("report")
@@ -229,10 +252,15 @@ def report(ctx: Context, year: int, out: str | None, as_of_position: int | None,
     """A year's report: pledged, received, allocations, disbursed, milestones."""
     projections = current(ctx)
     cut = cut_of(projections, as_of_position, as_of, to)
-    text = render_report(year_report(projections.reader, year, cut.position, cut.to), ctx.fmt)
+    data = year_report(projections.reader, year, cut.position, cut.to)
+    text = render_report(data, ctx.fmt)
+    nothing = not cut.empty and _nothing_in(data)
     if out is None:
         cut.say()
-        if not (cut.empty and ctx.fmt == "table"):
+        if nothing and ctx.fmt == "table":
+            say_empty(f"no pledge, allocation, disbursement or milestone recorded for {year}"
+                      f"{_at(cut)}: nothing to report")  # fmt: skip
+        if not ((cut.empty or nothing) and ctx.fmt == "table"):
             click.echo(text, nl=False)
         return
     try:
@@ -241,6 +269,11 @@ def report(ctx: Context, year: int, out: str | None, as_of_position: int | None,
         raise InputError(f"cannot write {out}: {exc.strerror}") from None
     cut.say()
     click.echo(f"wrote {out}", err=True)
+
+
+def _nothing_in(data: dict[str, Any]) -> bool:
+    return not (data["pledge"] or data["allocations"] or data["disbursements"]
+                or data["milestones"])  # fmt: skip
 
 
 def render_report(data: dict[str, Any], fmt: str) -> str:

@@ -71,7 +71,11 @@ def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_pos
           to_position: int | None, since: str | None, until: str | None, first: str | None,
           last: str | None, limit: int | None, last_n: int | None) -> None:  # fmt: skip
     """List events in store order, filtered. --since/--until filter on the recorded time,
-    --from/--to on the effective date (each inclusive)."""
+    --from/--to on the effective date (each inclusive).
+
+    Printed as they are read (any number of events in constant memory); the table has
+    fixed columns, amounts with thousands separators.
+    """
     _check_types(types)
     if limit is not None and last_n is not None:
         raise InputError("give --limit or --last, not both")
@@ -109,7 +113,9 @@ def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_pos
     chosen: Iterator[Envelope] = selected()
     if last_n is not None:
         chosen = iter(deque(chosen, maxlen=last_n))
-    emit_envelopes(chosen, ctx.fmt)
+    why = "no event matches the filters" if filtered or start > 1 or to_position else \
+        "the ledger holds no events"  # fmt: skip
+    emit_envelopes(chosen, ctx.fmt, empty=why)
 
 
 @events.command("show")
