@@ -1,7 +1,8 @@
 """The benchmark suite: every measure of issue 5 against its raw baseline, in one run.
 
     python -m bench all [--quick] [--repeat 3] [--name NAME] [--stores sqlite,postgres]
-    python -m bench record|import|rebuild|as-of|relay|latency|consumer|scale|startup [...]
+    python -m bench record|import|rebuild|as-of|relay|latency|consumer|scale|startup|
+                    events-list [...]
 
 Each measure sets up its own data: SQLite files in a temporary folder, PostgreSQL
 databases created for the run on 127.0.0.1:5432 and dropped afterwards, and NATS
@@ -38,6 +39,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench import events_list as events_list_bench
 from bench import paths as paths_bench
 from bench import rebuild as rebuild_bench
 from bench import record as record_bench
@@ -51,7 +53,7 @@ CACHE = Path(__file__).parent / ".cache"
 # stores of another generation are not reused.
 GENERATION = "1"
 MEASURES = ("record", "import", "rebuild", "as-of", "relay", "latency", "consumer", "scale",
-            "paths", "startup")
+            "paths", "startup", "events-list")
 
 
 @dataclass(frozen=True)
@@ -523,11 +525,25 @@ def measure_startup(run: Run) -> None:
                             note="baseline: python -c pass; median wall time"))  # fmt: skip
 
 
+def measure_events_list(run: Run) -> None:
+    """`events list` (table, jsonl) against a raw read + decode + print (bench.events_list)."""
+    commands = 600 if run.sizes == QUICK else 100_000
+    run.log(f"events-list: {commands:,} commands x {run.repeat}")
+    for row in events_list_bench.measure(run.folder, commands, run.repeat):
+        run.rows.append(Row(f"events list --format {row['format']}, {row['events']:,} events, "
+                            "SQLite, CLI", "events/s", row["baseline_per_s"],
+                            row["homeledger_per_s"], f">= {events_list_bench.TARGET}x",
+                            row["ratio"] >= events_list_bench.TARGET, runs=row["runs"],
+                            baseline_runs=row["baseline_runs"],
+                            detail={"peak_rss_mb": row["peak_rss_mb"]},
+                            note="baseline: the library reads, decodes and prints each event"))  # fmt: skip
+
+
 RUNNERS: dict[str, Callable[[Run], None]] = {
     "record": measure_record, "import": measure_import, "rebuild": measure_rebuild,
     "as-of": measure_as_of, "relay": measure_relay, "latency": measure_latency,
     "consumer": measure_consumer, "scale": measure_scale, "paths": measure_paths,
-    "startup": measure_startup,
+    "startup": measure_startup, "events-list": measure_events_list,
 }  # fmt: skip
 
 

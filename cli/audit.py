@@ -130,9 +130,9 @@ def emit_cut_rows(ctx: Context, cut: Cut, rows: Callable[[Cut], list[dict[str, A
                   total: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
                   ) -> None:  # fmt: skip
     """Rows read at a cut; json rows name the cut. Nothing before the first fact: a table
-    is not printed (the one line says so), json is an empty array. No rows otherwise:
-    a table is `empty`: one line on stderr saying why. `total` adds a last line to the table (only: a script
-    reading csv or json never mistakes it for a row)."""
+    is not printed (the one line says so), json is an empty array. No rows otherwise: a
+    table is `empty`, one line on stderr saying why. `total` adds a last line to the
+    table only (a script reading csv or json never mistakes it for a row)."""
     extra = cut.fields() if ctx.fmt in ("json", "jsonl") else {}
     found = [] if cut.empty else [{**row, **extra} for row in rows(cut)]
     cut.say()

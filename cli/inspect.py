@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body, format_time
+from homeledger.adapters.settings import redact_url, store_location
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import MAX_POSITION, InputError, Seconds, positions, run_until_signal
 from homeledger.cli.render import EventPrinter, emit_envelopes, emit_object, emit_rows
@@ -193,6 +194,8 @@ def tail(ctx: Context, interval: float) -> None:
         return
     store = ctx.services.store()
     position = store.max_position()
+    following(f"new events of {store_location(ctx.settings.store).display} after position "
+              f"{position}, polled every {interval:g}s")  # fmt: skip
     printer.start()
     try:
         while True:
@@ -200,10 +203,17 @@ def tail(ctx: Context, interval: float) -> None:
             for envelope in batch:
                 printer.event(envelope)
                 position = envelope.position
+            printer.flush()
             if not batch:
                 time.sleep(interval)
     except KeyboardInterrupt:
+        printer.flush()
         return
+
+
+def following(what: str) -> None:
+    """A follower's start line on stderr: what it follows, from where."""
+    click.echo(f"homeledger: following {what} (Ctrl-C to stop)", err=True)
 
 
 def _tail_nats(ctx: Context, printer: EventPrinter) -> None:
@@ -213,7 +223,10 @@ def _tail_nats(ctx: Context, printer: EventPrinter) -> None:
         for record in records:
             body = json.loads(record.data)
             printer.event(envelope_from_body(body, int(body["position"])))
+        printer.flush()
 
+    following(f"new messages of stream {ctx.settings.stream} on "
+              f"{redact_url(ctx.settings.nats_url)}")  # fmt: skip
     printer.start()
     run_until_signal(lambda stop: follow_stream(ctx.settings, show, stop))
 

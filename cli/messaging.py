@@ -199,6 +199,7 @@ def subscribe(ctx: Context, durable: str | None, subject: str | None,
     def handle(delivery: Delivery) -> None:
         begin()
         printer.event(delivery.envelope)
+        printer.flush()  # printed before it is acknowledged
 
     try:
         run_until_signal(

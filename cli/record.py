@@ -238,6 +238,7 @@ def _print_each(printer: EventPrinter | None) -> Callable[[list[Envelope]], None
     def show(envelopes: list[Envelope]) -> None:
         for envelope in envelopes:
             printer.event(envelope)
+        printer.flush()
 
     return show
 

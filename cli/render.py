@@ -19,7 +19,6 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 import click
@@ -83,9 +82,16 @@ def table_cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(table_cell(v) for v in value)
     text = _cell(value)
-    if isinstance(value, str) and _AMOUNT.fullmatch(text) and len(text) > 6:
-        return f"{Decimal(text):,.2f}"
+    if isinstance(value, str) and len(text) > 6 and _AMOUNT.fullmatch(text):
+        return with_separators(text)
     return text
+
+
+def with_separators(amount: str) -> str:
+    """"-1234567.50" as "-1,234,567.50" (a fixed-point amount, as the ledger prints it)."""
+    sign, digits = ("-", amount[1:]) if amount.startswith("-") else ("", amount)
+    whole, _, cents = digits.partition(".")
+    return f"{sign}{int(whole):,}.{cents}"
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
@@ -168,30 +174,39 @@ EVENT_COLUMNS = ("position", "recorded_at", "effective_date", "type", "scope", "
                  "actor", "detail")  # fmt: skip
 
 
+Data = dict[str, Any]
+
+
+def _reversal(data: Data) -> str:
+    amount = f" ({data['original']['amount']})" if "amount" in data["original"] else ""
+    return (f"reverses {data['reversed_type']} at {data['reversed_position']}{amount}: "
+            f"{data['reason']}")  # fmt: skip
+
+
+# What the table's DETAIL column says of each type of event.
+DETAILS: dict[str, Callable[[Data], str]] = {
+    "PartnershipEstablished": lambda d: f"{d['donor']} -> {d['beneficiary']}, "
+    f"{d['rate']} {d['currency']}/home, {d['basis']}",
+    "UnitsAcquired": lambda d: f"+{d['units']} homes",
+    "UnitsDisposed": lambda d: f"-{d['units']} homes",
+    "DonationPledged": lambda d: f"delta {d['delta']}, basis {d['unit_basis']}",
+    "DonationReceived": lambda d: f"received {d['received_on']}",
+    "InitiativeRegistered": lambda d: f"{d['name']} ({d['country']})",
+    "FundsAllocated": lambda d: f"{d['year']} allocation {d['allocation_id']}",
+    "AllocationReleased": lambda d: f"{d['allocation_id']}: {d['reason']}",
+    "FundsDisbursed": lambda d: f"disbursed {d['disbursed_on']}",
+    "MilestoneReached": lambda d: str(d["milestone"]),
+    "InitiativeClosed": lambda d: str(d.get("reason", "")),
+    "LedgerSealed": lambda d: f"up to {d['position']}: {d['digest'][:16]}",
+    "FactReversed": _reversal,
+}
+
+
 def summary(envelope: Envelope) -> dict[str, Any]:
+    """An event as one line of the table: plain values."""
     from homeledger.adapters.envelope import format_time
 
     data = envelope.data
-    details: dict[str, Callable[[], str]] = {
-        "PartnershipEstablished": lambda: f"{data['donor']} -> {data['beneficiary']}, "
-        f"{data['rate']} {data['currency']}/home, {data['basis']}",
-        "UnitsAcquired": lambda: f"+{data['units']} homes",
-        "UnitsDisposed": lambda: f"-{data['units']} homes",
-        "DonationPledged": lambda: f"delta {data['delta']}, basis {data['unit_basis']}",
-        "DonationReceived": lambda: f"received {data['received_on']}",
-        "InitiativeRegistered": lambda: f"{data['name']} ({data['country']})",
-        "FundsAllocated": lambda: f"{data['year']} allocation {data['allocation_id']}",
-        "AllocationReleased": lambda: f"{data['allocation_id']}: {data['reason']}",
-        "FundsDisbursed": lambda: f"disbursed {data['disbursed_on']}",
-        "MilestoneReached": lambda: data["milestone"],
-        "InitiativeClosed": lambda: data.get("reason", ""),
-        "LedgerSealed": lambda: f"up to {data['position']}: {data['digest'][:16]}",
-        "FactReversed": lambda: f"reverses {data['reversed_type']} at "
-        f"{data['reversed_position']}" + (f" ({data['original']['amount']})"
-                                          if "amount" in data["original"] else "")
-        + f": {data['reason']}",
-    }
-    detail = details[envelope.type]()
     return {
         "position": envelope.position,
         "recorded_at": format_time(envelope.recorded_at),
@@ -200,7 +215,7 @@ def summary(envelope: Envelope) -> dict[str, Any]:
         "scope": envelope.scope,
         "amount": data.get("amount"),
         "actor": envelope.actor,
-        "detail": detail,
+        "detail": DETAILS[envelope.type](data),
     }
 
 
@@ -225,14 +240,25 @@ class EventPrinter:
              "{amount:>16}  {actor:<12}  {detail}")  # fmt: skip
     HEADER: ClassVar[dict[str, str]] = {c: c.upper().replace("_", " ") for c in EVENT_COLUMNS}
 
+    BUFFER = 1000  # lines written at once: a stream of events is not written line by line
+
     def __init__(self, fmt: str, out: TextIO | None = None) -> None:
         self.fmt = fmt
         self.out = out
         self.count = 0
         self.started = False
+        self._pending: list[str] = []
 
     def _echo(self, text: str, nl: bool = True) -> None:
-        click.echo(text, nl=nl, file=self.out)
+        self._pending.append(text + "\n" if nl else text)
+        if len(self._pending) >= self.BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending (a follower calls it after each batch it receives)."""
+        if self._pending:
+            click.echo("".join(self._pending), nl=False, file=self.out)
+            self._pending.clear()
 
     def start(self) -> None:
         """The header (table, csv); json's array opens with the first event."""
@@ -241,6 +267,7 @@ class EventPrinter:
             self._echo(self.TABLE.format(**self.HEADER).rstrip())
         elif self.fmt == "csv":
             self._echo(",".join(ENVELOPE_FIELDS))
+        self.flush()
 
     def event(self, envelope: Envelope) -> None:
         if self.fmt == "table":
@@ -261,6 +288,7 @@ class EventPrinter:
     def finish(self) -> None:
         if self.fmt == "json":
             self._echo("[]" if self.count == 0 else "\n]")
+        self.flush()
 
 
 def emit_object(obj: dict[str, Any], fmt: str) -> None:
