@@ -536,7 +536,8 @@ def measure_events_list(run: Run) -> None:
                             row["ratio"] >= events_list_bench.TARGET, runs=row["runs"],
                             baseline_runs=row["baseline_runs"],
                             detail={"peak_rss_mb": row["peak_rss_mb"]},
-                            note="baseline: the library reads, decodes and prints each event"))  # fmt: skip
+                            note="baseline: the library reads, decodes, prints each event"),
+                     )  # fmt: skip
 
 
 RUNNERS: dict[str, Callable[[Run], None]] = {
