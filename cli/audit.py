@@ -11,10 +11,8 @@ of every row (`as_of_position`, and `to`).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from homeledger.cli.bootstrap import Projections, seal_public_keys
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
 from homeledger.cli.inspect import parse_date, parse_time
+from homeledger.cli.progress import Progress
 from homeledger.cli.render import csv_rows, emit_object, emit_rows, say_empty, table
 from homeledger.domain.values import MAX_DATE, MIN_DATE
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
@@ -301,8 +300,8 @@ def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
     chosen = names or PROJECTIONS
     total = projections.source.max_position()
     started = time.monotonic()
-    with _progress(total, ctx.fmt == "table") as advance:
-        count = projections.runner.rebuild(chosen, progress=advance)
+    with Progress("replaying", total) as bar:
+        count = projections.runner.rebuild(chosen, progress=bar.advance)
     seconds = time.monotonic() - started
     summary = {
         "projections": list(chosen),
@@ -312,34 +311,6 @@ def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
         "events_per_second": round(count / seconds) if seconds else 0,
     }
     emit_object(summary, ctx.fmt)
-
-
-def _quiet(count: int) -> None:
-    """No progress bar: nothing to show."""
-
-
-@contextmanager
-def _progress(total: int, wanted: bool) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr (items, rate, ETA), only when stderr is a terminal."""
-    stream = sys.stderr
-    if not wanted or not stream.isatty() or total == 0:
-        yield _quiet
-        return
-    started = time.monotonic()
-    done = [0]
-
-    def rate(_: Any) -> str:
-        elapsed = time.monotonic() - started
-        return f"{done[0] / elapsed:,.0f} facts/s" if elapsed > 0 else ""
-
-    with click.progressbar(length=total, label="replaying", file=stream, show_pos=True,
-                           show_eta=True, item_show_func=rate) as bar:  # fmt: skip
-
-        def advance(count: int) -> None:
-            done[0] += count
-            bar.update(count)
-
-        yield advance
 
 
 @click.command("verify")
@@ -352,23 +323,28 @@ def verify(ctx: Context, against_nats: bool) -> None:
     """Check the hash chain, seals, rules, receipts, snapshots, projections, double entry.
 
     Exit 1 when any check finds a problem, naming the first bad position; with
-    --against-nats exit 4 when the stream cannot be read.
+    --against-nats exit 4 when the stream cannot be read. Ends with a one-line summary
+    on stderr (and shows its progress there on a terminal).
     """
     from homeledger.projections.verify import verify as run_verify
 
+    started = time.monotonic()
     projections = ctx.services.projections()
     store = ctx.services.store()
     _check_readable(store)
-    result = run_verify(store, projections.db, projections.runner,
-                        seal_public_keys(ctx.settings))  # fmt: skip
+    head = store.max_position()
+    with Progress("verifying", head) as bar:
+        result = run_verify(counting(store, bar), projections.db, projections.runner,
+                            seal_public_keys(ctx.settings))  # fmt: skip
     if against_nats:
         import asyncio
 
         from homeledger.projections.witness import verify_against_stream
 
-        with quiet_asyncio():
+        with quiet_asyncio(), Progress("checking the stream", result.head) as bar:
+            witness = counting(store, bar)
             result.checks += asyncio.run(
-                verify_against_stream(ctx.settings, store, projections.db, result.head)
+                verify_against_stream(ctx.settings, witness, projections.db, result.head)
             )
     if ctx.fmt in ("json", "jsonl"):
         emit_object(result.to_dict(), ctx.fmt)
@@ -382,6 +358,30 @@ def verify(ctx: Context, against_nats: bool) -> None:
         at = f"; first bad position {where}" if where is not None else ""
         failed = ", ".join(c.name for c in result.checks if not c.ok)
         raise Failure(FINDING, f"verify found problems ({failed}){at}")
+    click.echo(f"verify: {result.head:,} events, {len(result.checks)} checks"
+               f"{' (with the stream)' if against_nats else ''}, all passed in "
+               f"{time.monotonic() - started:.1f}s", err=True)  # fmt: skip
+
+
+def counting(store: LedgerStore, bar: Progress) -> Any:
+    """`store`, whose full reads (every stored fact, in order) advance `bar`."""
+    return _Counting(store, bar)
+
+
+class _Counting:
+    def __init__(self, store: LedgerStore, bar: Progress) -> None:
+        self._store, self._bar = store, bar
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def notifications(self, start: int = 1, stop: int | None = None,
+                      types: Sequence[str] = (), *args: Any,
+                      **kwargs: Any) -> Iterator[Any]:  # fmt: skip
+        for item in self._store.notifications(start, stop, types, *args, **kwargs):
+            if not types:
+                self._bar.advance(1)
+            yield item
 
 
 def _check_readable(store: LedgerStore) -> None:

@@ -7,7 +7,7 @@ date of their own take `--on DATE`, the effective date (default: today, UTC).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -18,9 +18,12 @@ from homeledger.cli.context import Context, build, pass_context
 from homeledger.cli.errors import Failure, classify
 from homeledger.cli.help import IMPORT_FORMAT
 from homeledger.cli.import_file import checked
+from homeledger.cli.progress import Progress
 from homeledger.cli.render import EventPrinter, emit_envelopes
 from homeledger.domain import commands as c
 from homeledger.domain.commands import Command
+
+Numbered = tuple[int, Command]  # a command and its line number
 
 _command_id = click.option(
     "--command-id", help="Idempotency key: a repeat records nothing and answers as the first."
@@ -207,7 +210,8 @@ def reverse(ctx: Context, /, **options: Any) -> None:
 def import_(ctx: Context, file: str, dry_run: bool) -> None:
     """Record a JSON Lines file of commands (- reads standard input), all or nothing.
 
-    Prints a one-line summary; with --format json or jsonl the envelopes instead.
+    Prints a one-line summary; with --format json or jsonl the envelopes instead. On a
+    terminal, shows its progress on stderr.
     """
     app = ctx.services.application()
     printer = EventPrinter(ctx.fmt) if dry_run and ctx.fmt in ("json", "jsonl") else None
@@ -215,8 +219,10 @@ def import_(ctx: Context, file: str, dry_run: bool) -> None:
         if printer is not None:
             printer.start()
         try:
-            result = app.record_all(commands.commands(), dry_run=dry_run,
-                                    on_decided=_print_each(printer))  # fmt: skip
+            with Progress("checking" if dry_run else "importing", commands.count,
+                          unit="commands") as bar:  # fmt: skip
+                result = app.record_all(_counted(commands.commands(), bar), dry_run=dry_run,
+                                        on_decided=_print_each(printer))  # fmt: skip
         except BatchError as failure:
             code, message = classify(failure.error, flags=False)
             raise Failure(code, f"line {failure.index}: {message}") from None
@@ -229,6 +235,13 @@ def import_(ctx: Context, file: str, dry_run: bool) -> None:
         for envelope in app.store.envelopes_of(result.segments):
             printer.event(envelope)
     printer.finish()
+
+
+def _counted(commands: Iterator[Numbered], bar: Progress) -> Iterator[Numbered]:
+    """The file's commands, each counted by `bar` as the application takes it."""
+    for numbered in commands:
+        yield numbered
+        bar.advance(1)
 
 
 def _print_each(printer: EventPrinter | None) -> Callable[[list[Envelope]], None] | None:
