@@ -9,6 +9,8 @@ each line of the table says what the command's own help says.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from typing import Any, cast
 
 import click
 
@@ -34,7 +36,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                   "Record a milestone an initiative reached (once per milestone)."),
     "pledge": ("record", "pledge",
                "Pledge (or adjust) a year's donation, computed from the portfolio."),
-    "portfolio": ("audit", "portfolio", "Homes held per country on a date."),
+    "portfolio": ("audit", "portfolio",
+                  "Homes held per country on a date (the table ends with their total)."),
     "project": ("messaging", "project", "Build balances, audit trails, portfolio and postings "
                 "from the stream alone."),
     "receive": ("record", "receive", "Record money received against a year's pledge."),
@@ -64,25 +67,77 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }  # fmt: skip
 
 
+def _load(name: str) -> click.Command:
+    module, attribute, _ = COMMANDS[name]
+    command: click.Command = getattr(importlib.import_module(f"homeledger.cli.{module}"),
+                                     attribute)  # fmt: skip
+    return command
+
+
+class _Commands(dict[str, click.Command]):
+    """The group's commands by name: one is imported when it is looked up, all of them
+    when the mapping is walked (as a plain dict of commands would be)."""
+
+    def _all(self) -> None:
+        for name in COMMANDS:
+            self.get(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if not dict.__contains__(self, name) and name in COMMANDS:
+            self[name] = _load(name)
+        return dict.get(self, name, default)
+
+    def __getitem__(self, name: str) -> click.Command:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return cast(click.Command, found)
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMANDS or dict.__contains__(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        self._all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._all()
+        return dict.__len__(self)
+
+    def keys(self) -> Any:
+        self._all()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._all()
+        return dict.items(self)
+
+
 class LazyCommands(click.Group):
     """A group whose sub-commands are loaded from COMMANDS on first use."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = _Commands(self.commands)
+        self.commands = self._lazy
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*COMMANDS, *self.commands})
+        return sorted({*COMMANDS, *dict.keys(self._lazy)})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMANDS:
-            module, attribute, _ = COMMANDS[cmd_name]
-            loaded = getattr(importlib.import_module(f"homeledger.cli.{module}"), attribute)
-            self.add_command(loaded, cmd_name)
-        return self.commands.get(cmd_name)
+        return cast("click.Command | None", self._lazy.get(cmd_name))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The list of commands, from the table: nothing is imported to show it."""
         rows: list[tuple[str, str]] = []
         limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
         for name in self.list_commands(ctx):
-            command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][2])
+            loaded = dict.get(self._lazy, name)
+            command = loaded or click.Command(name, help=COMMANDS[name][2])
             rows.append((name, command.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)

@@ -237,7 +237,7 @@ class EventPrinter:
     jsonl, csv."""
 
     TABLE = ("{position:>8}  {recorded_at:<27}  {effective_date:<14}  {type:<22}  {scope:<20}  "
-             "{amount:>16}  {actor:<12}  {detail}")  # fmt: skip
+             "{amount:>16}  {actor:<20}  {detail}")  # fmt: skip
     HEADER: ClassVar[dict[str, str]] = {c: c.upper().replace("_", " ") for c in EVENT_COLUMNS}
 
     BUFFER = 1000  # lines written at once: a stream of events is not written line by line
