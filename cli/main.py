@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Mapping
@@ -27,8 +28,11 @@ class LedgerGroup(LazyCommands):
         complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
     ) -> Any:  # fmt: skip
         _print_escaped()
-        argv = hoist_global_options(self, list(sys.argv[1:] if args is None else args))
+        argv = list(sys.argv[1:] if args is None else args)
         try:
+            # Inside the try: finding the sub-command imports its module, and Ctrl-C
+            # during an import is an interrupt like any other.
+            argv = hoist_global_options(self, argv)
             _refuse_undecodable(argv, os.environ)
             result = super().main(argv, prog_name or "homeledger", complete_var,
                                   standalone_mode=False, **extra)  # fmt: skip
@@ -58,6 +62,7 @@ class LedgerGroup(LazyCommands):
 
 
 def _interrupted() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already: a second Ctrl-C waits
     click.echo("homeledger: interrupted (a transaction under way was rolled back: nothing "
                "is half-written)", err=True)  # fmt: skip
     return 130
