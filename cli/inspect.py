@@ -219,14 +219,20 @@ def following(what: str) -> None:
 def _tail_nats(ctx: Context, printer: EventPrinter) -> None:
     from homeledger.adapters.stream_reader import follow_stream
 
+    said = False
+
     def show(records: list[StreamRecord]) -> None:
+        nonlocal said
         for record in records:
             body = json.loads(record.data)
+            if not said:  # once NATS answered: an unreachable server stays one line
+                following(f"new messages of stream {ctx.settings.stream} on "
+                          f"{redact_url(ctx.settings.nats_url)}, from position "
+                          f"{body['position']}")  # fmt: skip
+                said = True
             printer.event(envelope_from_body(body, int(body["position"])))
         printer.flush()
 
-    following(f"new messages of stream {ctx.settings.stream} on "
-              f"{redact_url(ctx.settings.nats_url)}")  # fmt: skip
     printer.start()
     run_until_signal(lambda stop: follow_stream(ctx.settings, show, stop))
 

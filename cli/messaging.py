@@ -178,15 +178,13 @@ def subscribe(ctx: Context, durable: str | None, subject: str | None,
             printer.start()
             started = True
 
-    where = (f"from position {from_position}" if from_position is not None else
-             "where it last acknowledged (a new one: from the first event)" if durable else
-             "from the first event")  # fmt: skip
-    following(f"stream {ctx.settings.stream} on {redact_url(ctx.settings.nats_url)}"
-              f"{f' (subject {subject})' if subject else ''} with "
-              f"{f'durable consumer {durable}' if durable else 'an ephemeral consumer'}, "
-              f"{where}")  # fmt: skip
 
     def handle(delivery: Delivery) -> None:
+        if not started and max_messages is None and idle is None:  # a follower: say what
+            following(f"stream {ctx.settings.stream} on {redact_url(ctx.settings.nats_url)}"
+                      f"{f' (subject {subject})' if subject else ''} with "
+                      f"{f'durable consumer {durable}' if durable else 'an ephemeral consumer'}"
+                      f", from position {delivery.envelope.position}")  # fmt: skip
         begin()
         printer.event(delivery.envelope)
         printer.flush()  # printed before it is acknowledged
@@ -258,24 +256,22 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
 
 
 def _instrument(projector: StreamProjector, bar: Bar, follows: str | None) -> None:
-    """Progress of the projector's batches; a follower's start line once it knows where
-    the consumer store stands."""
-    opened, applied = projector.open, projector.apply_batch
-
-    def open_and_say() -> LastApplied:
-        last = opened()
-        if follows is not None:
-            following(f"{follows}, after position {last.position} (the consumer store holds "
-                      f"{last.events} events)")  # fmt: skip
-        return last
+    """Progress of the projector's batches; a follower's start line with its first batch
+    (what it follows, after which position)."""
+    applied = projector.apply_batch
+    said = follows is None
 
     def apply_and_count(deliveries: list[Delivery]) -> Any:
+        nonlocal said
+        if not said:  # once NATS answered: an unreachable server stays a one-line error
+            following(f"{follows}, after position {projector.last.position} (the consumer "
+                      f"store holds {projector.last.events} events)")  # fmt: skip
+            said = True
         result = applied(deliveries)
         bar.advance(len(deliveries))
         return result
 
-    setattr(projector, "open", open_and_say)  # noqa: B010 - instruments this one object
-    setattr(projector, "apply_batch", apply_and_count)  # noqa: B010
+    setattr(projector, "apply_batch", apply_and_count)  # noqa: B010 - this one object
 
 
 def following(what: str) -> None:
