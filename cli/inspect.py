@@ -114,7 +114,8 @@ def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_pos
     chosen: Iterator[Envelope] = selected()
     if last_n is not None:
         chosen = iter(deque(chosen, maxlen=last_n))
-    why = "no event matches the filters" if filtered or start > 1 or to_position else \
+    bounded = start > 1 or to_position is not None
+    why = "no event matches the filters" if filtered or bounded else \
         "the ledger holds no events"  # fmt: skip
     emit_envelopes(chosen, ctx.fmt, empty=why)
 

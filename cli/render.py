@@ -261,16 +261,17 @@ class EventPrinter:
             self._pending.clear()
 
     def start(self) -> None:
-        """The header (table, csv); json's array opens with the first event."""
+        """The header (csv; a table's comes with its first event, so that an empty
+        answer prints none); json's array opens with the first event."""
         self.started = True
-        if self.fmt == "table":
-            self._echo(self.TABLE.format(**self.HEADER).rstrip())
-        elif self.fmt == "csv":
+        if self.fmt == "csv":
             self._echo(",".join(ENVELOPE_FIELDS))
         self.flush()
 
     def event(self, envelope: Envelope) -> None:
         if self.fmt == "table":
+            if self.count == 0:
+                self._echo(self.TABLE.format(**self.HEADER).rstrip())
             row = summary(envelope)
             row["amount"] = table_cell(row["amount"])
             self._echo(self.TABLE.format(**row).rstrip())
