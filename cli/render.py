@@ -130,7 +130,7 @@ def emit_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: str,
             click.echo(table(found, columns))
     elif fmt == "jsonl":
         for row in counted:
-            click.echo(json.dumps(row, separators=(",", ":")))
+            click.echo(compact_json(row))
     elif fmt == "csv":
         for line in csv_rows(counted, columns):
             click.echo(line, nl=False)
@@ -151,6 +151,10 @@ class _Counted:
         for item in self.items:
             self.count += 1
             yield item
+
+
+# json.dumps(value, separators=(",", ":")), without building an encoder for every value.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def json_item(item: Any, first: bool) -> str:
@@ -248,6 +252,9 @@ class EventPrinter:
         self.count = 0
         self.started = False
         self._pending: list[str] = []
+        from homeledger.adapters.envelope import format_time
+
+        self._time = format_time
 
     def _echo(self, text: str, nl: bool = True) -> None:
         self._pending.append(text + "\n" if nl else text)
@@ -272,9 +279,7 @@ class EventPrinter:
         if self.fmt == "table":
             if self.count == 0:
                 self._echo(self.TABLE.format(**self.HEADER).rstrip())
-            row = summary(envelope)
-            row["amount"] = table_cell(row["amount"])
-            self._echo(self.TABLE.format(**row).rstrip())
+            self._echo(self._line(envelope))
         elif self.fmt == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="")
@@ -283,8 +288,17 @@ class EventPrinter:
         elif self.fmt == "json":
             self._echo(json_item(envelope.to_dict(), self.count == 0), nl=False)
         else:
-            self._echo(json.dumps(envelope.to_dict(), separators=(",", ":")))
+            self._echo(compact_json(envelope.to_dict()))
         self.count += 1
+
+    def _line(self, e: Envelope) -> str:
+        """One event in the table's fixed columns (TABLE, written out: a stream of many)."""
+        data = e.data
+        amount = data.get("amount")
+        shown = "" if amount is None else table_cell(amount)
+        return (f"{e.position:>8}  {self._time(e.recorded_at):<27}  "
+                f"{e.effective_date.isoformat():<14}  {e.type:<22}  {e.scope:<20}  "
+                f"{shown:>16}  {e.actor:<20}  {DETAILS[e.type](data)}").rstrip()  # fmt: skip
 
     def finish(self) -> None:
         if self.fmt == "json":
