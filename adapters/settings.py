@@ -18,15 +18,16 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from homeledger.adapters.defaults import (
+    DEFAULT_NATS_URL,
+    DEFAULT_STORE,
+    DEFAULT_STREAM,
+    DEFAULT_SUBJECT_PREFIX,
+)
 from homeledger.adapters.errors import ConfigError
 from homeledger.adapters.postgres import Timeouts
 from homeledger.domain.values import clean_text
 
-DEFAULT_STORE = "sqlite:///homeledger.db"
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-DEFAULT_STREAM = "HOMELEDGER"
-# The first token of every subject: <prefix>.events.<EventType>.<scope>.
-DEFAULT_SUBJECT_PREFIX = "homeledger"
 APP_NAME = "homeledger"
 
 # Settings that have no flag: field name -> environment variable.
@@ -309,4 +310,5 @@ def _postgres_location(url: str) -> StoreLocation:
 
 
 
-__all__ = ["ConfigError", "Settings", "StoreLocation", "store_location"]
+__all__ = ["DEFAULT_NATS_URL", "DEFAULT_STORE", "DEFAULT_STREAM", "DEFAULT_SUBJECT_PREFIX",
+           "ConfigError", "Settings", "StoreLocation", "store_location"]

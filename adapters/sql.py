@@ -11,8 +11,6 @@ import os
 import sqlite3
 from typing import Any
 
-from psycopg import sql as pg_sql
-
 from homeledger.adapters.postgres import Timeouts, bounded, connection_kwargs
 from homeledger.adapters.settings import StoreLocation
 
@@ -51,6 +49,8 @@ def _connect_sqlite(location: StoreLocation, timeouts: Timeouts) -> sqlite3.Conn
 
 
 def _connect_postgres(location: StoreLocation, timeouts: Timeouts) -> Any:
+    from psycopg import sql as pg_sql
+
     connection = bounded(timeouts, f"PostgreSQL at {location.display}")
     conn = connection.connect(
         host=location.host, port=location.port, user=location.user,

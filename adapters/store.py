@@ -16,9 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import psycopg
 from eventsourcing.persistence import (
     InfrastructureFactory,
     IntegrityError,
@@ -29,7 +28,6 @@ from eventsourcing.persistence import (
     StoredEvent,
     TrackingRecorder,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import Environment
 
 from homeledger.adapters.envelope import Envelope, decode_json, envelope_from_body
@@ -61,7 +59,6 @@ from homeledger.adapters.recorders import (
     ALLOCATIONS_AT_TABLE,
     ALLOCATIONS_TABLE,
     AllocationRow,
-    LedgerPostgresRecorder,
     LedgerRecorder,
 )
 from homeledger.adapters.settings import APP_NAME, StoreLocation
@@ -78,6 +75,11 @@ from homeledger.domain.ledger import (
     recorded_fact,
 )
 from homeledger.domain.money import CENT
+
+if TYPE_CHECKING:  # psycopg is loaded for a postgresql:// store only
+    from eventsourcing.postgres import PostgresAggregateRecorder
+
+    from homeledger.adapters.postgres_recorder import LedgerPostgresRecorder
 
 TOPIC_PREFIX = "homeledger:"
 SNAPSHOT_TOPIC = TOPIC_PREFIX + "snapshot"
@@ -232,7 +234,8 @@ def library_env(location: StoreLocation, timeouts: Timeouts | None = None) -> di
         # Off on purpose: with it on, notification-log readers skip events under
         # concurrent writers (eventsourcing 9.5.6).
         "POSTGRES_ENABLE_DB_FUNCTIONS": "no",
-        "APPLICATION_RECORDER_TOPIC": "homeledger.adapters.recorders:LedgerPostgresRecorder",
+        "APPLICATION_RECORDER_TOPIC":
+            "homeledger.adapters.postgres_recorder:LedgerPostgresRecorder",
         # The store creates the tables itself, once and serially (see LedgerStore).
         "CREATE_TABLE": "no",
     }
@@ -276,8 +279,8 @@ class LedgerStore:
         try:
             self.recorder = cast(LedgerRecorder, self.factory.application_recorder())
             self.snapshots = self.factory.aggregate_recorder("snapshots")
-            if isinstance(self.recorder, LedgerPostgresRecorder):
-                self._prepare_postgres(self.recorder, create)
+            if location.kind == "postgresql":
+                self._prepare_postgres(cast("LedgerPostgresRecorder", self.recorder), create)
         except (PersistenceError, OSError, sqlite3.DatabaseError) as exc:
             self.factory.close()  # now, not when the collector finds the pool half open
             raise StoreUnavailableError(
@@ -293,7 +296,7 @@ class LedgerStore:
 
     def _prepare_postgres(self, recorder: LedgerPostgresRecorder, create: bool) -> None:
         """Create the tables once, serially; a reader never needs the right to create."""
-        snapshots = cast(PostgresAggregateRecorder, self.snapshots)
+        snapshots = cast("PostgresAggregateRecorder", self.snapshots)
         ledger = recorder.tables_exist(snapshots.events_table_name)
         if not create:
             if not ledger:
@@ -671,8 +674,8 @@ class LedgerStore:
         try:
             recorder.max_tracking_id("homeledger-probe")
         except (ProgrammingError, OperationalError):
-            if isinstance(self.recorder, LedgerPostgresRecorder):
-                self.recorder.create_tables_serially(recorder)
+            if self.location.kind == "postgresql":
+                cast("LedgerPostgresRecorder", self.recorder).create_tables_serially(recorder)
             else:
                 cast(Any, recorder).create_table()
         return recorder
@@ -774,6 +777,8 @@ def _postgres_reason(location: StoreLocation, exc: BaseException) -> str:
     reason = first_line(exc)
     if location.kind != "postgresql" or "couldn't get a connection" not in reason:
         return reason
+    import psycopg
+
     try:
         psycopg.connect(
             dbname=location.dbname, host=location.host, port=location.port,

@@ -1,7 +1,8 @@
 """The benchmark suite: every measure of issue 5 against its raw baseline, in one run.
 
     python -m bench all [--quick] [--repeat 3] [--name NAME] [--stores sqlite,postgres]
-    python -m bench record|import|rebuild|as-of|relay|latency|consumer|scale [...]
+    python -m bench record|import|rebuild|as-of|relay|latency|consumer|scale|startup|
+                    events-list [...]
 
 Each measure sets up its own data: SQLite files in a temporary folder, PostgreSQL
 databases created for the run on 127.0.0.1:5432 and dropped afterwards, and NATS
@@ -38,10 +39,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench import events_list as events_list_bench
 from bench import paths as paths_bench
 from bench import rebuild as rebuild_bench
 from bench import record as record_bench
 from bench import relay as relay_bench
+from bench import startup as startup_bench
 from bench import stream_paths as stream_paths_bench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +54,7 @@ CACHE = Path(__file__).parent / ".cache"
 # stores of another generation are not reused.
 GENERATION = "1"
 MEASURES = ("record", "import", "rebuild", "as-of", "relay", "latency", "consumer", "scale",
-            "paths", "stream-paths")
+            "paths", "stream-paths", "startup", "events-list")
 
 
 @dataclass(frozen=True)
@@ -522,11 +525,41 @@ def measure_stream_paths(run: Run) -> None:
                                 detail={"peak_rss_mb": row["peak_rss_mb"]}))  # fmt: skip
 
 
+def measure_startup(run: Run) -> None:
+    """Wall time of short commands in a fresh process (bench.startup)."""
+    runs = 3 if run.sizes == QUICK else max(11, 5 * run.repeat)
+    run.log(f"startup: --help, events stats, balances x {runs}")
+    for row in startup_bench.measure(run.folder, runs):
+        ms = [round(s * 1000, 1) for s in row["wall_runs"]]
+        run.rows.append(Row(f"start-up: {row['command']} (SQLite)", "ms",
+                            row["python_wall_s"] * 1000, row["wall_s"] * 1000,
+                            f"<= {startup_bench.TARGET_SECONDS * 1000:g} ms",
+                            row["wall_s"] <= startup_bench.TARGET_SECONDS, runs=ms,
+                            detail={"cpu_s": row["cpu_s"], "python_cpu_s": row["python_cpu_s"]},
+                            note="baseline: python -c pass; median wall time"))  # fmt: skip
+
+
+def measure_events_list(run: Run) -> None:
+    """`events list` (table, jsonl) against a raw read + decode + print (bench.events_list)."""
+    commands = 600 if run.sizes == QUICK else 100_000
+    run.log(f"events-list: {commands:,} commands x {run.repeat}")
+    for row in events_list_bench.measure(run.folder, commands, run.repeat):
+        run.rows.append(Row(f"events list --format {row['format']}, {row['events']:,} events, "
+                            "SQLite, CLI", "events/s", row["baseline_per_s"],
+                            row["homeledger_per_s"], f">= {events_list_bench.TARGET}x",
+                            row["ratio"] >= events_list_bench.TARGET, runs=row["runs"],
+                            baseline_runs=row["baseline_runs"],
+                            detail={"peak_rss_mb": row["peak_rss_mb"]},
+                            note="baseline: the library reads, decodes, prints each event"),
+                     )  # fmt: skip
+
+
 RUNNERS: dict[str, Callable[[Run], None]] = {
     "record": measure_record, "import": measure_import, "rebuild": measure_rebuild,
     "as-of": measure_as_of, "relay": measure_relay, "latency": measure_latency,
     "consumer": measure_consumer, "scale": measure_scale, "paths": measure_paths,
-    "stream-paths": measure_stream_paths,
+    "stream-paths": measure_stream_paths, "startup": measure_startup,
+    "events-list": measure_events_list,
 }  # fmt: skip
 
 

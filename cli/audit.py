@@ -10,12 +10,9 @@ of every row (`as_of_position`, and `to`).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -29,7 +26,8 @@ from homeledger.cli.bootstrap import Projections, seal_public_keys
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import FINDING, Failure, InputError, positions, quiet_asyncio
 from homeledger.cli.inspect import parse_date, parse_time
-from homeledger.cli.render import csv_rows, emit_object, emit_rows, table
+from homeledger.cli.progress import Progress
+from homeledger.cli.render import csv_rows, emit_object, emit_rows, say_empty, table
 from homeledger.domain.values import MAX_DATE, MIN_DATE
 from homeledger.projections.audit_trail import AUDIT_COLUMNS
 from homeledger.projections.balances import BY_CHOICES, columns_for
@@ -37,8 +35,6 @@ from homeledger.projections.double_entry import TRIAL_COLUMNS
 from homeledger.projections.portfolio import PORTFOLIO_COLUMNS
 from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.report import REPORT_COLUMNS, report_lines, year_report
-from homeledger.projections.verify import verify as run_verify
-from homeledger.projections.witness import verify_against_stream
 
 YEARS = click.IntRange(MIN_DATE.year, MAX_DATE.year)  # the years a ledger can hold
 AUDIT_TABLE_COLUMNS = ("position", "recorded_at", "effective_date", "type", "actor",
@@ -129,14 +125,25 @@ def cut_of(projections: Projections, as_of_position: int | None, as_of: str | No
 
 
 def emit_cut_rows(ctx: Context, cut: Cut, rows: Callable[[Cut], list[dict[str, Any]]],
-                  columns: Sequence[str]) -> None:  # fmt: skip
+                  columns: Sequence[str], empty: str,
+                  total: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+                  ) -> None:  # fmt: skip
     """Rows read at a cut; json rows name the cut. Nothing before the first fact: a table
-    is not printed (the one line says so), json is an empty array."""
+    is not printed (the one line says so), json is an empty array. No rows otherwise: a
+    table is `empty`, one line on stderr saying why. `total` adds a last line to the
+    table only (a script reading csv or json never mistakes it for a row)."""
     extra = cut.fields() if ctx.fmt in ("json", "jsonl") else {}
     found = [] if cut.empty else [{**row, **extra} for row in rows(cut)]
     cut.say()
-    if not (cut.empty and ctx.fmt == "table"):
-        emit_rows(found, columns, ctx.fmt)
+    if cut.empty and ctx.fmt == "table":
+        return
+    if found and total is not None and ctx.fmt == "table":
+        found = [*found, total(found)]
+    emit_rows(found, columns, ctx.fmt, None if cut.empty else f"{empty}{_at(cut)}")
+
+
+def _at(cut: Cut) -> str:
+    return f" (as of position {cut.position})" if cut.asked else ""
 
 
 # Reads.
@@ -158,11 +165,12 @@ def balances(ctx: Context, year: int | None, by: str, as_of_position: int | None
     def rows(at: Cut) -> list[dict[str, Any]]:
         return projections.reader.balances(at.position, at.to).rows(by, year)
 
-    emit_cut_rows(ctx, cut, rows, columns_for(by, year))
+    what = f"for {year}" if year is not None else "yet"
+    emit_cut_rows(ctx, cut, rows, columns_for(by, year), f"no money recorded {what}: no rows")
 
 
 @click.command("audit")
-@click.argument("initiative")
+@click.argument("initiative", help="The initiative's id.")
 @as_of_options
 @to_option
 @pass_context
@@ -181,7 +189,7 @@ def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str 
         return projections.reader.audit_rows(initiative, at.position, at.to)
 
     columns = AUDIT_TABLE_COLUMNS if ctx.fmt == "table" else AUDIT_COLUMNS
-    emit_cut_rows(ctx, cut, rows, columns)
+    emit_cut_rows(ctx, cut, rows, columns, f"no fact of {initiative} matches: no rows")
 
 
 @click.command("portfolio")
@@ -190,7 +198,7 @@ def audit(ctx: Context, initiative: str, as_of_position: int | None, as_of: str 
 @pass_context
 def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
               as_of: str | None) -> None:  # fmt: skip
-    """Homes held per country on a date."""
+    """Homes held per country on a date (the table ends with their total)."""
     day = parse_date(on, "--on") if on else datetime.now(UTC).date()
     projections = current(ctx)
     cut = cut_of(projections, as_of_position, as_of)
@@ -198,14 +206,23 @@ def portfolio(ctx: Context, on: str | None, as_of_position: int | None,
     def rows(at: Cut) -> list[dict[str, Any]]:
         return projections.reader.portfolio(at.position, day)
 
-    emit_cut_rows(ctx, cut, rows, PORTFOLIO_COLUMNS)
+    def total(found: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"on": day.isoformat(), "country": "total", "units": sum(r["units"] for r in found)}
+
+    emit_cut_rows(ctx, cut, rows, PORTFOLIO_COLUMNS, f"no homes held on {day.isoformat()}",
+                  total)  # fmt: skip
 
 
 @click.command("trial-balance")
 @as_of_options
 @pass_context
 def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -> None:
-    """Debits, credits and balance per account; the difference is always zero."""
+    """Debits, credits and balance per account; the difference is always zero.
+
+    The table ends with a total line. csv has one row per account and no total (a script
+    would read it as an account): the totals are the debit, credit and difference fields
+    of the json.
+    """
     projections = current(ctx)
     cut = cut_of(projections, as_of_position, as_of)
     trial = projections.reader.trial_balance(cut.position).to_dict()
@@ -217,7 +234,9 @@ def trial_balance(ctx: Context, as_of_position: int | None, as_of: str | None) -
         return
     total = {"account": "total", "debit": trial["debit"], "credit": trial["credit"],
              "balance": trial["difference"]}  # fmt: skip
-    emit_rows([*trial["accounts"], total], TRIAL_COLUMNS, ctx.fmt)
+    totals = [total] if ctx.fmt == "table" and trial["accounts"] else []
+    emit_rows([*trial["accounts"], *totals], TRIAL_COLUMNS, ctx.fmt,
+              f"no postings yet{_at(cut)}: no accounts")  # fmt: skip
 
 
 @click.command("report")
@@ -232,10 +251,15 @@ def report(ctx: Context, year: int, out: str | None, as_of_position: int | None,
     """A year's report: pledged, received, allocations, disbursed, milestones."""
     projections = current(ctx)
     cut = cut_of(projections, as_of_position, as_of, to)
-    text = render_report(year_report(projections.reader, year, cut.position, cut.to), ctx.fmt)
+    data = year_report(projections.reader, year, cut.position, cut.to)
+    text = render_report(data, ctx.fmt)
+    nothing = not cut.empty and _nothing_in(data)
     if out is None:
         cut.say()
-        if not (cut.empty and ctx.fmt == "table"):
+        if nothing and ctx.fmt == "table":
+            say_empty(f"no pledge, allocation, disbursement or milestone recorded for {year}"
+                      f"{_at(cut)}: nothing to report")  # fmt: skip
+        if not ((cut.empty or nothing) and ctx.fmt == "table"):
             click.echo(text, nl=False)
         return
     try:
@@ -244,6 +268,11 @@ def report(ctx: Context, year: int, out: str | None, as_of_position: int | None,
         raise InputError(f"cannot write {out}: {exc.strerror}") from None
     cut.say()
     click.echo(f"wrote {out}", err=True)
+
+
+def _nothing_in(data: dict[str, Any]) -> bool:
+    return not (data["pledge"] or data["allocations"] or data["disbursements"]
+                or data["milestones"])  # fmt: skip
 
 
 def render_report(data: dict[str, Any], fmt: str) -> str:
@@ -271,8 +300,8 @@ def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
     chosen = names or PROJECTIONS
     total = projections.source.max_position()
     started = time.monotonic()
-    with _progress(total, ctx.fmt == "table") as advance:
-        count = projections.runner.rebuild(chosen, progress=advance)
+    with Progress("replaying", total) as bar:
+        count = projections.runner.rebuild(chosen, progress=bar.advance)
     seconds = time.monotonic() - started
     summary = {
         "projections": list(chosen),
@@ -282,34 +311,6 @@ def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
         "events_per_second": round(count / seconds) if seconds else 0,
     }
     emit_object(summary, ctx.fmt)
-
-
-def _quiet(count: int) -> None:
-    """No progress bar: nothing to show."""
-
-
-@contextmanager
-def _progress(total: int, wanted: bool) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr (items, rate, ETA), only when stderr is a terminal."""
-    stream = sys.stderr
-    if not wanted or not stream.isatty() or total == 0:
-        yield _quiet
-        return
-    started = time.monotonic()
-    done = [0]
-
-    def rate(_: Any) -> str:
-        elapsed = time.monotonic() - started
-        return f"{done[0] / elapsed:,.0f} facts/s" if elapsed > 0 else ""
-
-    with click.progressbar(length=total, label="replaying", file=stream, show_pos=True,
-                           show_eta=True, item_show_func=rate) as bar:  # fmt: skip
-
-        def advance(count: int) -> None:
-            done[0] += count
-            bar.update(count)
-
-        yield advance
 
 
 @click.command("verify")
@@ -322,17 +323,28 @@ def verify(ctx: Context, against_nats: bool) -> None:
     """Check the hash chain, seals, rules, receipts, snapshots, projections, double entry.
 
     Exit 1 when any check finds a problem, naming the first bad position; with
-    --against-nats exit 4 when the stream cannot be read.
+    --against-nats exit 4 when the stream cannot be read. Ends with a one-line summary
+    on stderr (and shows its progress there on a terminal).
     """
+    from homeledger.projections.verify import verify as run_verify
+
+    started = time.monotonic()
     projections = ctx.services.projections()
     store = ctx.services.store()
     _check_readable(store)
-    result = run_verify(store, projections.db, projections.runner,
-                        seal_public_keys(ctx.settings))  # fmt: skip
+    head = store.max_position()
+    with Progress("verifying", head) as bar:
+        result = run_verify(counting(store, bar), projections.db, projections.runner,
+                            seal_public_keys(ctx.settings))  # fmt: skip
     if against_nats:
-        with quiet_asyncio():
+        import asyncio
+
+        from homeledger.projections.witness import verify_against_stream
+
+        with quiet_asyncio(), Progress("checking the stream", result.head) as bar:
+            witness = counting(store, bar)
             result.checks += asyncio.run(
-                verify_against_stream(ctx.settings, store, projections.db, result.head)
+                verify_against_stream(ctx.settings, witness, projections.db, result.head)
             )
     if ctx.fmt in ("json", "jsonl"):
         emit_object(result.to_dict(), ctx.fmt)
@@ -346,6 +358,30 @@ def verify(ctx: Context, against_nats: bool) -> None:
         at = f"; first bad position {where}" if where is not None else ""
         failed = ", ".join(c.name for c in result.checks if not c.ok)
         raise Failure(FINDING, f"verify found problems ({failed}){at}")
+    click.echo(f"verify: {result.head:,} events, {len(result.checks)} checks"
+               f"{' (with the stream)' if against_nats else ''}, all passed in "
+               f"{time.monotonic() - started:.1f}s", err=True)  # fmt: skip
+
+
+def counting(store: LedgerStore, bar: Progress) -> Any:
+    """`store`, whose full reads (every stored fact, in order) advance `bar`."""
+    return _Counting(store, bar)
+
+
+class _Counting:
+    def __init__(self, store: LedgerStore, bar: Progress) -> None:
+        self._store, self._bar = store, bar
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def notifications(self, start: int = 1, stop: int | None = None,
+                      types: Sequence[str] = (), *args: Any,
+                      **kwargs: Any) -> Iterator[Any]:  # fmt: skip
+        for item in self._store.notifications(start, stop, types, *args, **kwargs):
+            if not types:
+                self._bar.advance(1)
+            yield item
 
 
 def _check_readable(store: LedgerStore) -> None:

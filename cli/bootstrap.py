@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from homeledger.adapters.application import Clock, LedgerApplication, utc_now
-from homeledger.adapters.idempotency import Fingerprints, fingerprint_key
 from homeledger.adapters.ledger_snapshot import snapshot_key
-from homeledger.adapters.seals import SealKeys, load_private_key, load_public_keys
 from homeledger.adapters.settings import Settings, store_location
 from homeledger.adapters.store import LedgerStore
 from homeledger.projections.as_of import PointInTime
@@ -25,6 +20,12 @@ from homeledger.projections.consumer_store import AppliedLog, is_consumer_db
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.runner import ProjectionRunner
 from homeledger.projections.source import EventSource
+
+if TYPE_CHECKING:  # the recording side (and its cryptography) is imported when used
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from homeledger.adapters.application import Clock, LedgerApplication
+    from homeledger.adapters.seals import SealKeys
 
 
 class ConsumerStoreGivenError(Exception):
@@ -52,12 +53,15 @@ def snapshot_secret(settings: Settings) -> bytes | None:
 
 
 def build_application(
-    settings: Settings, *, create: bool = True, clock: Clock = utc_now
+    settings: Settings, *, create: bool = True, clock: Clock | None = None
 ) -> LedgerApplication:
+    from homeledger.adapters.application import LedgerApplication, utc_now
+    from homeledger.adapters.idempotency import Fingerprints, fingerprint_key
+
     return LedgerApplication(
         open_store(settings, create=create),
         actor=settings.effective_actor(),
-        clock=clock,
+        clock=clock or utc_now,
         snapshot_every=settings.ledger_snapshot_every,
         seal_key=lambda: seal_private_key(settings),
         fingerprints=Fingerprints(
@@ -70,6 +74,8 @@ def seal_private_key(settings: Settings) -> Ed25519PrivateKey | None:
     """The key that signs seals (HOMELEDGER_SEAL_KEY), if one is configured."""
     if settings.seal_key is None:
         return None
+    from homeledger.adapters.seals import load_private_key
+
     return load_private_key(settings.seal_key.get_secret_value())
 
 
@@ -77,6 +83,8 @@ def seal_public_keys(settings: Settings) -> SealKeys | None:
     """The public keys `verify` checks seals with (HOMELEDGER_SEAL_PUBLIC_KEY), if any."""
     if settings.seal_public_key is None:
         return None
+    from homeledger.adapters.seals import load_public_keys
+
     return load_public_keys(settings.seal_public_key)
 
 
@@ -112,7 +120,7 @@ class Services:
     """What one command uses, built from its settings on first use, closed with it."""
 
     settings: Settings
-    clock: Clock = utc_now
+    clock: Clock | None = None  # default: the application's (UTC now)
     _app: LedgerApplication | None = None
     _store: LedgerStore | None = None
     _closers: list[Callable[[], Any]] = field(default_factory=list)

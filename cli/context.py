@@ -4,15 +4,16 @@ from them (see `bootstrap`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from homeledger.adapters.settings import Settings
-from homeledger.cli.bootstrap import Services
-from homeledger.domain.commands import Command
+if TYPE_CHECKING:
+    from homeledger.adapters.settings import Settings
+    from homeledger.cli.bootstrap import Services
+    from homeledger.domain.commands import Command
 
-C = TypeVar("C", bound=Command)
+C = TypeVar("C", bound="Command")
 
 
 @dataclass

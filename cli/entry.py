@@ -3,6 +3,7 @@ else (exit 130, one line), not with a traceback from the middle of an import."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
@@ -10,6 +11,7 @@ def main() -> None:
     try:
         from homeledger.cli.main import main as run
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already
         sys.stderr.write("homeledger: interrupted\n")
         sys.exit(130)
     run()

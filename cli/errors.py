@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import math
 import signal
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import psycopg
-from pydantic import ValidationError
 
-from homeledger.adapters.application import BatchError
-from homeledger.adapters.consumer import ConsumerConfigError, UnreadableMessageError
-from homeledger.adapters.errors import (
-    ConfigError,
-    LedgerIntegrityError,
-    NatsUnavailableError,
-    StoreBusyError,
-    StoreUnavailableError,
-    first_line,
-)
-from homeledger.adapters.nats_server import NatsServerError
-from homeledger.adapters.nats_stream import StreamConfigError
-from homeledger.adapters.relay import StreamDisagreesError
-from homeledger.cli.bootstrap import ConsumerStoreGivenError
-from homeledger.domain.commands import UnknownCommandError
-from homeledger.domain.errors import DomainError, EffectiveDateError
-from homeledger.domain.events import UnknownEventTypeError
-from homeledger.domain.money import AmountError
-from homeledger.projections.as_of import UnknownInitiativeError
-from homeledger.projections.runner import ProjectionsAheadError
-from homeledger.projections.stream_projector import NotAConsumerStoreError, StreamIntegrityError
+if TYPE_CHECKING:
+    import asyncio
+
+    from pydantic import ValidationError
 
 OK, FINDING, BAD_INPUT, REFUSED, UNREACHABLE, INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -98,47 +79,70 @@ def describe_validation(error: ValidationError, flags: bool = True) -> str:
     return f"{name}: {message}" if name else message
 
 
+def _kinds(*names: str) -> tuple[type[BaseException], ...]:
+    """The exception classes named "module:Class" whose modules are already loaded: a
+    failure raised by a module that was never imported cannot be one of its classes, so
+    classifying it imports nothing (the CLI starts without NATS or psycopg)."""
+    found: list[type[BaseException]] = []
+    for name in names:
+        module, _, attribute = name.partition(":")
+        loaded = sys.modules.get(module if module.startswith(("psycopg", "pydantic"))
+                                 else f"homeledger.{module}")  # fmt: skip
+        if loaded is not None:
+            found.append(getattr(loaded, attribute))
+    return tuple(found)
+
+
 # Failures whose text is the whole message, by exit code.
-_BAD_INPUT: tuple[type[BaseException], ...] = (
-    AmountError, ConfigError, UnknownCommandError, UnknownEventTypeError,
-)  # fmt: skip
-_PLAIN: dict[int, tuple[type[BaseException], ...]] = {
-    BAD_INPUT: (StreamConfigError, ConsumerConfigError, ConsumerStoreGivenError,
-                NotAConsumerStoreError, UnknownInitiativeError),
-    FINDING: (StreamDisagreesError, ProjectionsAheadError),
-    UNREACHABLE: (NatsUnavailableError, UnreadableMessageError),
+_BAD_INPUT = ("domain.money:AmountError", "adapters.errors:ConfigError",
+              "domain.commands:UnknownCommandError", "domain.events:UnknownEventTypeError")
+_PLAIN: dict[int, tuple[str, ...]] = {
+    BAD_INPUT: ("adapters.nats_stream:StreamConfigError", "adapters.consumer:ConsumerConfigError",
+                "cli.bootstrap:ConsumerStoreGivenError",
+                "projections.stream_projector:NotAConsumerStoreError",
+                "projections.as_of:UnknownInitiativeError"),
+    FINDING: ("adapters.relay:StreamDisagreesError", "projections.runner:ProjectionsAheadError"),
+    UNREACHABLE: ("adapters.errors:NatsUnavailableError",
+                  "adapters.consumer:UnreadableMessageError"),
 }  # fmt: skip
 
 
 def classify(exc: BaseException, *, flags: bool = True) -> tuple[int, str]:
     """The exit code and message of a failure."""
-    if isinstance(exc, BatchError):
-        code, message = classify(exc.error, flags=False)
-        return code, f"command {exc.index + 1}: {message}"
-    if isinstance(exc, EffectiveDateError):  # a date the ledger cannot hold: bad input
-        return BAD_INPUT, f"invalid input [{exc.rule}]: {exc.message}"
-    if isinstance(exc, DomainError):
-        return REFUSED, f"refused [{exc.rule}]: {exc.message}"
+    from homeledger.adapters.errors import (
+        LedgerIntegrityError,
+        StoreBusyError,
+        StoreUnavailableError,
+        first_line,
+    )
+
+    if isinstance(exc, _kinds("adapters.application:BatchError")):
+        code, message = classify(exc.error, flags=False)  # type: ignore[attr-defined]
+        return code, f"command {exc.index + 1}: {message}"  # type: ignore[attr-defined]
+    if isinstance(exc, _kinds("domain.errors:EffectiveDateError")):  # a date it cannot hold
+        return BAD_INPUT, f"invalid input [{exc.rule}]: {exc.message}"  # type: ignore[attr-defined]
+    if isinstance(exc, _kinds("domain.errors:DomainError")):
+        return REFUSED, f"refused [{exc.rule}]: {exc.message}"  # type: ignore[attr-defined]
     if isinstance(exc, StoreBusyError):
         return REFUSED, f"refused [store-busy]: {exc}"
-    if isinstance(exc, ValidationError):
-        return BAD_INPUT, f"invalid input: {describe_validation(exc, flags)}"
-    if isinstance(exc, _BAD_INPUT):
+    if isinstance(exc, _kinds("pydantic:ValidationError")):
+        return BAD_INPUT, f"invalid input: {describe_validation(exc, flags)}"  # type: ignore[arg-type]
+    if isinstance(exc, _kinds(*_BAD_INPUT)):
         return BAD_INPUT, f"invalid input: {exc}"
     for code, kinds in _PLAIN.items():
-        if isinstance(exc, kinds):
+        if isinstance(exc, _kinds(*kinds)):
             return code, str(exc)
-    if isinstance(exc, StreamIntegrityError):
+    if isinstance(exc, _kinds("projections.stream_projector:StreamIntegrityError")):
         return FINDING, f"refused to project: {exc}"
     if isinstance(exc, LedgerIntegrityError):
         return FINDING, f"refused: {exc}; nothing was recorded (run verify)"
-    if isinstance(exc, NatsServerError):
+    if isinstance(exc, _kinds("adapters.nats_server:NatsServerError")):
         return UNREACHABLE, f"cannot start nats-server: {exc}"
     if isinstance(exc, StoreUnavailableError):
         return UNREACHABLE, f"store unavailable: {exc}"
     if isinstance(exc, click.ClickException):
         return exc.exit_code, exc.format_message()
-    if isinstance(exc, OSError | sqlite3.DatabaseError | psycopg.Error):
+    if isinstance(exc, (OSError, sqlite3.DatabaseError, *_kinds("psycopg:Error"))):
         return UNREACHABLE, f"store or NATS unavailable: {first_line(exc)}"
     # A failure nobody foresaw is a bug, not a verification finding (exit 1).
     return INTERNAL, f"internal error: {type(exc).__name__}: {first_line(exc)}"
@@ -162,6 +166,8 @@ def run_until_signal(main: Callable[[Any], Any]) -> Any:
     SIGTERM is a request to stop (the command ends as done); SIGINT, once the work
     stopped cleanly, ends it as interrupted (KeyboardInterrupt: exit 130).
     """
+    import asyncio
+
     received: list[int] = []
 
     async def runner() -> Any:

@@ -7,17 +7,19 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from homeledger.adapters.envelope import Envelope, envelope_from_body, format_time
-from homeledger.adapters.schema import all_schemas, event_schema
-from homeledger.adapters.stream_reader import StreamRecord, follow_stream
+from homeledger.adapters.settings import redact_url, store_location
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import MAX_POSITION, InputError, Seconds, positions, run_until_signal
 from homeledger.cli.render import EventPrinter, emit_envelopes, emit_object, emit_rows
 from homeledger.domain.events import EVENTS, initiative_of
+
+if TYPE_CHECKING:
+    from homeledger.adapters.stream_reader import StreamRecord
 
 
 def parse_time(text: str, flag: str) -> datetime:
@@ -54,8 +56,10 @@ def events() -> None:
 @events.command("list")
 @click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
 @click.option("--initiative", help="Only facts of this initiative (and their reversals).")
-@click.option("--from-position", type=positions(), default=1)
-@click.option("--to-position", type=positions())
+@click.option("--from-position", type=positions(), default=1, show_default=True, metavar="N",
+              help="The first store position to read.")
+@click.option("--to-position", type=positions(), metavar="N",
+              help="The last store position to read (default: the newest).")
 @click.option("--since", help="Recorded at or after this time (ISO 8601).")
 @click.option("--until", help="Recorded at or before this time (ISO 8601).")
 @click.option("--from", "first", metavar="DATE", help="Effective on or after this date.")
@@ -68,7 +72,11 @@ def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_pos
           to_position: int | None, since: str | None, until: str | None, first: str | None,
           last: str | None, limit: int | None, last_n: int | None) -> None:  # fmt: skip
     """List events in store order, filtered. --since/--until filter on the recorded time,
-    --from/--to on the effective date (each inclusive)."""
+    --from/--to on the effective date (each inclusive).
+
+    Printed as they are read (any number of events in constant memory); the table has
+    fixed columns, amounts with thousands separators.
+    """
     _check_types(types)
     if limit is not None and last_n is not None:
         raise InputError("give --limit or --last, not both")
@@ -106,11 +114,15 @@ def list_(ctx: Context, types: tuple[str, ...], initiative: str | None, from_pos
     chosen: Iterator[Envelope] = selected()
     if last_n is not None:
         chosen = iter(deque(chosen, maxlen=last_n))
-    emit_envelopes(chosen, ctx.fmt)
+    bounded = start > 1 or to_position is not None
+    why = "no event matches the filters" if filtered or bounded else \
+        "the ledger holds no events"  # fmt: skip
+    emit_envelopes(chosen, ctx.fmt, empty=why)
 
 
 @events.command("show")
-@click.argument("ref", metavar="POSITION|EVENT-ID")
+@click.argument("ref", metavar="POSITION|EVENT-ID",
+               help="The event's store position, or its event id (a UUID).")
 @pass_context
 def show(ctx: Context, ref: str) -> None:
     """Show one event by its position or event id."""
@@ -183,6 +195,8 @@ def tail(ctx: Context, interval: float) -> None:
         return
     store = ctx.services.store()
     position = store.max_position()
+    following(f"new events of {store_location(ctx.settings.store).display} after position "
+              f"{position}, polled every {interval:g}s")  # fmt: skip
     printer.start()
     try:
         while True:
@@ -190,27 +204,48 @@ def tail(ctx: Context, interval: float) -> None:
             for envelope in batch:
                 printer.event(envelope)
                 position = envelope.position
+            printer.flush()
             if not batch:
                 time.sleep(interval)
     except KeyboardInterrupt:
+        printer.flush()
         return
 
 
+def following(what: str) -> None:
+    """A follower's start line on stderr: what it follows, from where."""
+    click.echo(f"homeledger: following {what} (Ctrl-C to stop)", err=True)
+
+
 def _tail_nats(ctx: Context, printer: EventPrinter) -> None:
+    from homeledger.adapters.stream_reader import follow_stream
+
+    said = False
+
     def show(records: list[StreamRecord]) -> None:
+        nonlocal said
         for record in records:
             body = json.loads(record.data)
+            if not said:  # once NATS answered: an unreachable server stays one line
+                following(f"new messages of stream {ctx.settings.stream} on "
+                          f"{redact_url(ctx.settings.nats_url)}, from position "
+                          f"{body['position']}")  # fmt: skip
+                said = True
             printer.event(envelope_from_body(body, int(body["position"])))
+        printer.flush()
 
     printer.start()
     run_until_signal(lambda stop: follow_stream(ctx.settings, show, stop))
 
 
 @click.command("schema")
-@click.argument("type_", metavar="[TYPE]", required=False)
+@click.argument("type_", metavar="[TYPE]", required=False,
+               help="An event type, e.g. FundsAllocated (default: the schemas of all).")
 @pass_context
 def schema(ctx: Context, type_: str | None) -> None:
     """JSON Schema of the published envelope, per event type."""
+    from homeledger.adapters.schema import all_schemas, event_schema
+
     if type_ is None:
         click.echo(json.dumps(all_schemas(), indent=2))
         return

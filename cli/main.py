@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Mapping
@@ -10,26 +11,28 @@ from typing import Any
 
 import click
 
-from homeledger.adapters.settings import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM, Settings
-from homeledger.cli import audit, demo, documents, inspect, messaging, record, stream
+from homeledger.adapters.defaults import DEFAULT_NATS_URL, DEFAULT_STORE, DEFAULT_STREAM
 from homeledger.cli.arguments import hoist_global_options
-from homeledger.cli.bootstrap import Services
-from homeledger.cli.context import Context
+from homeledger.cli.commands import LazyCommands
 from homeledger.cli.errors import InputError, classify
+from homeledger.cli.help import epilog
 from homeledger.cli.render import FORMATS
-from homeledger.domain.values import escape_unencodable
 
 
-class LedgerGroup(click.Group):
-    """Runs the CLI so that every failure is one line on stderr and a documented exit code."""
+class LedgerGroup(LazyCommands):
+    """Runs the CLI so that every failure is one line on stderr and a documented exit code;
+    each sub-command's module is imported when that command is asked for."""
 
     def main(  # type: ignore[override]
         self, args: list[str] | None = None, prog_name: str | None = None,
         complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
     ) -> Any:  # fmt: skip
         _print_escaped()
-        argv = hoist_global_options(self, list(sys.argv[1:] if args is None else args))
+        argv = list(sys.argv[1:] if args is None else args)
         try:
+            # Inside the try: finding the sub-command imports its module, and Ctrl-C
+            # during an import is an interrupt like any other.
+            argv = hoist_global_options(self, argv)
             _refuse_undecodable(argv, os.environ)
             result = super().main(argv, prog_name or "homeledger", complete_var,
                                   standalone_mode=False, **extra)  # fmt: skip
@@ -59,6 +62,7 @@ class LedgerGroup(click.Group):
 
 
 def _interrupted() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already: a second Ctrl-C waits
     click.echo("homeledger: interrupted (a transaction under way was rolled back: nothing "
                "is half-written)", err=True)  # fmt: skip
     return 130
@@ -113,6 +117,8 @@ def _refuse_undecodable(argv: list[str], environ: Mapping[str, str]) -> None:
             raise InputError(f"{_where(argv, index)} is not valid UTF-8 text")
     for key, value in environ.items():
         if key.startswith("HOMELEDGER_") and not (_encodable(key) and _encodable(value)):
+            from homeledger.domain.values import escape_unencodable
+
             raise InputError(f"{escape_unencodable(key)} is not valid UTF-8 text")
 
 
@@ -126,7 +132,8 @@ def _where(argv: list[str], index: int) -> str:
     return f"argument {index + 1}"
 
 
-@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=epilog())
 @click.option("--version", "-V", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version,
               help="The versions of homeledger, of the event store library, and the "
@@ -154,6 +161,10 @@ def cli(ctx: click.Context, store: str, nats_url: str, nats_user: str | None,
         nats_password: str | None, nats_token: str | None, nats_creds: str | None,
         nats_ca: str | None, stream: str, actor: str, fmt: str, debug: bool) -> None:  # fmt: skip
     """homeledger: the event-sourced ledger of a per-home giving partnership."""
+    from homeledger.adapters.settings import Settings
+    from homeledger.cli.bootstrap import Services
+    from homeledger.cli.context import Context
+
     settings = Settings.load(
         store=store, nats_url=nats_url, nats_user=nats_user, nats_password=nats_password,
         nats_token=nats_token, nats_creds=nats_creds, nats_ca=nats_ca, stream=stream,
@@ -164,13 +175,6 @@ def cli(ctx: click.Context, store: str, nats_url: str, nats_user: str | None,
     ctx.call_on_close(context.close)
 
 
-record.register(cli)
-inspect.register(cli)
-audit.register(cli)
-messaging.register(cli)
-stream.register(cli)
-demo.register(cli)
-documents.register(cli)
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from typing import Any
 
@@ -24,20 +23,21 @@ from homeledger.adapters.relay import (
     DEFAULT_ACK_TIMEOUT,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WINDOW,
-    NoProgress,
     Progress,
     Relay,
     RelayOptions,
     RelayStats,
 )
+from homeledger.adapters.settings import redact_url, store_location
 from homeledger.adapters.store import LedgerStore
 from homeledger.cli.context import Context, pass_context
 from homeledger.cli.errors import DAY, InputError, Seconds, positions, run_until_signal
+from homeledger.cli.progress import Progress as Bar
+from homeledger.cli.progress import RelayProgress
 from homeledger.cli.render import EventPrinter, emit_object
 from homeledger.projections.consumer_store import LastApplied
 from homeledger.projections.stream_projector import StreamProjector, project_stream
 
-PROGRESS_FROM = 2000  # backlog size from which a TTY gets a progress bar
 ONCE_MAX_OUTAGE = 120.0
 LEDGER_POLL = 1.0  # seconds between looks for a ledger that is not initialised yet
 
@@ -54,27 +54,6 @@ def report(line: str) -> None:
 
 
 # relay
-
-
-class BarProgress:
-    """A progress bar on stderr for a large backlog (only when stderr is a terminal)."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-
-    def start(self, backlog: int) -> None:
-        if backlog >= PROGRESS_FROM:
-            bar: Any = click.progressbar(length=backlog, label="relaying", file=sys.stderr)
-            self.bar = bar.__enter__()
-
-    def advance(self, published: int) -> None:
-        if self.bar is not None:
-            self.bar.update(published)
-
-    def finish(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 @click.command("relay")
@@ -106,7 +85,10 @@ def relay(ctx: Context, once: bool, window: int, ack_timeout: float, poll_interv
         stream=StreamSpec(ctx.settings.stream, duplicate_window, replicas,
                           prefix=ctx.settings.subject_prefix),
     )  # fmt: skip
-    progress: Progress = BarProgress() if sys.stderr.isatty() else NoProgress()
+    follows = None if once else (f"{store_location(ctx.settings.store).display}, publishing to "
+                                 f"stream {ctx.settings.stream} on "
+                                 f"{redact_url(ctx.settings.nats_url)}")  # fmt: skip
+    progress: Progress = RelayProgress(follow=follows)
     store = ctx.services.store() if once else _await_ledger(ctx, options)
     stats = RelayStats()
     if store is not None:
@@ -196,9 +178,16 @@ def subscribe(ctx: Context, durable: str | None, subject: str | None,
             printer.start()
             started = True
 
+
     def handle(delivery: Delivery) -> None:
+        if not started and max_messages is None and idle is None:  # a follower: say what
+            following(f"stream {ctx.settings.stream} on {redact_url(ctx.settings.nats_url)}"
+                      f"{f' (subject {subject})' if subject else ''} with "
+                      f"{f'durable consumer {durable}' if durable else 'an ephemeral consumer'}"
+                      f", from position {delivery.envelope.position}")  # fmt: skip
         begin()
         printer.event(delivery.envelope)
+        printer.flush()  # printed before it is acknowledged
 
     try:
         run_until_signal(
@@ -244,10 +233,14 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
     spec.check()
     projector = StreamProjector(ctx.services.projection_db(), ctx.settings.stream)
     outage = _outage(max_outage, once)
-    stats = run_until_signal(
-        lambda stop: project_stream(ctx.settings, projector, spec, once=once, stop=stop,
-                                    max_outage=outage, report=report)
-    )  # fmt: skip
+    with Bar("projecting") as bar:
+        _instrument(projector, bar, None if once else
+                    f"stream {ctx.settings.stream} on {redact_url(ctx.settings.nats_url)} "
+                    f"with durable consumer {durable}")  # fmt: skip
+        stats = run_until_signal(
+            lambda stop: project_stream(ctx.settings, projector, spec, once=once, stop=stop,
+                                        max_outage=outage, report=report)
+        )  # fmt: skip
     last = stats.last or LastApplied(ctx.settings.stream)
     result = {"stream": ctx.settings.stream, "durable": durable, "applied": stats.applied,
               "redelivered_unchanged": stats.duplicates, "events": last.events,
@@ -260,6 +253,30 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
                    f"(stream sequence {last.stream_seq})")  # fmt: skip
     else:
         emit_object(result, ctx.fmt)
+
+
+def _instrument(projector: StreamProjector, bar: Bar, follows: str | None) -> None:
+    """Progress of the projector's batches; a follower's start line with its first batch
+    (what it follows, after which position)."""
+    applied = projector.apply_batch
+    said = follows is None
+
+    def apply_and_count(deliveries: list[Delivery]) -> Any:
+        nonlocal said
+        if not said:  # once NATS answered: an unreachable server stays a one-line error
+            following(f"{follows}, after position {projector.last.position} (the consumer "
+                      f"store holds {projector.last.events} events)")  # fmt: skip
+            said = True
+        result = applied(deliveries)
+        bar.advance(len(deliveries))
+        return result
+
+    setattr(projector, "apply_batch", apply_and_count)  # noqa: B010 - this one object
+
+
+def following(what: str) -> None:
+    """A follower's start line on stderr: what it follows, from where."""
+    click.echo(f"homeledger: following {what} (Ctrl-C to stop)", err=True)
 
 
 def register(group: click.Group) -> None:

@@ -7,7 +7,7 @@ date of their own take `--on DATE`, the effective date (default: today, UTC).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -16,10 +16,14 @@ from homeledger.adapters.application import BatchError, Recorded
 from homeledger.adapters.envelope import Envelope
 from homeledger.cli.context import Context, build, pass_context
 from homeledger.cli.errors import Failure, classify
+from homeledger.cli.help import IMPORT_FORMAT
 from homeledger.cli.import_file import checked
+from homeledger.cli.progress import Progress
 from homeledger.cli.render import EventPrinter, emit_envelopes
 from homeledger.domain import commands as c
 from homeledger.domain.commands import Command
+
+Numbered = tuple[int, Command]  # a command and its line number
 
 _command_id = click.option(
     "--command-id", help="Idempotency key: a repeat records nothing and answers as the first."
@@ -52,7 +56,9 @@ def _record(ctx: Context, cls: type[Command], options: dict[str, Any]) -> None:
 @click.option("--beneficiary", required=True, help="The charity.")
 @click.option("--rate", required=True, help="Amount per home per year, e.g. 100.00.")
 @click.option("--currency", required=True, help="ISO 4217 code, e.g. EUR.")
-@click.option("--basis", required=True, type=click.Choice(["pro-rata", "year-end"]))
+@click.option("--basis", required=True, type=click.Choice(["pro-rata", "year-end"]),
+              help="pro-rata: each home counts for the days held; year-end: the homes held "
+                   "on 31 December.")
 @click.option("--start", required=True, help="Start date, YYYY-MM-DD.")
 @command_id_option
 @pass_context
@@ -85,7 +91,7 @@ units.add_command(_units_command("dispose", c.DisposeUnits, "Record homes dispos
 
 
 @click.command("pledge")
-@click.option("--year", required=True, type=int)
+@click.option("--year", required=True, type=int, help="The year pledged for.")
 @on_option
 @command_id_option
 @pass_context
@@ -95,8 +101,8 @@ def pledge(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("receive")
-@click.option("--year", required=True, type=int)
-@click.option("--amount", required=True, help="e.g. 250000.00")
+@click.option("--year", required=True, type=int, help="The pledge year the money is for.")
+@click.option("--amount", required=True, help="Amount received, e.g. 250000.00.")
 @click.option("--on", required=True, help="Date received, YYYY-MM-DD.")
 @command_id_option
 @pass_context
@@ -111,10 +117,10 @@ def initiative() -> None:
 
 
 @initiative.command("register")
-@click.argument("id")
-@click.option("--name", required=True)
+@click.argument("id", help="The initiative's id: 1-64 of a-z, 0-9 and '-'.")
+@click.option("--name", required=True, help="The initiative's name.")
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code.")
-@click.option("--programme", required=True)
+@click.option("--programme", required=True, help="The programme it belongs to.")
 @on_option
 @command_id_option
 @pass_context
@@ -124,9 +130,9 @@ def register_initiative(ctx: Context, /, **options: Any) -> None:
 
 
 @initiative.command("close")
-@click.argument("id")
+@click.argument("id", help="The initiative's id.")
 @click.option("--on", required=True, help="Date closed, YYYY-MM-DD.")
-@click.option("--reason")
+@click.option("--reason", help="Why it closes.")
 @command_id_option
 @pass_context
 def close(ctx: Context, /, **options: Any) -> None:
@@ -135,9 +141,9 @@ def close(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("allocate")
-@click.option("--initiative", required=True)
-@click.option("--year", required=True, type=int)
-@click.option("--amount", required=True)
+@click.option("--initiative", required=True, help="The initiative's id.")
+@click.option("--year", required=True, type=int, help="The pledge year the money comes from.")
+@click.option("--amount", required=True, help="Amount to allocate, e.g. 250000.00.")
 @click.option("--allocation-id", help="Default: a new UUID.")
 @on_option
 @command_id_option
@@ -148,9 +154,9 @@ def allocate(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("release")
-@click.argument("id", metavar="ALLOCATION-ID")
-@click.option("--amount", required=True)
-@click.option("--reason", required=True)
+@click.argument("id", metavar="ALLOCATION-ID", help="The allocation to release from.")
+@click.option("--amount", required=True, help="Amount released, e.g. 50000.00.")
+@click.option("--reason", required=True, help="Why the money goes back to its year.")
 @on_option
 @command_id_option
 @pass_context
@@ -160,8 +166,8 @@ def release(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("disburse")
-@click.option("--initiative", required=True)
-@click.option("--amount", required=True)
+@click.option("--initiative", required=True, help="The initiative paid.")
+@click.option("--amount", required=True, help="Amount paid, e.g. 120000.00.")
 @click.option("--on", required=True, help="Date paid, YYYY-MM-DD.")
 @command_id_option
 @pass_context
@@ -171,8 +177,8 @@ def disburse(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("milestone")
-@click.option("--initiative", required=True)
-@click.option("--name", required=True)
+@click.option("--initiative", required=True, help="The initiative that reached it.")
+@click.option("--name", required=True, help="The milestone's name.")
 @click.option("--on", required=True, help="Date reached, YYYY-MM-DD.")
 @click.option("--evidence", help="Reference to the evidence.")
 @command_id_option
@@ -183,7 +189,8 @@ def milestone(ctx: Context, /, **options: Any) -> None:
 
 
 @click.command("reverse")
-@click.argument("id", metavar="POSITION|EVENT-ID")
+@click.argument("id", metavar="POSITION|EVENT-ID",
+          help="The fact to reverse: its store position or its event id.")
 @click.option("--reason", required=True, help="Why the fact is taken back.")
 @on_option
 @command_id_option
@@ -194,15 +201,17 @@ def reverse(ctx: Context, /, **options: Any) -> None:
     _record(ctx, c.ReverseFact, options)
 
 
-@click.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.command("import", epilog=IMPORT_FORMAT)
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True),
+          help="A JSON Lines file of commands (see below); - reads standard input.")
 @click.option("--dry-run", is_flag=True,
               help="Check the whole file against the ledger and record nothing.")  # fmt: skip
 @pass_context
 def import_(ctx: Context, file: str, dry_run: bool) -> None:
     """Record a JSON Lines file of commands (- reads standard input), all or nothing.
 
-    Prints a one-line summary; with --format json or jsonl the envelopes instead.
+    Prints a one-line summary; with --format json or jsonl the envelopes instead. On a
+    terminal, shows its progress on stderr.
     """
     app = ctx.services.application()
     printer = EventPrinter(ctx.fmt) if dry_run and ctx.fmt in ("json", "jsonl") else None
@@ -210,8 +219,10 @@ def import_(ctx: Context, file: str, dry_run: bool) -> None:
         if printer is not None:
             printer.start()
         try:
-            result = app.record_all(commands.commands(), dry_run=dry_run,
-                                    on_decided=_print_each(printer))  # fmt: skip
+            with Progress("checking" if dry_run else "importing", commands.count,
+                          unit="commands") as bar:  # fmt: skip
+                result = app.record_all(_counted(commands.commands(), bar), dry_run=dry_run,
+                                        on_decided=_print_each(printer))  # fmt: skip
         except BatchError as failure:
             code, message = classify(failure.error, flags=False)
             raise Failure(code, f"line {failure.index}: {message}") from None
@@ -226,6 +237,13 @@ def import_(ctx: Context, file: str, dry_run: bool) -> None:
     printer.finish()
 
 
+def _counted(commands: Iterator[Numbered], bar: Progress) -> Iterator[Numbered]:
+    """The file's commands, each counted by `bar` as the application takes it."""
+    for numbered in commands:
+        yield numbered
+        bar.advance(1)
+
+
 def _print_each(printer: EventPrinter | None) -> Callable[[list[Envelope]], None] | None:
     if printer is None:
         return None
@@ -233,6 +251,7 @@ def _print_each(printer: EventPrinter | None) -> Callable[[list[Envelope]], None
     def show(envelopes: list[Envelope]) -> None:
         for envelope in envelopes:
             printer.event(envelope)
+        printer.flush()
 
     return show
 

@@ -61,7 +61,7 @@ def list_(ctx: Context) -> None:
 
 
 @consumers.command("remove")
-@click.argument("name")
+@click.argument("name", help="The consumer's name (see consumers list).")
 @pass_context
 def remove(ctx: Context, name: str) -> None:
     """Delete the consumer NAME from the stream (the events stay; a durable of that name

@@ -18,12 +18,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-from psycopg import errors as pg_errors
-
 from homeledger.adapters import sql
 from homeledger.adapters.errors import StoreBusyError, StoreUnavailableError, first_line
-from homeledger.adapters.postgres import Timeouts
+from homeledger.adapters.postgres import Timeouts, pg_errors
 from homeledger.adapters.settings import StoreLocation
 from homeledger.projections.model import Model, Row, Rows, Table, normalise
 from homeledger.projections.read_models import MODEL_CLASSES
@@ -50,6 +47,11 @@ SNAPSHOTS = Table(
 OWN_TABLES = (META, TRACKING, SNAPSHOTS)
 _PG_TYPES = {"INT": "BIGINT", "TEXT": "TEXT", "BLOB": "BYTEA"}
 _LOCK_KEY = 0x686C70726F6A  # "hlproj": serialises schema changes on PostgreSQL
+
+
+def _failures(sqlite_error: type[BaseException], *pg_names: str) -> tuple[type[BaseException], ...]:
+    """The SQLite error and psycopg's of those names (none until psycopg is loaded)."""
+    return (sqlite_error, *pg_errors(*pg_names))
 
 
 class ConflictError(Exception):
@@ -181,7 +183,7 @@ class ProjectionDB:
         self.display = location.display
         try:
             self.conn: Any = sql.connect(location, timeouts or Timeouts(location.connect_timeout))
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except _failures(sqlite3.Error) as exc:
             raise StoreUnavailableError(
                 f"cannot open the projections of {location.display}: {first_line(exc)}"
             ) from None
@@ -225,13 +227,13 @@ class ProjectionDB:
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (sqlite3.OperationalError, pg_errors.LockNotAvailable) as exc:
+        except _failures(sqlite3.OperationalError, "LockNotAvailable") as exc:
             if "locked" in str(exc) or "lock" in type(exc).__name__.lower():
                 raise StoreBusyError(
                     f"the projections stayed locked by another process: {first_line(exc)}"
                 ) from None
             raise StoreUnavailableError(f"projections: {first_line(exc)}") from None
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except _failures(sqlite3.Error) as exc:
             raise StoreUnavailableError(f"projections: {first_line(exc)}") from None
 
     def ensure_schema(self) -> None:

@@ -310,7 +310,7 @@ def test_reads_say_where_they_stand(seeded: Books) -> None:
     assert cut.exit_code == 0
     assert cut.stderr.startswith("as of position 5 (recorded by ")
     assert cut.stderr.rstrip().endswith("; facts effective on or before 2021-12-31")
-    assert "40000.00" in cut.stdout and "25000.00" not in cut.stdout
+    assert "40,000.00" in cut.stdout and "25,000.00" not in cut.stdout  # a table: separators
     rows = json.loads(seeded.run("--format", "json", "audit", VILLAGE, "--to", "2021-12-31").stdout)
     assert {(r["as_of_position"], r["to"]) for r in rows} == {(8, "2021-12-31")}
     assert [r["seq"] for r in rows] == [1, 2]

@@ -801,6 +801,7 @@ def test_csv_has_a_header_and_stable_columns(seeded: CliLedger) -> None:
 
 
 def test_table_is_aligned_with_money_right_aligned(seeded: CliLedger) -> None:
+    """Fixed columns: the header starts the line, every value sits under its header."""
     envelopes = seeded.json("events", "list")
     header, *rows = seeded.ok("events", "list").stdout.splitlines()
     assert len(rows) == len(envelopes)
@@ -815,7 +816,8 @@ def test_table_is_aligned_with_money_right_aligned(seeded: CliLedger) -> None:
         assert row[type_start:].startswith(envelope["type"] + " "), row
         assert row[scope_start:].startswith(envelope["scope"] + " "), row
         amount = envelope["data"].get("amount")
-        if amount:
+        if amount:  # in a table, with thousands separators (json keeps the plain decimal)
+            amount = f"{Decimal(amount):,.2f}"
             assert row[amount_end - len(amount) - 1 : amount_end] == " " + amount, row
             assert row[amount_end : amount_end + 2] == "  ", row
         else:

@@ -57,8 +57,8 @@ def test_the_demo_table_shows_both_sides_and_a_used_folder_is_refused(tmp_path: 
     first = subprocess.run([*CLI, "demo", "--dir", folder], env=clean_env(), cwd=tmp_path,
                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert first.returncode == 0, first.stderr
-    assert re.search(r"^2021\s+store\s+11240000\.00", first.stdout, re.M)
-    assert re.search(r"^\s+stream\s+11240000\.00", first.stdout, re.M)
+    assert re.search(r"^2021\s+store\s+11,240,000\.00", first.stdout, re.M)  # a table
+    assert re.search(r"^\s+stream\s+11,240,000\.00", first.stdout, re.M)
     assert "EQUAL" in first.stdout
     again = subprocess.run([*CLI, "demo", "--dir", folder], env=clean_env(), cwd=tmp_path,
                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip

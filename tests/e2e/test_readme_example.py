@@ -116,7 +116,7 @@ def test_the_readme_example_prints_what_it_promises(readme: Example, tmp_path: P
     nine, ten = TIME.findall(listed.stdout)[:2]
     at_nine = runner.invoke(cli, ["balances", "--to", "2021-12-31", "--as-of-position", "9"],
                             env=env)  # fmt: skip
-    assert "500000.00" in at_nine.output
+    assert "500,000.00" in at_nine.output  # a table: thousands separators
     for moment in (nine, _just_before(ten)):
         at_time = runner.invoke(cli, ["balances", "--to", "2021-12-31", "--as-of", moment],
                                 env=env)  # fmt: skip

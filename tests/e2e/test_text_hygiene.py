@@ -154,7 +154,8 @@ def test_a_store_holding_a_lone_surrogate_stays_readable(poisoned: str, fmt: str
         assert "Traceback" not in result.output
     audit = run(poisoned, "--format", fmt, "audit", "gw-bissau-village").stdout
     if fmt in ("json", "jsonl"):  # the escape itself is text, escaped once more by JSON
-        audit = json.dumps([json.loads(line) for line in audit.splitlines()])
+        rows = json.loads(audit) if fmt == "json" else [json.loads(x) for x in audit.splitlines()]
+        audit = json.dumps(rows)
         audit = audit.replace("\\\\", "\\")
     assert "J\\udcf6rg" in audit and "solar \\udcf6 panels" in audit
 

@@ -20,7 +20,8 @@ from tests.helpers import require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 MEASURES = ("record", "import", "rebuild", "balances --as-of-position", "relay", "latency p50",
-            "latency p99", "consumer-side projection", "witness", "project ")  # fmt: skip
+            "latency p99", "consumer-side projection", "witness", "project ", "start-up",
+            "events list")  # fmt: skip
 ROW_KEYS = {"measure", "unit", "baseline", "figure", "ratio", "target", "met", "runs",
             "baseline_runs", "detail", "note"}  # fmt: skip
 
