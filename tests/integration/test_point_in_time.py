@@ -162,7 +162,7 @@ def test_portfolio_as_of_position_and_on_date(
     args = ["--format", "json", "portfolio", "--on", "2021-12-31", "--as-of-position", str(n)]
     result = CliRunner().invoke(cli, ["--store", store_url, *args])
     assert result.exit_code == 0, result.stderr
-    held = ('[{"on":"2021-12-31","country":"NL","units":500,"as_of_position":3},'
-            '{"on":"2021-12-31","country":"SE","units":1000,"as_of_position":3}]')
-    expected = {0: "[]", 3: held}
-    assert result.stdout.strip() == expected[n]
+    held = [{"on": "2021-12-31", "country": "NL", "units": 500, "as_of_position": 3},
+            {"on": "2021-12-31", "country": "SE", "units": 1000, "as_of_position": 3}]
+    expected: dict[int, list[dict[str, object]]] = {0: [], 3: held}
+    assert json.loads(result.stdout) == expected[n]
