@@ -24,12 +24,13 @@ from homeledger.adapters.recorders import (
     SCHEMA_LOCK_KEY,
     AllocationRow,
     WriteCursor,
+    WritesInSessions,
     _chunks,
     _receipt_row,
 )
 
 
-class LedgerPostgresRecorder(PostgresApplicationRecorder):
+class LedgerPostgresRecorder(WritesInSessions, PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.receipts = Identifier(self.datastore.schema), Identifier(RECEIPTS_TABLE)
@@ -60,12 +61,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             "INSERT INTO {}.{} SELECT * FROM unnest(%s::text[], %s::text[], "
             "%s::bigint[], %s::bigint[])"
         ).format(*self.receipts)
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        with self.writing(commit=True) as cursor:
-            return self.insert_in(cursor, stored_events, kwargs.get("receipts", ()))
 
     @contextmanager
     def writing(self, *, commit: bool) -> Iterator[WriteCursor]:
@@ -129,12 +124,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ).format(*self.events),
             (originator_id, first, last),
         )
-        return [
-            Notification(id=row["notification_id"], originator_id=row["originator_id"],
-                         originator_version=row["originator_version"], topic=row["topic"],
-                         state=bytes(row["state"]))
-            for row in cursor.fetchall()
-        ]  # fmt: skip
+        return _notifications(cursor.fetchall())
 
     def allocations_in(self, cursor: Any, ids: Sequence[str]) -> dict[str, AllocationRow]:
         if not ids:
@@ -244,9 +234,13 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                 "ORDER BY notification_id").format(*self.events),
             (first, last),
         )
-        return [
-            Notification(id=row["notification_id"], originator_id=row["originator_id"],
-                         originator_version=row["originator_version"], topic=row["topic"],
-                         state=bytes(row["state"]))
-            for row in cursor.fetchall()
-        ]  # fmt: skip
+        return _notifications(cursor.fetchall())
+
+
+def _notifications(rows: Sequence[Any]) -> list[Notification]:
+    return [
+        Notification(id=row["notification_id"], originator_id=row["originator_id"],
+                     originator_version=row["originator_version"], topic=row["topic"],
+                     state=bytes(row["state"]))
+        for row in rows
+    ]  # fmt: skip

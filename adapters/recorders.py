@@ -18,7 +18,7 @@ store never imports).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, Union
 from uuid import UUID
@@ -66,7 +66,25 @@ class WriteCursor(Protocol):
     def fetchall(self) -> Any: ...
 
 
-class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
+class WritesInSessions:
+    """The library's `insert_events` as one write session of ours: facts and receipts in
+    one transaction that holds the store's write lock from its start."""
+
+    def writing(self, *, commit: bool) -> AbstractContextManager[WriteCursor]:
+        raise NotImplementedError
+
+    def insert_in(self, cursor: Any, stored_events: Sequence[StoredEvent],
+                  receipts: Sequence[Receipt]) -> Sequence[int] | None:  # fmt: skip
+        raise NotImplementedError
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self.writing(commit=True) as cursor:
+            return self.insert_in(cursor, stored_events, kwargs.get("receipts", ()))
+
+
+class LedgerSQLiteRecorder(WritesInSessions, SQLiteApplicationRecorder):
     def convert_originator_id(self, originator_id: str) -> UUID | str:
         if self.datastore.originator_id_type == "uuid":
             try:
@@ -129,12 +147,6 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
     def allocations_at(self) -> int | None:
         with self.datastore.transaction(commit=False) as cursor:
             return self.allocations_at_in(cursor)
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        with self.writing(commit=True) as cursor:
-            return self.insert_in(cursor, stored_events, kwargs.get("receipts", ()))
 
     @contextmanager
     def writing(self, *, commit: bool) -> Iterator[WriteCursor]:
