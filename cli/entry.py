@@ -14,4 +14,11 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping already
         sys.stderr.write("homeledger: interrupted\n")
         sys.exit(130)
-    run()
+    try:
+        run()
+    finally:
+        # The command is over (done, failed or interrupted): a Ctrl-C from here on has
+        # nothing to stop. Ignoring it keeps the exit code the command chose; otherwise a
+        # signal landing while the interpreter shuts down (its handlers are reset to the
+        # default then) would kill the process silently, exit -2.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
