@@ -168,11 +168,12 @@ def read_stream(url: str, stream: str = "HOMELEDGER", *, prefix: str = "homeledg
                 **connect: Any) -> list[StreamMessage]:  # fmt: skip
     """Read the whole stream; a cluster that has just lost its leader may need another try
     (creating the reading consumer or a fetch can time out while the new leader settles),
-    once the stream answers again."""
+    once the stream answers again. A new consumer on such a cluster may also answer a fetch
+    with 503 (no leader for it yet): the same wait, then another try."""
     for attempt in range(3):
         try:
             return asyncio.run(read_stream_async(url, stream, prefix=prefix, **connect))
-        except (nats.errors.TimeoutError, TimeoutError):
+        except (nats.errors.TimeoutError, TimeoutError, nats.js.errors.ServiceUnavailableError):
             if attempt == 2:
                 raise
             wait_until(lambda: stream_answers(url, stream), 60, f"the stream {stream} to answer")
