@@ -15,12 +15,11 @@ from uuid import UUID
 
 import orjson
 
-from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, hashed
+from homeledger.adapters.hash_chain import ENVELOPE_FIELDS, LEDGER_ID, compact_json, hashed
 from homeledger.domain.events import DomainEvent, event_data, event_from_data
 from homeledger.domain.ledger import Stamp
 from homeledger.domain.values import escape_unencodable
 
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
 _LEDGER_ID = str(LEDGER_ID)
 
 
@@ -145,7 +144,7 @@ class Envelope:
         }
 
     def to_json(self) -> bytes:
-        return _COMPACT.encode(self.to_dict()).encode()
+        return compact_json(self.to_dict())
 
     def stamp(self) -> Stamp:
         """What the ledger's rules are told about this fact besides its data."""

@@ -35,6 +35,7 @@ HASHED_FIELDS = tuple(f for f in BODY_FIELDS if f != "hash")
 # options (built once: json.dumps with options builds a new encoder on every call).
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 _SORTED = orjson.OPT_SORT_KEYS
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # compact_json's
 
 
 def canonical_json(value: Any) -> bytes:
@@ -46,15 +47,26 @@ def canonical_json(value: Any) -> bytes:
     anything else (non-ASCII text, which orjson leaves unescaped, DEL, which the
     standard library escapes, floats, whose forms differ, integers beyond 64 bits,
     lone surrogates, subclasses, tuples) goes through the standard library's encoder."""
+    return _encoded(value, _SORTED, _CANONICAL)
+
+
+def compact_json(value: Any) -> bytes:
+    """`json.dumps(value, separators=(",", ":"))` as bytes, keys in the order given: the
+    form an envelope is published and printed in (one line), made as `canonical_json`
+    is made (orjson where it writes the same bytes)."""
+    return _encoded(value, 0, _COMPACT)
+
+
+def _encoded(value: Any, option: int, encoder: json.JSONEncoder) -> bytes:
     if _plain(value):
         try:
-            out = orjson.dumps(value, option=_SORTED)
+            out = orjson.dumps(value, option=option)
         except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
             pass
         else:
             if out.isascii() and b"\x7f" not in out:
                 return out
-    return _CANONICAL.encode(value).encode()
+    return encoder.encode(value).encode()
 
 
 def _plain(value: Any) -> bool:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import orjson
-
 from homeledger.adapters.envelope import Envelope
 from homeledger.adapters.settings import DEFAULT_SUBJECT_PREFIX
 
@@ -75,15 +73,5 @@ def message_for(envelope: Envelope, prefix: str = DEFAULT_SUBJECT_PREFIX) -> Eve
 
 
 def payload_of(envelope: Envelope) -> bytes:
-    """`envelope.to_json()`, byte for byte: orjson writes the same compact JSON, in the
-    same key order, as long as the text is ASCII (the standard library escapes anything
-    else as \\uXXXX, orjson writes UTF-8) and every integer fits in 64 bits (orjson
-    refuses larger ones, and lone surrogates)."""
-    try:
-        payload = _dumps(envelope.to_dict())
-    except TypeError:  # orjson.JSONEncodeError
-        return envelope.to_json()
-    return payload if payload.isascii() else envelope.to_json()
-
-
-_dumps = orjson.dumps
+    """The message's payload: the envelope's compact JSON (`Envelope.to_json`)."""
+    return envelope.to_json()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 import click
 
 from homeledger.adapters.hash_chain import ENVELOPE_FIELDS
+from homeledger.adapters.hash_chain import compact_json as compact_bytes
 
 if TYPE_CHECKING:
     from homeledger.adapters.envelope import Envelope
@@ -153,8 +154,10 @@ class _Counted:
             yield item
 
 
-# json.dumps(value, separators=(",", ":")), without building an encoder for every value.
-compact_json = json.JSONEncoder(separators=(",", ":")).encode
+def compact_json(value: Any) -> str:
+    """json.dumps(value, separators=(",", ":")): one line of JSON (orjson where it
+    writes the same text)."""
+    return compact_bytes(value).decode()
 
 
 def json_item(item: Any, first: bool) -> str:

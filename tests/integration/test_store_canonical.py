@@ -16,12 +16,13 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from homeledger.adapters.hash_chain import HASHED_FIELDS, canonical_json, chain_hash
+from homeledger.adapters.hash_chain import HASHED_FIELDS, canonical_json, chain_hash, compact_json
 from homeledger.adapters.idempotency import plain_fingerprint
 from homeledger.domain import commands as c
 from tests import strategies as s
 
 STDLIB = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+COMPACT = json.JSONEncoder(separators=(",", ":"))  # how envelopes are published and listed
 MAIN_STORE = Path(__file__).parent.parent / "data" / "main-store.db"
 
 
@@ -65,10 +66,16 @@ def test_every_kind_of_fact_encodes_and_hashes_as_before(body: dict[str, Any]) -
     assert chain_hash(body) == stdlib_hash(body) == body["hash"]
 
 
+@given(value=values)
+def test_compact_json_is_the_standard_librarys_compact_form_in_the_given_order(value: Any) -> None:
+    assert compact_json(value) == COMPACT.encode(value).encode()
+
+
 def test_the_values_that_take_the_slow_way_give_the_same_bytes() -> None:
     for value in ({"a": "\x7f"}, {"a": "é"}, {"a": "\ud800"}, {"a": 2**64}, {"a": 1e16},
                   {"a": (1, 2)}, {1: "x"}, {"b": 1, "a": [True, None, "\u2028"]}):  # fmt: skip
         assert canonical_json(value) == stdlib(value), value
+        assert compact_json(value) == COMPACT.encode(value).encode(), value
 
 
 def test_every_fact_of_the_committed_store_keeps_its_bytes_and_hash() -> None:
