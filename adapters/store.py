@@ -136,12 +136,12 @@ class WriteSession:
     def allocations(self, allocation_ids: Sequence[str]) -> dict[str, Allocation | None]:
         """The allocations of these ids as stored (None for an id with none), in bulk."""
         rows = self.store.recorder.allocations_in(self.cursor, allocation_ids)
-        return {i: (_allocation(rows[i]) if i in rows else None) for i in allocation_ids}
+        return {i: (allocation_of_row(rows[i]) if i in rows else None) for i in allocation_ids}
 
     def save_allocations(self, changed: dict[str, Allocation], version: int) -> None:
         """Keep the allocations changed by the facts appended, the table now current at
         ledger `version` (called after every append)."""
-        rows = [_allocation_row(a) for a in changed.values()]
+        rows = [allocation_row(a) for a in changed.values()]
         self.store.recorder.save_allocations_in(self.cursor, rows, version)
 
     def rebuild_allocations(self) -> int:
@@ -159,7 +159,7 @@ class WriteSession:
         recorder = self.store.recorder
         recorder.clear_allocations_in(self.cursor)
         recorder.save_allocations_in(
-            self.cursor, [_allocation_row(a) for a in allocations.values()], version
+            self.cursor, [allocation_row(a) for a in allocations.values()], version
         )
         return version
 
@@ -469,7 +469,7 @@ class LedgerStore:
             row = self.recorder.allocation_in(self._session_cursor, allocation_id)
         else:
             row = self._guard(lambda: self.recorder.allocation(allocation_id))
-        return None if row is None else _allocation(row)
+        return None if row is None else allocation_of_row(row)
 
     def fact_at(self, position: int) -> Envelope | None:
         """The fact stored at a position, if any (read in the write session when one is
@@ -792,11 +792,13 @@ def _postgres_reason(location: StoreLocation, exc: BaseException) -> str:
     return reason
 
 
-def _allocation_row(a: Allocation) -> AllocationRow:
+def allocation_row(a: Allocation) -> AllocationRow:
+    """An allocation as an allocation table keeps it (amounts in cents)."""
     return (a.allocation_id, a.initiative, a.year, int(a.amount / CENT), int(a.released / CENT))
 
 
-def _allocation(row: AllocationRow) -> Allocation:
+def allocation_of_row(row: AllocationRow) -> Allocation:
+    """The allocation an allocation table's row holds."""
     allocation_id, initiative, year, amount, released = row
     return Allocation(allocation_id, initiative, int(year), Decimal(amount) * CENT,
                       Decimal(released) * CENT)  # fmt: skip

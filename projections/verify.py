@@ -45,16 +45,17 @@ from homeledger.adapters.idempotency import Receipt
 from homeledger.adapters.ledger_snapshot import SNAPSHOT_FORMAT, ledger_to_dict
 from homeledger.adapters.recorders import ALLOCATIONS_TABLE, RECEIPTS_TABLE
 from homeledger.adapters.seals import SealKeys, seal_digest
-from homeledger.adapters.store import LedgerStore, StoredChain
+from homeledger.adapters.store import LedgerStore, StoredChain, allocation_of_row
 from homeledger.domain import events as e
 from homeledger.domain.errors import DomainError
-from homeledger.domain.ledger import Ledger, RecordedFacts
-from homeledger.domain.money import CENT, ZERO, fmt
+from homeledger.domain.ledger import Allocations, Ledger, RecordedFacts
+from homeledger.domain.money import ZERO, fmt
 from homeledger.projections.db import SNAPSHOTS, ProjectionDB
 from homeledger.projections.double_entry import DoubleEntryModel
 from homeledger.projections.model import Model, Row
 from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner, pages
+from homeledger.projections.scratch_allocations import ScratchAllocations
 from homeledger.projections.snapshots import decode_state
 
 PAGE = 1000
@@ -160,6 +161,19 @@ class _Receipts:
             self._leave(check, head)
 
 
+@dataclass
+class _Differences:
+    """How many allocation ids differ, and the smallest (never all of them in memory)."""
+
+    count: int = 0
+    first: str | None = None
+
+    def add(self, ids: list[str]) -> None:
+        if ids:
+            self.count += len(ids)
+            self.first = min(ids) if self.first is None else min(self.first, *ids)
+
+
 class Verifier:
     def __init__(self, store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner,
                  keys: SealKeys | None = None) -> None:  # fmt: skip
@@ -180,7 +194,15 @@ class Verifier:
         self.snapshots: dict[str, set[int]] = {}
 
     def run(self) -> VerifyReport:
+        self.allocations = ScratchAllocations()
+        try:
+            return self._run()
+        finally:
+            self.allocations.close()
+
+    def _run(self) -> VerifyReport:
         head = self.store.max_position()
+        self.ledger.allocations = Allocations(self.allocations.lookup)
         self._catch_up(head)
         self.seal_targets = sorted(self._seal_targets(head))
         self.receipts = _Receipts(receipts_in_order(self.store))
@@ -214,14 +236,17 @@ class Verifier:
 
     def _page(self, notifications: list[Any]) -> None:
         first, last = notifications[0].id, notifications[-1].id
-        for notification in notifications:
-            body = _body(self.store, notification)
+        bodies = [_body(self.store, notification) for notification in notifications]
+        self.ledger.allocations.know(self.allocations.many(_allocation_ids(bodies)))
+        for notification, body in zip(notifications, bodies, strict=True):
             self._chain(notification, body)
             self._receipt(notification.id, body)
             envelope = self._envelope(body, notification.id)
             if envelope is not None:
                 self._fact(envelope)
         self._compare_logs(first, last)
+        # The replay's memory stays that of one page: the allocations it changed go to disk.
+        self.ledger.allocations = self.allocations.keep(self.ledger.allocations)
 
     def _chain(self, notification: Any, body: dict[str, Any]) -> None:
         position = notification.id
@@ -406,19 +431,36 @@ class Verifier:
             return
         if at != self.chain.count or at == 0:
             return  # behind (an earlier homeledger's store): the ledger makes it again
-        with self.db.read() as tx:
-            rows = tx.query(f"SELECT allocation_id, initiative, year, amount, released "
-                            f"FROM {ALLOCATIONS_TABLE}")  # fmt: skip
-        stored = {str(r[0]): (str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
-        replayed = {key: (a.initiative, a.year, int(a.amount / CENT), int(a.released / CENT))
-                    for key, a in self.ledger.allocations.changed.items()}  # fmt: skip
-        differ = sorted(k for k in stored.keys() | replayed.keys()
-                        if stored.get(k) != replayed.get(k))  # fmt: skip
-        if differ:
+        differ = _Differences()
+        for rows in self._stored_allocations():  # each stored one must be the replay's
+            replayed = self.allocations.lookup
+            differ.add([str(row[0]) for row in rows
+                        if replayed(str(row[0])) != allocation_of_row(row)])  # fmt: skip
+        for ids in self.allocations.ids():  # and each of the replay's must be stored
+            with self.db.read() as tx:
+                stored = {str(row[0]) for row in tx.query(
+                    f"SELECT allocation_id FROM {ALLOCATIONS_TABLE} WHERE allocation_id "
+                    f"IN ({','.join('?' * len(ids))})", ids)}  # fmt: skip
+            differ.add([i for i in ids if i not in stored])
+        if differ.count:
             self.checks["ledger-snapshots"].find(
-                None, f"the allocation table differs from the replay for {len(differ)} "
-                f"allocation(s), the first {differ[0]!r}",
+                None, f"the allocation table differs from the replay for {differ.count} "
+                f"allocation(s), the first {differ.first!r}",
             )  # fmt: skip
+
+    def _stored_allocations(self) -> Iterator[list[Any]]:
+        """The store's allocation table, a page at a time (never all of it in memory)."""
+        after = ""
+        while True:
+            with self.db.read() as tx:
+                rows = tx.query(
+                    f"SELECT allocation_id, initiative, year, amount, released FROM "
+                    f"{ALLOCATIONS_TABLE} WHERE allocation_id > ? ORDER BY allocation_id "
+                    f"LIMIT {PAGE}", (after,))  # fmt: skip
+            if not rows:
+                return
+            yield rows
+            after = str(rows[-1][0])
 
     def _finish_seals(self) -> None:
         """With the public keys, the history must end under a seal they prove: the newest
@@ -515,6 +557,16 @@ def receipts_in_order(store: LedgerStore) -> Iterator[Receipt]:
             conn.close()
     except (sqlite3.Error, psycopg.Error) as exc:
         raise StoreUnavailableError(f"cannot read the receipts: {first_line(exc)}") from None
+
+
+def _allocation_ids(bodies: list[dict[str, Any]]) -> list[str]:
+    """The allocation ids the facts name (each looked up by the rules), read ahead."""
+    ids = []
+    for body in bodies:
+        data = body.get("data")
+        if isinstance(data, dict) and isinstance(data.get("allocation_id"), str):
+            ids.append(data["allocation_id"])
+    return ids
 
 
 def _body(store: LedgerStore, notification: Any) -> dict[str, Any]:

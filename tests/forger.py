@@ -212,6 +212,14 @@ class RawEvents:
             self.run(f"UPDATE homeledger_allocations SET {column} = ? WHERE allocation_id = ?",
                      (value, allocation_id))  # fmt: skip
 
+    def delete_allocation(self, allocation_id: str) -> None:
+        self.run("DELETE FROM homeledger_allocations WHERE allocation_id = ?", (allocation_id,))
+
+    def add_allocation(self, allocation_id: str, initiative: str, year: int, cents: int) -> None:
+        """A row of the allocation table that no fact made."""
+        self.run("INSERT INTO homeledger_allocations VALUES (?, ?, ?, ?, 0)",
+                 (allocation_id, initiative, year, cents))  # fmt: skip
+
     def delete_receipt(self, command_id: str) -> None:
         self.run("DELETE FROM homeledger_commands WHERE command_id = ?", (command_id,))
 

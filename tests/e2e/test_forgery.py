@@ -171,6 +171,18 @@ def test_an_edited_allocation_row_is_found(ledger: Ledger) -> None:
     assert_found_anywhere(ledger, "ledger-snapshots", "allocation table differs")
 
 
+def test_a_deleted_or_forged_allocation_row_is_found_and_counted(ledger: Ledger) -> None:
+    """A row removed (the ledger would find no such allocation) and a row no fact made
+    (the ledger would accept releases from it): two differences, the smallest id named."""
+    ledger.raw.delete_allocation("a-se-2021")
+    ledger.raw.add_allocation("a-forged", "gw-b", 2021, 99_900)
+    result, report = ledger.verify()
+    assert result.exit_code == 1, result.output
+    found = report["by_name"]["ledger-snapshots"]
+    assert found["ok"] is False, found
+    assert "differs from the replay for 2 allocation(s), the first 'a-forged'" in found["detail"]
+
+
 def assert_found_anywhere(ledger: Ledger, check: str, words: str) -> None:
     result, report = ledger.verify()
     assert result.exit_code == 1, result.output
