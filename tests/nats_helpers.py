@@ -169,34 +169,45 @@ def read_stream(url: str, stream: str = "HOMELEDGER", *, prefix: str = "homeledg
     """Read the whole stream; a cluster that has just lost its leader may need another try
     (creating the reading consumer or a fetch can time out while the new leader settles),
     once the stream answers again. A new consumer on such a cluster may also answer a fetch
-    with 503 (no leader for it yet): the same wait, then another try."""
+    with 503 (no leader for it yet): the same wait, then another try. `connect`: nats-py
+    connect options (a credential), used for the retries' probes too."""
     for attempt in range(3):
         try:
             return asyncio.run(read_stream_async(url, stream, prefix=prefix, **connect))
         except (nats.errors.TimeoutError, TimeoutError, nats.js.errors.ServiceUnavailableError):
             if attempt == 2:
                 raise
-            wait_until(lambda: stream_answers(url, stream), 60, f"the stream {stream} to answer")
+            wait_until(lambda: stream_answers(url, stream, **connect), 60,
+                       f"the stream {stream} to answer")  # fmt: skip
     raise AssertionError("unreachable")
 
 
-def stream_answers(url: str, stream: str) -> bool:
+def stream_answers(url: str, stream: str, **connect: Any) -> bool:
     try:
-        stream_count(url, stream)
+        stream_count(url, stream, **connect)
     except (nats.errors.Error, TimeoutError):
         return False
     return True
 
 
-async def stream_count_async(url: str, stream: str = "HOMELEDGER") -> int:
-    nc = await nats.connect(url.split(","), connect_timeout=1, max_reconnect_attempts=0)
+async def stream_count_async(url: str, stream: str = "HOMELEDGER", **connect: Any) -> int:
+    # One try, bounded: nats-py retries a refused connection (a wrong credential) forever,
+    # whatever max_reconnect_attempts says, unless reconnecting is off.
+    nc = await asyncio.wait_for(
+        nats.connect(url.split(","), connect_timeout=1, allow_reconnect=False, **connect),
+        PROBE_SECONDS,
+    )
     try:
         try:
-            return int((await nc.jetstream().stream_info(stream)).state.messages)
+            info = await asyncio.wait_for(nc.jetstream().stream_info(stream), PROBE_SECONDS)
         except nats.js.errors.NotFoundError:
             return 0
+        return int(info.state.messages)
     finally:
         await nc.close()
+
+
+PROBE_SECONDS = 10  # bounds one probe of the stream (a hang), not the machine's speed
 
 
 def assert_exactly_once_in_order(messages: list[StreamMessage], envelopes: list[Envelope]) -> None:
@@ -242,6 +253,7 @@ def make_tls(folder: Path) -> TlsFiles:
     return TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server.key")
 
 
-def stream_count(url: str, stream: str = "HOMELEDGER") -> int:
-    """How many messages the stream holds (0 while it does not exist yet)."""
-    return asyncio.run(stream_count_async(url, stream))
+def stream_count(url: str, stream: str = "HOMELEDGER", **connect: Any) -> int:
+    """How many messages the stream holds (0 while it does not exist yet); `connect`:
+    nats-py connect options (a credential)."""
+    return asyncio.run(stream_count_async(url, stream, **connect))
