@@ -63,9 +63,6 @@ class ScratchAllocations:
             self.conn.execute("COMMIT")
         return Allocations(self.lookup)
 
-    def count(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM allocations").fetchone()[0])
-
     def ids(self) -> Iterator[list[str]]:
         """Every allocation id, a page at a time."""
         after = ""

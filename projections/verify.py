@@ -433,9 +433,9 @@ class Verifier:
             return  # behind (an earlier homeledger's store): the ledger makes it again
         differ = _Differences()
         for rows in self._stored_allocations():  # each stored one must be the replay's
-            replayed = self.allocations.lookup
+            replayed = self.allocations.many([str(row[0]) for row in rows])
             differ.add([str(row[0]) for row in rows
-                        if replayed(str(row[0])) != allocation_of_row(row)])  # fmt: skip
+                        if replayed[str(row[0])] != allocation_of_row(row)])  # fmt: skip
         for ids in self.allocations.ids():  # and each of the replay's must be stored
             with self.db.read() as tx:
                 stored = {str(row[0]) for row in tx.query(
