@@ -344,7 +344,8 @@ def verify(ctx: Context, against_nats: bool) -> None:
         with quiet_asyncio(), Progress("checking the stream", result.head) as bar:
             witness = counting(store, bar)
             result.checks += asyncio.run(
-                verify_against_stream(ctx.settings, witness, projections.db, result.head)
+                verify_against_stream(ctx.settings, witness, projections.db, result.head,
+                                      result.replayed)
             )
     if ctx.fmt in ("json", "jsonl"):
         emit_object(result.to_dict(), ctx.fmt)

@@ -128,7 +128,8 @@ def _project(settings: Settings, db: ProjectionDB, say: Say) -> int:
 def _compare(store: LedgerStore, sdb: ProjectionDB, cdb: ProjectionDB, settings: Settings,
              consumer: Settings, recorded: int) -> dict[str, Any]:  # fmt: skip
     report = verify(store, sdb, ProjectionRunner(store, sdb))
-    report.checks += asyncio.run(verify_against_stream(settings, store, sdb, report.head))
+    report.checks += asyncio.run(verify_against_stream(settings, store, sdb, report.head,
+                                                      report.replayed))
     sides = Sides(_balances(PointInTime(store, sdb), report.head))
     consumer_reader = PointInTime(AppliedLog(cdb), cdb)
     sides.stream = _balances(consumer_reader, consumer_reader.projected_to())

@@ -98,6 +98,9 @@ class Check:
 class VerifyReport:
     checks: list[Check]
     head: int
+    # The read models as the replay of every readable stored fact built them, at `head`:
+    # what a consumer of an identical stream builds (verify --against-nats reuses them).
+    replayed: dict[str, Model] | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -216,7 +219,7 @@ class Verifier:
         for notifications in pages(self.store.notifications(1, head, page=PAGE), PAGE):
             self._page(notifications)
         self._finish(head)
-        return VerifyReport(list(self.checks.values()), head)
+        return VerifyReport(list(self.checks.values()), head, self.scratch)
 
     def _catch_up(self, head: int) -> None:
         try:
