@@ -12,6 +12,11 @@ applied:
     hl_stream_ledger  (id, position, state)
                       the ledger (the domain's rules' state) as of a recent position: the
                       consumer admits every fact through the same rules as the store
+    hl_stream_allocations (allocation_id, initiative, year, amount, released)
+                      the ledger's allocations as of that same position (amounts in
+                      cents): the consumer keeps in memory only those changed since, and
+                      finds the others here, so that neither its memory nor the cost of
+                      keeping its ledger grows with the partnership's age
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,7 +34,7 @@ import orjson
 from homeledger.adapters.envelope import Envelope, decode_json, envelope_from_body
 from homeledger.adapters.hash_chain import GENESIS_HASH
 from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
-from homeledger.adapters.store import EVENT_TABLES
+from homeledger.adapters.store import EVENT_TABLES, allocation_of_row, allocation_row
 from homeledger.domain.ledger import (
     Allocation,
     Allocations,
@@ -60,6 +65,15 @@ APPLIED = Table(
 LEDGER = Table(
     "hl_stream_ledger", (("id", "INT"), ("position", "INT"), ("state", "TEXT")), ("id",)
 )
+ALLOCATIONS = Table(
+    "hl_stream_allocations",
+    (("allocation_id", "TEXT"), ("initiative", "TEXT"), ("year", "INT"), ("amount", "INT"),
+     ("released", "INT")),
+    ("allocation_id",),
+)  # fmt: skip
+# The kept ledger's allocations are in ALLOCATIONS (a kept ledger written before that
+# table existed holds them inline, under "allocations"; it is read as it was).
+IN_TABLE = {"allocations_in": ALLOCATIONS.name}
 
 
 @dataclass
@@ -108,7 +122,7 @@ def _holds_events(tx: Tx, tables: set[str]) -> bool:
 
 def create_tables(db: ProjectionDB, tx: Tx) -> None:
     types = {"INT": "BIGINT", "TEXT": "TEXT"} if db.kind == "postgresql" else {}
-    for table in (LAST_APPLIED, APPLIED, LEDGER):
+    for table in (LAST_APPLIED, APPLIED, LEDGER, ALLOCATIONS):
         columns = ", ".join(f"{name} {types.get(kind, kind)}" for name, kind in table.columns)
         tx.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({columns}, "
                    f"PRIMARY KEY ({', '.join(table.key)}))")  # fmt: skip
@@ -131,11 +145,35 @@ def read_last_applied(tx: Tx, stream: str) -> LastApplied:
 
 def save_ledger(tx: Tx, position: int, ledger: Ledger) -> None:
     """Keep the consumer's ledger as of `position` (in the transaction of that position):
-    its state, and its allocations (a consumer keeps them all in memory)."""
-    allocations = {key: [a.initiative, a.year, str(a.amount), str(a.released)]
-                   for key, a in ledger.allocations.changed.items()}  # fmt: skip
-    state = {"ledger": ledger_to_dict(ledger), "allocations": allocations}
+    its state, and the allocations changed since it was last kept; from then on the
+    ledger holds none of them in memory (they are found in the table)."""
+    tx.upsert(ALLOCATIONS, [allocation_row(a) for a in ledger.allocations.changed.values()])
+    state = {"ledger": ledger_to_dict(ledger), **IN_TABLE}
     tx.upsert(LEDGER, [(1, position, _state_text(state))])
+    ledger.allocations = ledger.allocations.kept()
+
+
+def allocation_lookup(tx: Tx) -> Callable[[str], Allocation | None]:
+    """Find a kept allocation by id, in `tx` (valid while it is open)."""
+
+    def lookup(allocation_id: str) -> Allocation | None:
+        rows = tx.query(f"SELECT * FROM {ALLOCATIONS.name} WHERE allocation_id = ?",
+                        (allocation_id,))  # fmt: skip
+        return allocation_of_row(rows[0]) if rows else None
+
+    return lookup
+
+
+def kept_allocations(tx: Tx, allocation_ids: list[str]) -> dict[str, Allocation | None]:
+    """The kept allocations of these ids (None for an id with none), read in bulk."""
+    found: dict[str, Allocation | None] = dict.fromkeys(allocation_ids)
+    unique = list(found)
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        rows = tx.query(f"SELECT * FROM {ALLOCATIONS.name} WHERE allocation_id IN "
+                        f"({', '.join('?' * len(chunk))})", chunk)  # fmt: skip
+        found.update((row[0], allocation_of_row(row)) for row in rows)
+    return found
 
 
 def _state_text(state: dict[str, Any]) -> str:
@@ -151,7 +189,10 @@ def read_ledger(tx: Tx, position: int) -> Ledger:
     """The consumer's ledger as of `position`: the kept one, and the applied facts after
     it (every one was admitted when it was applied)."""
     rows = tx.query(f"SELECT position, state FROM {LEDGER.name} WHERE id = 1")
-    kept = _kept_ledger(rows[0][1]) if rows and rows[0][0] <= position else None
+    lookup = allocation_lookup(tx)
+    kept = _kept_ledger(rows[0][1], lookup) if rows and rows[0][0] <= position else None
+    # None kept, or of another format: replayed from the first fact, every allocation in
+    # memory (the table may hold older copies of some: the next keeping replaces them).
     start, ledger = (int(rows[0][0]) + 1, kept) if kept is not None else (1, Ledger())
     while page := applied_page(tx, start, position):
         ledger.apply_all(envelope.fact for envelope in page)
@@ -159,15 +200,21 @@ def read_ledger(tx: Tx, position: int) -> Ledger:
     return ledger
 
 
-def _kept_ledger(text: str) -> Ledger | None:
+def _kept_ledger(text: str, lookup: Callable[[str], Allocation | None]) -> Ledger | None:
     """The kept ledger, or None if it is of another format (then it is replayed)."""
     state = decode_json(text)
-    if not isinstance(state, dict) or "allocations" not in state:
+    if not isinstance(state, dict):
         return None
+    if state.get("allocations_in") == ALLOCATIONS.name:
+        return ledger_from_dict(state["ledger"], Allocations(lookup))
+    if "allocations" not in state:
+        return None
+    # Kept before the table existed: every allocation inline, all moved to the table
+    # the next time the ledger is kept.
     changed = {key: Allocation(key, initiative, int(year), Decimal(amount), Decimal(released))
                for key, (initiative, year, amount, released)
                in state["allocations"].items()}  # fmt: skip
-    return ledger_from_dict(state["ledger"], Allocations(changed=changed))
+    return ledger_from_dict(state["ledger"], Allocations(lookup, changed))
 
 
 def applied_facts(tx: Tx) -> RecordedFacts:
