@@ -257,6 +257,11 @@ class ProjectionDB:
             )
         self._ready = True
 
+    def trust_schema(self) -> None:
+        """Take the tables as ensured: another process did so just now, and dropped
+        indexes for a rebuild that `ensure_schema` would create again row by row."""
+        self._ready = True
+
     def forget_schema(self) -> None:
         """Check the tables again at the next `ensure_schema` (an index may be missing)."""
         self._ready = False

@@ -9,6 +9,11 @@ Polling works on SQLite (whose recorder cannot subscribe) and PostgreSQL alike.
 Several runners may run at once (two CLI reads, say): each page's transaction first
 locks and re-reads the tracking rows, and a runner that finds them moved by another
 drops its in-memory state and carries on from the stored one.
+
+A full rebuild may share its models with a runner in another process (`Beside`): the
+models are independent of each other, so each process reads every fact and applies its
+own share, writing its own tables; a machine with two cores then rebuilds in the time
+of the larger share instead of the sum of both.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from homeledger.adapters.envelope import Envelope
 from homeledger.adapters.errors import StoreBusyError
@@ -48,6 +53,39 @@ def load_model(tx: Tx, name: str, position: int) -> Model:
 class _Page:
     rows: dict[str, Rows] = field(default_factory=dict)
     snapshots: list[Snapshot] = field(default_factory=list)
+
+
+# What applying each model costs per fact (microseconds, measured on 100,000
+# allocation-heavy facts): how a rebuild shares the models between two processes.
+REPLAY_COST = {"balances": 14.0, "audit": 7.0, "postings": 6.5, "timeline": 2.5,
+               "portfolio": 0.3}  # fmt: skip
+
+
+def split_work(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The models in two shares of about equal cost (the larger first), each in the
+    given order; the second is empty for a single model."""
+    shares: tuple[list[str], list[str]] = ([], [])
+    costs = [0.0, 0.0]
+    for name in sorted(names, key=lambda n: -REPLAY_COST.get(n, 1.0)):
+        lighter = 0 if costs[0] <= costs[1] else 1
+        shares[lighter].append(name)
+        costs[lighter] += REPLAY_COST.get(name, 1.0)
+    first, second = (0, 1) if costs[0] >= costs[1] else (1, 0)
+    return ([n for n in names if n in shares[first]], [n for n in names if n in shares[second]])
+
+
+class Running(Protocol):
+    def wait(self) -> None:
+        """Until the other process is done; its failure raised here."""
+
+    def stop(self) -> None:
+        """End it now (this process failed): what it committed stays, as after a crash."""
+
+
+class Beside(Protocol):
+    def start(self, names: Sequence[str], page: int, snapshot_every: int) -> Running:
+        """Catch these models up to the head in another process, starting now, as a
+        runner with these settings would."""
 
 
 class ProjectionsAheadError(Exception):
@@ -102,9 +140,10 @@ class ProjectionRunner:
                 done += moved.done  # another runner moved on: start again from the store
         raise StoreBusyError("other projection runners kept moving the projections; retry")
 
-    def rebuild(self, names: Sequence[str] = PROJECTIONS,
-                progress: Progress | None = None) -> int:  # fmt: skip
-        """Drop the models' rows and snapshots and rebuild them from position 0.
+    def rebuild(self, names: Sequence[str] = PROJECTIONS, progress: Progress | None = None,
+                beside: Beside | None = None) -> int:  # fmt: skip
+        """Drop the models' rows and snapshots and rebuild them from position 0; with
+        `beside`, about half of the work (by REPLAY_COST) is done in another process.
 
         The tables' secondary indexes are dropped with the rows and built once at the
         end, from the sorted rows, instead of row by row (a failed or crashed rebuild
@@ -118,13 +157,27 @@ class ProjectionRunner:
             for table in tables:
                 drop_indexes(tx, table)
         try:
-            done = self.catch_up(names, progress)
+            done = self._rebuild_rows(names, progress, beside)
         except BaseException:
             self.db.forget_schema()  # this process's next ensure_schema creates them
             raise
         with self.db.write() as tx:
             for table in tables:
                 create_indexes(tx, table)
+        return done
+
+    def _rebuild_rows(self, names: Sequence[str], progress: Progress | None,
+                      beside: Beside | None) -> int:  # fmt: skip
+        mine, theirs = split_work(names)
+        if beside is None or not theirs:
+            return self.catch_up(names, progress)
+        running = beside.start(theirs, self.page, self.snapshot_every)
+        try:
+            done = self.catch_up(mine, progress)
+        except BaseException:
+            running.stop()
+            raise
+        running.wait()
         return done
 
     def _catch_up(self, names: Sequence[str], progress: Progress | None, stop: int | None) -> int:
