@@ -304,11 +304,10 @@ def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
     chosen = names or PROJECTIONS
     total = projections.source.max_position()
     started = time.monotonic()
-    from homeledger.adapters.settings import store_location
-    from homeledger.cli.beside import BESIDE_FROM, ProcessBeside
+    from homeledger.cli.beside import ProcessBeside
 
     beside = None
-    if total >= BESIDE_FROM and not store_location(ctx.settings.store).in_memory:
+    if _beside(ctx, total) is not None:
         beside = ProcessBeside(ctx.settings)  # two cores: about half the models there
     with Progress("replaying", total) as bar:
         count = projections.runner.rebuild(chosen, progress=bar.advance, beside=beside)
@@ -333,7 +332,9 @@ def verify(ctx: Context, against_nats: bool) -> None:
     """Check the hash chain, seals, rules, receipts, snapshots, projections, double entry.
 
     Exit 1 when any check finds a problem, naming the first bad position; with
-    --against-nats exit 4 when the stream cannot be read. Ends with a one-line summary
+    --against-nats exit 4 when the stream cannot be read. From 20,000 facts on, a second
+    process runs the ledger's checks (chain, seals, rules, receipts, snapshots) while this
+    one checks the read models. Ends with a one-line summary
     on stderr (and shows its progress there on a terminal).
     """
     from homeledger.projections.verify import verify as run_verify
@@ -345,7 +346,7 @@ def verify(ctx: Context, against_nats: bool) -> None:
     head = store.max_position()
     with Progress("verifying", head) as bar:
         result = run_verify(counting(store, bar), projections.db, projections.runner,
-                            seal_public_keys(ctx.settings))  # fmt: skip
+                            seal_public_keys(ctx.settings), _beside(ctx, head))  # fmt: skip
     if against_nats:
         import asyncio
 
@@ -372,6 +373,17 @@ def verify(ctx: Context, against_nats: bool) -> None:
     click.echo(f"verify: {result.head:,} events, {len(result.checks)} checks"
                f"{' (with the stream)' if against_nats else ''}, all passed in "
                f"{time.monotonic() - started:.1f}s", err=True)  # fmt: skip
+
+
+def _beside(ctx: Context, facts: int) -> Any:
+    """verify's second process (the ledger's checks), when there are enough facts for
+    it to pay (two cores: the ledger's and the read models' checks at once)."""
+    from homeledger.adapters.settings import store_location
+    from homeledger.cli.beside import BESIDE_FROM, ProcessLedgerChecks
+
+    if facts < BESIDE_FROM or store_location(ctx.settings.store).in_memory:
+        return None
+    return ProcessLedgerChecks(ctx.settings)
 
 
 def counting(store: LedgerStore, bar: Progress) -> Any:

@@ -25,14 +25,20 @@ A fact that breaks a rule is not applied to the replay: later facts are checked
 against the ledger an honest history would have. The first bad position is the
 chain's when the chain is broken (the stored facts themselves are not what was
 recorded), else the earliest any check found.
+
+The checks fall in two independent parts: the ledger's (hash chain, seals, rules,
+receipts, ledger snapshots) and the read models' (projections, double entry). Each reads
+every stored fact up to the same head; `verify` may run the ledger's in another process
+(`LedgerBeside`) while it runs the models' itself, and then reports the checks of both as
+one pass would.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
@@ -61,6 +67,11 @@ from homeledger.projections.snapshots import decode_state
 PAGE = 1000
 CHECK_NAMES = ("hash-chain", "seals", "rules", "receipts", "ledger-snapshots", "projections",
                "double-entry")  # fmt: skip
+# The parts of verify, each reading every fact: the ledger's (chain, seals, rules, ledger
+# snapshots), the receipts' and the read models' (projections, double entry).
+LEDGER, RECEIPTS, MODELS = "ledger", "receipts", "models"
+PARTS = frozenset((LEDGER, RECEIPTS, MODELS))
+LEDGER_CHECKS = frozenset(("hash-chain", "seals", "rules", "ledger-snapshots"))
 
 
 @dataclass
@@ -179,8 +190,12 @@ class _Differences:
 
 class Verifier:
     def __init__(self, store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner,
-                 keys: SealKeys | None = None) -> None:  # fmt: skip
+                 keys: SealKeys | None = None, parts: frozenset[str] = PARTS,
+                 after_page: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.store, self.db, self.runner, self.keys = store, db, runner, keys
+        self.ledger_part, self.models_part = LEDGER in parts, MODELS in parts
+        self.receipts_part = RECEIPTS in parts
+        self.after_page = after_page
         self.checks = {name: Check(name) for name in CHECK_NAMES}
         self.scratch: dict[str, Model] = {name: cls() for name, cls in MODEL_CLASSES.items()}
         # The replay through the rules; a reversal's fact is read where it is stored.
@@ -196,28 +211,34 @@ class Verifier:
         self.tracked: dict[str, int] = {}
         self.snapshots: dict[str, set[int]] = {}
 
-    def run(self) -> VerifyReport:
+    def run(self, head: int | None = None) -> VerifyReport:
+        """Check the facts at positions 1..head (default: every stored fact); only the
+        checks of this verifier's parts are filled in."""
         self.allocations = ScratchAllocations()
         try:
-            return self._run()
+            return self._run(self.store.max_position() if head is None else head)
         finally:
             self.allocations.close()
 
-    def _run(self) -> VerifyReport:
-        head = self.store.max_position()
-        self.ledger.allocations = Allocations(self.allocations.lookup)
-        self._catch_up(head)
-        self.seal_targets = sorted(self._seal_targets(head))
-        self.receipts = _Receipts(receipts_in_order(self.store))
-        self.ledger_snapshots = dict(self.store.ledger_snapshots())
-        with self.db.read() as tx:
-            self.tracked = tx.tracking(PROJECTIONS)
-            self.snapshots = {
-                name: set(tx.snapshot_positions(name))
-                for name, cls in MODEL_CLASSES.items() if cls.SNAPSHOTTED
-            }  # fmt: skip
+    def _run(self, head: int) -> VerifyReport:
+        if self.models_part:
+            self._catch_up(head)
+            with self.db.read() as tx:
+                self.tracked = tx.tracking(PROJECTIONS)
+                self.snapshots = {
+                    name: set(tx.snapshot_positions(name))
+                    for name, cls in MODEL_CLASSES.items() if cls.SNAPSHOTTED
+                }  # fmt: skip
+        if self.receipts_part:
+            self.receipts = _Receipts(receipts_in_order(self.store))
+        if self.ledger_part:
+            self.ledger.allocations = Allocations(self.allocations.lookup)
+            self.seal_targets = sorted(self._seal_targets(head))
+            self.ledger_snapshots = dict(self.store.ledger_snapshots())
         for notifications in pages(self.store.notifications(1, head, page=PAGE), PAGE):
             self._page(notifications)
+            if self.after_page is not None:
+                self.after_page()
         self._finish(head)
         return VerifyReport(list(self.checks.values()), head, self.scratch)
 
@@ -240,16 +261,22 @@ class Verifier:
     def _page(self, notifications: list[Any]) -> None:
         first, last = notifications[0].id, notifications[-1].id
         bodies = [_body(self.store, notification) for notification in notifications]
-        self.ledger.allocations.know(self.allocations.many(_allocation_ids(bodies)))
+        if self.ledger_part:
+            self.ledger.allocations.know(self.allocations.many(_allocation_ids(bodies)))
         for notification, body in zip(notifications, bodies, strict=True):
-            self._chain(notification, body)
-            self._receipt(notification.id, body)
+            if self.ledger_part:
+                self._chain(notification, body)
+            if self.receipts_part:
+                self._receipt(notification.id, body)
             envelope = self._envelope(body, notification.id)
             if envelope is not None:
                 self._fact(envelope)
-        self._compare_logs(first, last)
-        # The replay's memory stays that of one page: the allocations it changed go to disk.
-        self.ledger.allocations = self.allocations.keep(self.ledger.allocations)
+        if self.models_part:
+            self._compare_logs(first, last)
+        if self.ledger_part:
+            # The replay's memory stays that of one page: the allocations it changed go
+            # to disk.
+            self.ledger.allocations = self.allocations.keep(self.ledger.allocations)
 
     def _chain(self, notification: Any, body: dict[str, Any]) -> None:
         position = notification.id
@@ -279,17 +306,24 @@ class Verifier:
         try:
             return envelope_from_body(body, position)
         except Exception as exc:  # noqa: BLE001 - an unreadable fact is a finding
-            for name in ("projections", "rules"):
-                self.checks[name].find(position, f"the fact cannot be read: {first_line(exc)}")
+            why = f"the fact cannot be read: {first_line(exc)}"
+            for name, mine in (("projections", self.models_part), ("rules", self.ledger_part)):
+                if mine:
+                    self.checks[name].find(position, why)
             return None
 
     def _fact(self, envelope: Envelope) -> None:
-        fact = envelope.fact
-        self._rules(envelope)
-        if isinstance(fact, e.LedgerSealed):
-            self._seal(envelope.position, fact)
-        if envelope.aggregate_version in self.ledger_snapshots:
-            self._compare_ledger_snapshot(envelope)
+        if self.ledger_part:
+            fact = envelope.fact
+            self._rules(envelope)
+            if isinstance(fact, e.LedgerSealed):
+                self._seal(envelope.position, fact)
+            if envelope.aggregate_version in self.ledger_snapshots:
+                self._compare_ledger_snapshot(envelope)
+        if self.models_part:
+            self._models(envelope)
+
+    def _models(self, envelope: Envelope) -> None:
         for name, model in self.scratch.items():
             model.apply(envelope)
             if envelope.position in self.snapshots.get(name, ()):
@@ -397,9 +431,17 @@ class Verifier:
             )
 
     def _finish(self, head: int) -> None:
+        if self.ledger_part:
+            self._finish_ledger(head)
+        if self.receipts_part:
+            self.receipts.finish(self.checks["receipts"], head)
+        if self.models_part:
+            self._finish_models(head)
+        self._summaries(head)
+
+    def _finish_ledger(self, head: int) -> None:
         for target in self.seal_targets:
             self.chain_at[target] = (self.chain.count, self.chain.prev_hash)
-        self.receipts.finish(self.checks["receipts"], head)
         self._finish_seals()
         self._compare_allocations()
         for version, originator in sorted(self.ledger_snapshots.items()):
@@ -407,6 +449,8 @@ class Verifier:
             self.checks["ledger-snapshots"].find(
                 None, f"a stored ledger snapshot at version {version} {where}"
             )
+
+    def _finish_models(self, head: int) -> None:
         for name, positions in self.snapshots.items():
             for position in sorted(positions):
                 self.checks["projections"].find(
@@ -423,7 +467,6 @@ class Verifier:
             self.checks["double-entry"].find(
                 int(unbalanced[0][0]), "stored postings of the fact do not balance"
             )
-        self._summaries(head)
 
     def _compare_allocations(self) -> None:
         """The store's allocation table (what the ledger looks allocations up in) must be
@@ -528,9 +571,35 @@ class Verifier:
         return text + ", its signature verified"
 
 
+class RunningChecks(Protocol):
+    def wait(self) -> list[Check]:
+        """The checks of the ledger's part, once done; its failure raised here."""
+
+    def stop(self) -> None:
+        """End it now (this process failed)."""
+
+
+class LedgerBeside(Protocol):
+    def start(self, head: int) -> RunningChecks:
+        """Run the ledger's part of verify on facts 1..head in another process."""
+
+
 def verify(store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner,
-           keys: SealKeys | None = None) -> VerifyReport:  # fmt: skip
-    return Verifier(store, db, runner, keys).run()
+           keys: SealKeys | None = None,
+           beside: LedgerBeside | None = None) -> VerifyReport:  # fmt: skip
+    """Every check; with `beside`, the ledger's part in another process meanwhile."""
+    if beside is None:
+        return Verifier(store, db, runner, keys).run()
+    head = store.max_position()
+    running = beside.start(head)
+    try:
+        report = Verifier(store, db, runner, keys, PARTS - {LEDGER}).run(head)
+    except BaseException:
+        running.stop()
+        raise
+    ledger = {check.name: check for check in running.wait()}
+    report.checks = [ledger[c.name] if c.name in LEDGER_CHECKS else c for c in report.checks]
+    return report
 
 
 def receipts_in_order(store: LedgerStore) -> Iterator[Receipt]:
