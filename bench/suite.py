@@ -1,8 +1,9 @@
 """The benchmark suite: every measure of issue 5 against its raw baseline, in one run.
 
     python -m bench all [--quick] [--repeat 3] [--name NAME] [--stores sqlite,postgres]
-    python -m bench record|import|rebuild|as-of|relay|latency|consumer|scale|startup|
-                    events-list [...]
+    python -m bench MEASURE [MEASURE ...] [...]    (record, import, rebuild, as-of,
+        relay, latency, consumer, scale, paths, stream-paths, startup, events-list:
+        several measures in one run, one table)
 
 Each measure sets up its own data: SQLite files in a temporary folder, PostgreSQL
 databases created for the run on 127.0.0.1:5432 and dropped afterwards, and NATS
@@ -568,7 +569,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("measure", choices=("all", *MEASURES))
+    parser.add_argument("measure", nargs="+", choices=("all", *MEASURES),
+                        help="one or more measures, run in this order in one run; all: every one")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for smoke runs")
     parser.add_argument("--repeat", type=int, default=None,
                         help="runs per measure, median reported (default 3; 1 with --quick)")
@@ -576,7 +578,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="runs at 1,000,000 events (default 1: a run takes minutes)")
     parser.add_argument("--stores", default="sqlite,postgres",
                         help="comma-separated: sqlite, postgres")  # fmt: skip
-    parser.add_argument("--name", help="results file name (default: the measure's name)")
+    parser.add_argument("--name", help="results file name (default: the measures' names)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     stores = tuple(s.strip() for s in args.stores.split(",") if s.strip())
@@ -593,7 +595,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
-    measures = MEASURES if args.measure == "all" else (args.measure,)
+    measures = MEASURES if "all" in args.measure else tuple(dict.fromkeys(args.measure))
     started = time.perf_counter()
     env = environment()
     with tempfile.TemporaryDirectory(prefix="homeledger-bench-") as folder:
@@ -607,8 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     if run.paths:
         print("\nCLI paths, allocation-heavy shape (ratio: homeledger over the raw library):")
         print(paths_bench.table(run.paths))
+    default = "all" if "all" in args.measure else "+".join(measures)
     report = {
-        "benchmark": args.measure, "quick": args.quick, "repeat": args.repeat,
+        "benchmark": default, "quick": args.quick, "repeat": args.repeat,
         "large_repeat": args.large_repeat, "stores": list(args.stores),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1), "environment": env,
@@ -616,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": sorted(run.scale.values(), key=lambda r: (r["store"], r["events"])),
         "paths": run.paths,
     }  # fmt: skip
-    out = args.out_dir / f"{args.name or args.measure}.json"
+    out = args.out_dir / f"{args.name or default}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwritten to {out}", file=sys.stderr)

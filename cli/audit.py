@@ -344,10 +344,21 @@ def verify(ctx: Context, against_nats: bool) -> None:
     store = ctx.services.store()
     _check_readable(store)
     head = store.max_position()
-    with Progress("verifying", head) as bar:
-        result = run_verify(counting(store, bar), projections.db, projections.runner,
-                            seal_public_keys(ctx.settings), _beside(ctx, head))  # fmt: skip
-    if against_nats:
+    beside = _beside(ctx, head)
+    # With the checks in two processes, the stream is read in a third meanwhile.
+    stream = _witness(ctx, head) if against_nats and beside is not None else None
+    try:
+        with Progress("verifying", head) as bar:
+            result = run_verify(counting(store, bar), projections.db, projections.runner,
+                                seal_public_keys(ctx.settings), beside, head)  # fmt: skip
+        if stream is not None:
+            from homeledger.projections.witness import settle
+
+            result.checks += settle(stream.wait(), store, projections.db, result.replayed)
+    finally:
+        if stream is not None:
+            stream.stop()  # done already, or this process failed
+    if against_nats and stream is None:
         import asyncio
 
         from homeledger.projections.witness import verify_against_stream
@@ -384,6 +395,12 @@ def _beside(ctx: Context, facts: int) -> Any:
     if facts < BESIDE_FROM or store_location(ctx.settings.store).in_memory:
         return None
     return ProcessLedgerChecks(ctx.settings)
+
+
+def _witness(ctx: Context, head: int) -> Any:
+    from homeledger.cli.beside import start_witness
+
+    return start_witness(ctx.settings, head)
 
 
 def counting(store: LedgerStore, bar: Progress) -> Any:

@@ -3,9 +3,12 @@ while this one does the rest.
 
     replay   the projections do not depend on each other: the worker rebuilds about
              half of them (projections.runner, "Beside")
-    verify   the ledger's checks (hash chain, seals, rules, receipts, ledger snapshots)
-             do not depend on the read models' (projections, double entry): the worker
-             runs the ledger's (projections.verify, "LedgerBeside")
+    verify   the ledger's checks (hash chain, seals, rules, ledger snapshots) do not
+             depend on the read models' (receipts, projections, double entry): the
+             worker runs the ledger's (projections.verify, "LedgerBeside"); with
+             --against-nats a second worker reads the stream beside the store's facts
+             (projections.witness), and this process settles its last check with the
+             replay it made
 
 The worker is a fresh interpreter (the spawn start method: nothing of this process's
 connections or threads is carried over) that opens the store from the same settings.
@@ -100,6 +103,12 @@ class ProcessLedgerChecks:
         return start_worker(ledger_checks, self.settings, head)
 
 
+def start_witness(settings: Settings, head: int) -> Worker:
+    """`verify --against-nats`'s stream witness, reading the stream of `settings` beside
+    the store's facts 1..head; its result (a WitnessResult) is settled by the caller."""
+    return start_worker(stream_witness, settings, head)
+
+
 # In the worker.
 
 
@@ -140,6 +149,26 @@ def ledger_checks(alive: Alive, settings: Settings, head: int) -> list[Any]:
             verifier = Verifier(store, db, runner, seal_public_keys(settings),
                                 frozenset((LEDGER,)), after_page=alive)  # fmt: skip
             return verifier.run(head).checks
+        finally:
+            db.close()
+    finally:
+        store.close()
+
+
+def stream_witness(alive: Alive, settings: Settings, head: int) -> Any:
+    """The stream compared with the store's facts 1..head (projections.witness)."""
+    import asyncio
+
+    from homeledger.cli.bootstrap import open_projection_db, open_store
+    from homeledger.cli.errors import quiet_asyncio
+    from homeledger.projections.witness import witness_stream
+
+    store = open_store(settings, create=False)
+    try:
+        db = open_projection_db(settings)
+        try:
+            with quiet_asyncio():
+                return asyncio.run(witness_stream(settings, store, db, head, alive))
         finally:
             db.close()
     finally:

@@ -585,12 +585,13 @@ class LedgerBeside(Protocol):
 
 
 def verify(store: LedgerStore, db: ProjectionDB, runner: ProjectionRunner,
-           keys: SealKeys | None = None,
-           beside: LedgerBeside | None = None) -> VerifyReport:  # fmt: skip
-    """Every check; with `beside`, the ledger's part in another process meanwhile."""
+           keys: SealKeys | None = None, beside: LedgerBeside | None = None,
+           head: int | None = None) -> VerifyReport:  # fmt: skip
+    """Every check of the facts 1..head (default: all); with `beside`, the ledger's part
+    in another process meanwhile."""
+    head = store.max_position() if head is None else head
     if beside is None:
-        return Verifier(store, db, runner, keys).run()
-    head = store.max_position()
+        return Verifier(store, db, runner, keys).run(head)
     running = beside.start(head)
     try:
         report = Verifier(store, db, runner, keys, PARTS - {LEDGER}).run(head)

@@ -25,7 +25,7 @@ store's facts up to the last identical message and from the stream's messages af
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ from homeledger.adapters.store import LedgerStore
 from homeledger.adapters.stream_reader import StreamRecord, walk_stream
 from homeledger.projections.as_of import PointInTime
 from homeledger.projections.db import ProjectionDB
-from homeledger.projections.model import Model
+from homeledger.projections.model import Model, Rows
 from homeledger.projections.read_models import MODEL_CLASSES
 from homeledger.projections.verify import Check
 
@@ -76,14 +76,7 @@ class StreamWitness:
     def _models(self) -> dict[str, Model]:
         """The models built from the stream, as of `built_to`."""
         if self.built is None:
-            models = {name: cls() for name, cls in MODEL_CLASSES.items()}
-            if self.built_to:  # the identical prefix, read from the store
-                for envelope in self.store.envelopes(1, self.built_to):
-                    for model in models.values():
-                        model.apply(envelope)
-                for model in models.values():
-                    model.take_rows()
-            self.built = models
+            self.built = _replay(self.store, self.built_to)  # the identical prefix
         return self.built
 
     def _one(self, record: StreamRecord) -> None:
@@ -153,12 +146,20 @@ class StreamWitness:
         self.built_to = position
 
     def finish(self) -> list[Check]:
+        """The three checks (see `settle`)."""
+        return settle(self.result(), self.store, self.db, self.replayed)
+
+    def result(self) -> WitnessResult:
+        """What the stream showed, the models built from it not yet compared with the
+        store's projections."""
         copy = self.checks["stream-copy"]
         lag = 0  # the newest stored events after the stream's last one: not published yet
         while self.pending is not None:
             lag += 1
             self.pending = self._next_stored()
-        self._compare_projections()
+        built = None  # an exact copy up to the head: the store's own replay
+        if not (self.exact and self.built_to == self.head):
+            built = {name: model.state_rows() for name, model in self._models().items()}
         copy.summary = (f"{self.matched} stored events in the stream once each, in store "
                         f"order, envelopes identical")  # fmt: skip
         if lag:
@@ -171,24 +172,55 @@ class StreamWitness:
             f"{len(MODEL_CLASSES)} projections built from the stream equal the store's at "
             f"position {self.built_to}"
         )
-        return list(self.checks.values())
+        return WitnessResult(list(self.checks.values()), self.built_to, built)
 
-    def _compare_projections(self) -> None:
-        reader = PointInTime(self.store, self.db)
-        check = self.checks["stream-projections"]
-        if self.exact and self.built_to == self.head and self.replayed is not None:
-            built = self.replayed  # the stream is the store's copy: the same replay
-        else:
-            built = self._models()
-        for name, model in built.items():
-            model.position = self.built_to  # as of the stream's end (relay lag allowed)
-            try:
-                stored = reader.model(name, self.built_to)
-            except Exception as exc:  # noqa: BLE001 - unreadable projections are a finding
-                check.find(None, f"the store's {name} cannot be read ({type(exc).__name__})")
-                continue
-            if stored.state_rows() != model.state_rows():
-                check.find(None, f"{name} built from the stream differs from the store's")
+
+@dataclass
+class WitnessResult:
+    """The stream's checks before `stream-projections` is settled: the state of the
+    models built from the stream as of `built_to`, or None when the stream is the
+    store's exact copy up to its head (the models are then the store's own replay)."""
+
+    checks: list[Check]
+    built_to: int
+    built: dict[str, Rows] | None
+
+
+def settle(result: WitnessResult, store: LedgerStore, db: ProjectionDB,
+           replayed: dict[str, Model] | None) -> list[Check]:  # fmt: skip
+    """The three checks: the models built from the stream compared with the store's
+    projections as of the stream's end (relay lag allowed). `replayed`: the store's
+    replay to its head (`VerifyReport.replayed`; None: replayed here if needed); the
+    projections must be caught up to the head."""
+    built = result.built
+    if built is None:
+        models = replayed if replayed is not None else _replay(store, result.built_to)
+        built = {name: model.state_rows() for name, model in models.items()}
+    check = next(c for c in result.checks if c.name == "stream-projections")
+    reader = PointInTime(store, db)
+    for name, rows in built.items():
+        try:
+            stored = reader.model(name, result.built_to)
+        except Exception as exc:  # noqa: BLE001 - unreadable projections are a finding
+            check.find(None, f"the store's {name} cannot be read ({type(exc).__name__})")
+            continue
+        if stored.state_rows() != rows:
+            check.find(None, f"{name} built from the stream differs from the store's")
+    return result.checks
+
+
+def _replay(store: LedgerStore, position: int) -> dict[str, Model]:
+    """The read models of the stored facts 1..position (only their state is kept)."""
+    models = {name: cls() for name, cls in MODEL_CLASSES.items()}
+    for count, envelope in enumerate(store.envelopes(1, position) if position else (), 1):
+        for model in models.values():
+            model.apply(envelope)
+        if count % 1000 == 0:
+            for model in models.values():
+                model.take_rows()  # the rows are not compared: memory stays flat
+    for model in models.values():
+        model.take_rows()
+    return models
 
 
 async def verify_against_stream(
@@ -200,9 +232,22 @@ async def verify_against_stream(
 
     NatsUnavailableError when the stream cannot be read.
     """
-    witness = StreamWitness(store, db, head, replayed)
-    await walk_stream(settings, witness.feed)
-    return witness.finish()
+    return settle(await witness_stream(settings, store, db, head), store, db, replayed)
+
+
+async def witness_stream(settings: Settings, store: LedgerStore, db: ProjectionDB, head: int,
+                         alive: Callable[[], None] | None = None) -> WitnessResult:  # fmt: skip
+    """Read the whole stream once beside the store's facts 1..head (`alive`, if given,
+    is called before each batch); its checks to `settle`."""
+    witness = StreamWitness(store, db, head)
+
+    def feed(records: list[StreamRecord]) -> None:
+        if alive is not None:
+            alive()
+        witness.feed(records)
+
+    await walk_stream(settings, feed)
+    return witness.result()
 
 
 @dataclass(frozen=True)

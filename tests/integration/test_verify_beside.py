@@ -6,6 +6,8 @@ finding; on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +17,16 @@ from hypothesis import strategies as st
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.errors import StoreUnavailableError
+from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.settings import Settings
-from homeledger.cli.beside import ProcessLedgerChecks
+from homeledger.cli.beside import BESIDE_FROM, ProcessLedgerChecks
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.runner import ProjectionRunner
 from homeledger.projections.verify import VerifyReport, verify
-from tests.forger import raw_events
+from homeledger.projections.witness import verify_against_stream
+from tests.forger import next_fact, publish_raw, raw_events
 from tests.helpers import fresh_store_url, open_app, url_of
-from tests.nats_helpers import record_story
+from tests.nats_helpers import cli_env, invoke, record_story
 
 
 def findings(report: VerifyReport) -> list[Any]:
@@ -130,3 +134,44 @@ def test_the_split_on_postgresql_reports_what_one_process_reports(
         app.store.close()
     assert findings(split) == findings(alone)
     assert alone.ok == (not tampering)
+
+
+# Through the CLI: from BESIDE_FROM facts on, `verify --against-nats` runs the ledger's
+# checks and the stream's reading in two more processes.
+
+
+@pytest.mark.nats
+def test_verify_against_nats_in_three_processes_reports_what_one_process_reports(
+    server: NatsServer, tmp_path: Path
+) -> None:
+    from bench.shapes import allocation_heavy, write_jsonl
+
+    url = f"sqlite:///{tmp_path / 'big.db'}"
+    env = cli_env(url, server.url, HOMELEDGER_ACTOR="ops")
+    lines = write_jsonl(tmp_path / "commands.jsonl", allocation_heavy(BESIDE_FROM + 200))
+    assert invoke(["import", str(lines)], env).exit_code == 0
+    assert invoke(["relay", "--once"], env).exit_code == 0
+    app = open_app(url)
+    last = app.store.envelopes(app.store.max_position()).__next__().to_dict()
+    app.store.close()
+    for forged in (False, True):
+        if forged:  # a published fact the store does not have: found beyond its head
+            event = next_fact(last, type="MilestoneReached", scope=last["scope"])
+            publish_raw(server.url, f"homeledger.events.MilestoneReached.{last['scope']}",
+                        event, {"Nats-Msg-Id": event["event_id"]})  # fmt: skip
+        result = invoke(["--format", "json", "verify", "--against-nats"], env)
+        assert result.exit_code == (1 if forged else 0), result.output
+        split = json.loads(result.stdout)
+        app = open_app(url)
+        db = ProjectionDB(app.store.location)
+        try:
+            report = verify(app.store, db, ProjectionRunner(app.store, db))
+            report.checks += asyncio.run(verify_against_stream(
+                Settings(store=url, nats_url=server.url), app.store, db, report.head,
+                report.replayed))  # fmt: skip
+        finally:
+            db.close()
+            app.store.close()
+        assert split == report.to_dict()
+        assert [c["check"] for c in split["checks"] if not c["ok"]] == (
+            ["stream-head"] if forged else [])
