@@ -114,7 +114,8 @@ def start_witness(settings: Settings, head: int) -> Worker:
 
 def catch_up(alive: Alive, settings: Settings, names: list[str], page: int,
              snapshot_every: int) -> None:  # fmt: skip
-    """Catch `names` up to the head, as a runner with these settings would."""
+    """Catch `names` up to the head, as a runner with these settings would, and build
+    their tables' indexes."""
     from homeledger.cli.bootstrap import open_projection_db, open_store
     from homeledger.projections.runner import ProjectionRunner
 
@@ -125,6 +126,7 @@ def catch_up(alive: Alive, settings: Settings, names: list[str], page: int,
             db.trust_schema()  # ensured by the parent, which dropped the indexes
             runner = ProjectionRunner(store, db, page=page, snapshot_every=snapshot_every)
             runner.catch_up(names, progress=lambda _: alive())
+            runner.build_indexes(names)
         finally:
             db.close()
     finally:

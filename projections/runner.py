@@ -26,7 +26,7 @@ from typing import Protocol, TypeVar
 from homeledger.adapters.envelope import Envelope
 from homeledger.adapters.errors import StoreBusyError
 from homeledger.projections.db import ConflictError, ProjectionDB, Tx, create_indexes, drop_indexes
-from homeledger.projections.model import Model, Rows
+from homeledger.projections.model import Model, Rows, Table
 from homeledger.projections.read_models import MODEL_CLASSES, PROJECTIONS
 from homeledger.projections.snapshots import DEFAULT_SNAPSHOT_EVERY, Snapshot, apply_page
 from homeledger.projections.source import EventSource
@@ -74,6 +74,10 @@ def split_work(names: Sequence[str]) -> tuple[list[str], list[str]]:
     return ([n for n in names if n in shares[first]], [n for n in names if n in shares[second]])
 
 
+def tables_of(names: Sequence[str]) -> list[Table]:
+    return [table for name in names for table in MODEL_CLASSES[name].TABLES]
+
+
 class Running(Protocol):
     def wait(self) -> None:
         """Until the other process is done; its failure raised here."""
@@ -85,7 +89,7 @@ class Running(Protocol):
 class Beside(Protocol):
     def start(self, names: Sequence[str], page: int, snapshot_every: int) -> Running:
         """Catch these models up to the head in another process, starting now, as a
-        runner with these settings would."""
+        runner with these settings would, then build their tables' indexes."""
 
 
 class ProjectionsAheadError(Exception):
@@ -150,35 +154,41 @@ class ProjectionRunner:
         leaves them to `ensure_schema`, which creates missing indexes).
         """
         self.db.ensure_schema()
-        tables = [table for name in names for table in MODEL_CLASSES[name].TABLES]
         with self.db.write() as tx:
+            for table in tables_of(names):  # first: rows deleted without their index entries
+                drop_indexes(tx, table)
             for name in names:
                 tx.clear(MODEL_CLASSES[name])
-            for table in tables:
-                drop_indexes(tx, table)
         try:
-            done = self._rebuild_rows(names, progress, beside)
+            return self._rebuild_rows(names, progress, beside)
         except BaseException:
             self.db.forget_schema()  # this process's next ensure_schema creates them
             raise
-        with self.db.write() as tx:
-            for table in tables:
-                create_indexes(tx, table)
-        return done
 
     def _rebuild_rows(self, names: Sequence[str], progress: Progress | None,
                       beside: Beside | None) -> int:  # fmt: skip
         mine, theirs = split_work(names)
-        if beside is None or not theirs:
-            return self.catch_up(names, progress)
-        running = beside.start(theirs, self.page, self.snapshot_every)
+        running = None
+        if beside is not None and theirs:
+            running = beside.start(theirs, self.page, self.snapshot_every)
+        else:
+            mine = list(names)
         try:
             done = self.catch_up(mine, progress)
+            self.build_indexes(mine)
         except BaseException:
-            running.stop()
+            if running is not None:
+                running.stop()
             raise
-        running.wait()
+        if running is not None:
+            running.wait()  # it builds its tables' indexes too
         return done
+
+    def build_indexes(self, names: Sequence[str]) -> None:
+        """The secondary indexes of these models' tables, from their rows."""
+        with self.db.write() as tx:
+            for table in tables_of(names):
+                create_indexes(tx, table)
 
     def _catch_up(self, names: Sequence[str], progress: Progress | None, stop: int | None) -> int:
         head = self.source.max_position() if stop is None else stop
