@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, settings
 
 from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.nats_server import NatsServer
+from homeledger.domain import reference_case
 from tests.helpers import (
     MakeApp,
     open_app,
@@ -95,6 +96,14 @@ def any_ledger(make_app: MakeApp, store_url: str) -> LedgerApplication:
     """The story on SQLite and on PostgreSQL (the same test runs on both)."""
     app = make_app(store_url)
     record_story(app)
+    return app
+
+
+@pytest.fixture
+def reference_case_ledger(make_app: MakeApp, store_url: str) -> LedgerApplication:
+    """The reference case (not sealed) on SQLite and on PostgreSQL."""
+    app = make_app(store_url, actor="ops@example.org")
+    record(app, reference_case.commands())
     return app
 
 

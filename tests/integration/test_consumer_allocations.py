@@ -23,23 +23,19 @@ from homeledger.adapters.envelope import envelope_from_body
 from homeledger.adapters.ledger_snapshot import ledger_to_dict
 from homeledger.adapters.settings import store_location
 from homeledger.adapters.store import allocation_of_row
-from homeledger.domain import reference_case
 from homeledger.domain.ledger import Allocation, Ledger
 from homeledger.projections.consumer_store import ALLOCATIONS, LEDGER
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.stream_projector import StreamIntegrityError, StreamProjector
 from tests.forger import next_fact
-from tests.helpers import MakeApp, record
 
 STREAM = "HOMELEDGER"
 EVERY = 5  # the ledger is kept every 5 positions: most allocations live only in the table
 
 
 @pytest.fixture
-def recorded(make_app: MakeApp, store_url: str) -> LedgerApplication:
-    app = make_app(store_url, actor="ops@example.org")
-    record(app, reference_case.commands())
-    return app
+def recorded(reference_case_ledger: LedgerApplication) -> LedgerApplication:
+    return reference_case_ledger
 
 
 @pytest.fixture

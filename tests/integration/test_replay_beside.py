@@ -23,18 +23,15 @@ from homeledger.adapters.application import LedgerApplication
 from homeledger.adapters.errors import StoreUnavailableError
 from homeledger.adapters.settings import Settings
 from homeledger.cli.beside import BESIDE_FROM, ProcessBeside, Worker
-from homeledger.domain import reference_case
 from homeledger.projections.db import ProjectionDB
 from homeledger.projections.read_models import PROJECTIONS
 from homeledger.projections.runner import ProjectionRunner, split_work
-from tests.helpers import MakeApp, clean_env, dump_projections, record, url_of, wait_until
+from tests.helpers import clean_env, dump_projections, url_of, wait_until
 
 
 @pytest.fixture
-def recorded(make_app: MakeApp, store_url: str) -> LedgerApplication:
-    app = make_app(store_url, actor="ops@example.org")
-    record(app, reference_case.commands())
-    return app
+def recorded(reference_case_ledger: LedgerApplication) -> LedgerApplication:
+    return reference_case_ledger
 
 
 @pytest.fixture

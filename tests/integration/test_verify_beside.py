@@ -46,7 +46,24 @@ def both_ways(app: LedgerApplication) -> tuple[VerifyReport, VerifyReport]:
     return alone, split
 
 
-def tamper(url: str, how: str, where: int) -> None:
+def tampered(app: LedgerApplication, url: str,
+             tampering: list[tuple[str, float]]) -> tuple[VerifyReport, VerifyReport]:  # fmt: skip
+    """`app`'s store (closed here), its projections caught up and then tampered with,
+    verified both ways."""
+    db = ProjectionDB(app.store.location)
+    ProjectionRunner(app.store, db).catch_up()
+    db.close()
+    app.store.close()
+    for how, where in tampering:
+        tamper(url, how, where)
+    app = open_app(url)
+    try:
+        return both_ways(app)
+    finally:
+        app.store.close()
+
+
+def tamper(url: str, how: str, where: float) -> None:
     """One thing a forger with the database might do, at about `where` (0..1)."""
     with raw_events(url) as raw:
         positions = raw.positions()
@@ -88,21 +105,11 @@ def test_a_split_verify_reports_what_one_process_reports(
 ) -> None:
     url = fresh_store_url(sqlite_url, tmp_path)
     app = open_app(url)
-    try:
-        record_story(app)
-        db = ProjectionDB(app.store.location)
-        ProjectionRunner(app.store, db).catch_up()
-        db.close()
-        app.store.close()
-        for how, where in tampering:
-            tamper(url, how, where)
-        app = open_app(url)
-        alone, split = both_ways(app)
-        assert findings(split) == findings(alone)
-        assert split.to_dict() == alone.to_dict()
-        assert split.ok == (not tampering or alone.ok)
-    finally:
-        app.store.close()
+    record_story(app)
+    alone, split = tampered(app, url, tampering)
+    assert findings(split) == findings(alone)
+    assert split.to_dict() == alone.to_dict()
+    assert split.ok == (not tampering or alone.ok)
 
 
 def test_a_failure_of_the_second_process_is_raised(any_ledger: LedgerApplication,
@@ -121,17 +128,7 @@ def test_a_failure_of_the_second_process_is_raised(any_ledger: LedgerApplication
 def test_the_split_on_postgresql_reports_what_one_process_reports(
     any_ledger: LedgerApplication, store_url: str, tampering: list[tuple[str, float]]
 ) -> None:
-    db = ProjectionDB(any_ledger.store.location)
-    ProjectionRunner(any_ledger.store, db).catch_up()
-    db.close()
-    any_ledger.store.close()
-    for how, where in tampering:
-        tamper(store_url, how, where)
-    app = open_app(store_url)
-    try:
-        alone, split = both_ways(app)
-    finally:
-        app.store.close()
+    alone, split = tampered(any_ledger, store_url, tampering)
     assert findings(split) == findings(alone)
     assert alone.ok == (not tampering)
 
