@@ -802,3 +802,27 @@ def allocation_of_row(row: AllocationRow) -> Allocation:
     allocation_id, initiative, year, amount, released = row
     return Allocation(allocation_id, initiative, int(year), Decimal(amount) * CENT,
                       Decimal(released) * CENT)  # fmt: skip
+
+
+Select = Callable[[str, list[str]], Iterable[Any]]  # SQL with `?` marks and its parameters
+
+
+def allocations_by_id(select: Select, table: str,
+                      allocation_ids: Iterable[str]) -> dict[str, Allocation | None]:  # fmt: skip
+    """The allocations of these ids in an allocation `table` (None for an id with none),
+    read in bulk through `select`, 500 ids a query."""
+    found: dict[str, Allocation | None] = dict.fromkeys(allocation_ids)
+    unique = list(found)
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        rows = select(f"SELECT * FROM {table} WHERE allocation_id IN "
+                      f"({', '.join('?' * len(chunk))})", chunk)  # fmt: skip
+        found.update((row[0], allocation_of_row(row)) for row in rows)
+    return found
+
+
+def allocation_ids_named(data: Iterable[Any]) -> list[str]:
+    """The allocation ids that facts' `data` name (each looked up by the rules), to read
+    ahead; anything that is not such a `data` is passed over."""
+    named = (d.get("allocation_id") if isinstance(d, dict) else None for d in data)
+    return [allocation_id for allocation_id in named if isinstance(allocation_id, str)]

@@ -306,9 +306,8 @@ def replay(ctx: Context, names: tuple[str, ...], page_size: int | None) -> None:
     started = time.monotonic()
     from homeledger.cli.beside import ProcessBeside
 
-    beside = None
-    if _beside(ctx, total) is not None:
-        beside = ProcessBeside(ctx.settings)  # two cores: about half the models there
+    # Two cores: about half of the projections rebuilt in a second process.
+    beside = ProcessBeside(ctx.settings) if _two_processes(ctx, total) else None
     with Progress("replaying", total) as bar:
         count = projections.runner.rebuild(chosen, progress=bar.advance, beside=beside)
     seconds = time.monotonic() - started
@@ -333,10 +332,11 @@ def verify(ctx: Context, against_nats: bool) -> None:
 
     Exit 1 when any check finds a problem, naming the first bad position; with
     --against-nats exit 4 when the stream cannot be read. From 20,000 facts on, a second
-    process runs the ledger's checks (chain, seals, rules, receipts, snapshots) while this
-    one checks the read models. Ends with a one-line summary
+    process runs the ledger's checks (chain, seals, rules, snapshots) while this one
+    checks the receipts and the read models. Ends with a one-line summary
     on stderr (and shows its progress there on a terminal).
     """
+    from homeledger.cli.beside import ProcessLedgerChecks, start_witness
     from homeledger.projections.verify import verify as run_verify
 
     started = time.monotonic()
@@ -344,9 +344,9 @@ def verify(ctx: Context, against_nats: bool) -> None:
     store = ctx.services.store()
     _check_readable(store)
     head = store.max_position()
-    beside = _beside(ctx, head)
+    beside = ProcessLedgerChecks(ctx.settings) if _two_processes(ctx, head) else None
     # With the checks in two processes, the stream is read in a third meanwhile.
-    stream = _witness(ctx, head) if against_nats and beside is not None else None
+    stream = start_witness(ctx.settings, head) if against_nats and beside is not None else None
     try:
         with Progress("verifying", head) as bar:
             result = run_verify(counting(store, bar), projections.db, projections.runner,
@@ -386,21 +386,13 @@ def verify(ctx: Context, against_nats: bool) -> None:
                f"{time.monotonic() - started:.1f}s", err=True)  # fmt: skip
 
 
-def _beside(ctx: Context, facts: int) -> Any:
-    """verify's second process (the ledger's checks), when there are enough facts for
-    it to pay (two cores: the ledger's and the read models' checks at once)."""
+def _two_processes(ctx: Context, facts: int) -> bool:
+    """Whether `replay` and `verify` share their work with a second process: when there
+    are enough facts for it to pay, on a store another process can open."""
     from homeledger.adapters.settings import store_location
-    from homeledger.cli.beside import BESIDE_FROM, ProcessLedgerChecks
+    from homeledger.cli.beside import BESIDE_FROM
 
-    if facts < BESIDE_FROM or store_location(ctx.settings.store).in_memory:
-        return None
-    return ProcessLedgerChecks(ctx.settings)
-
-
-def _witness(ctx: Context, head: int) -> Any:
-    from homeledger.cli.beside import start_witness
-
-    return start_witness(ctx.settings, head)
+    return facts >= BESIDE_FROM and not store_location(ctx.settings.store).in_memory
 
 
 def counting(store: LedgerStore, bar: Progress) -> Any:

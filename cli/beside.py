@@ -135,19 +135,15 @@ def catch_up(alive: Alive, settings: Settings, names: list[str], page: int,
 
 def ledger_checks(alive: Alive, settings: Settings, head: int) -> list[Any]:
     """The checks of verify's ledger part on facts 1..head."""
-    from homeledger.cli.bootstrap import (
-        open_projection_db,
-        open_store,
-        projections_of,
-        seal_public_keys,
-    )
+    from homeledger.cli.bootstrap import open_projection_db, open_store, seal_public_keys
+    from homeledger.projections.runner import ProjectionRunner
     from homeledger.projections.verify import LEDGER, Verifier
 
     store = open_store(settings, create=False)
     try:
         db = open_projection_db(settings)
         try:
-            runner = projections_of(settings, store, db).runner  # not used by this part
+            runner = ProjectionRunner(store, db)  # the models' part's, not used by this one
             verifier = Verifier(store, db, runner, seal_public_keys(settings),
                                 frozenset((LEDGER,)), after_page=alive)  # fmt: skip
             return verifier.run(head).checks

@@ -34,7 +34,7 @@ import orjson
 from homeledger.adapters.envelope import Envelope, decode_json, envelope_from_body
 from homeledger.adapters.hash_chain import GENESIS_HASH
 from homeledger.adapters.ledger_snapshot import ledger_from_dict, ledger_to_dict
-from homeledger.adapters.store import EVENT_TABLES, allocation_of_row, allocation_row
+from homeledger.adapters.store import EVENT_TABLES, allocation_row, allocations_by_id
 from homeledger.domain.ledger import (
     Allocation,
     Allocations,
@@ -155,25 +155,12 @@ def save_ledger(tx: Tx, position: int, ledger: Ledger) -> None:
 
 def allocation_lookup(tx: Tx) -> Callable[[str], Allocation | None]:
     """Find a kept allocation by id, in `tx` (valid while it is open)."""
-
-    def lookup(allocation_id: str) -> Allocation | None:
-        rows = tx.query(f"SELECT * FROM {ALLOCATIONS.name} WHERE allocation_id = ?",
-                        (allocation_id,))  # fmt: skip
-        return allocation_of_row(rows[0]) if rows else None
-
-    return lookup
+    return lambda allocation_id: kept_allocations(tx, [allocation_id])[allocation_id]
 
 
 def kept_allocations(tx: Tx, allocation_ids: list[str]) -> dict[str, Allocation | None]:
     """The kept allocations of these ids (None for an id with none), read in bulk."""
-    found: dict[str, Allocation | None] = dict.fromkeys(allocation_ids)
-    unique = list(found)
-    for start in range(0, len(unique), 500):
-        chunk = unique[start : start + 500]
-        rows = tx.query(f"SELECT * FROM {ALLOCATIONS.name} WHERE allocation_id IN "
-                        f"({', '.join('?' * len(chunk))})", chunk)  # fmt: skip
-        found.update((row[0], allocation_of_row(row)) for row in rows)
-    return found
+    return allocations_by_id(tx.query, ALLOCATIONS.name, allocation_ids)
 
 
 def _state_text(state: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from homeledger.adapters.store import allocation_of_row, allocation_row
+from homeledger.adapters.store import allocation_row, allocations_by_id
 from homeledger.domain.ledger import Allocation, Allocations
 
 PAGE = 1000
@@ -36,23 +36,11 @@ class ScratchAllocations:
         )
 
     def lookup(self, allocation_id: str) -> Allocation | None:
-        row = self.conn.execute(
-            "SELECT * FROM allocations WHERE allocation_id = ?", (allocation_id,)
-        ).fetchone()
-        return None if row is None else allocation_of_row(row)
+        return self.many([allocation_id])[allocation_id]
 
     def many(self, allocation_ids: list[str]) -> dict[str, Allocation | None]:
         """The allocations of these ids (None for an id with none), read in bulk."""
-        found: dict[str, Allocation | None] = dict.fromkeys(allocation_ids)
-        unique = list(found)
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            for row in self.conn.execute(
-                f"SELECT * FROM allocations WHERE allocation_id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            ):
-                found[row[0]] = allocation_of_row(row)
-        return found
+        return allocations_by_id(self.conn.execute, "allocations", allocation_ids)
 
     def keep(self, allocations: Allocations) -> Allocations:
         """Move the changed allocations here; the same allocations, none in memory."""

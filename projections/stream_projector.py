@@ -34,6 +34,7 @@ from homeledger.adapters.consumer import (
 )
 from homeledger.adapters.hash_chain import body_of, link_problem
 from homeledger.adapters.settings import Settings
+from homeledger.adapters.store import allocation_ids_named
 from homeledger.domain.errors import DomainError
 from homeledger.domain.ledger import Ledger
 from homeledger.projections.consumer_store import (
@@ -161,7 +162,8 @@ class StreamProjector:
             # memory by the rules, each spared a query of its own.
             allocations = self.ledger.allocations
             allocations.lookup = allocation_lookup(tx)
-            allocations.know(kept_allocations(tx, _allocation_ids(deliveries)))
+            named = allocation_ids_named(d.envelope.data for d in deliveries)
+            allocations.know(kept_allocations(tx, named))
             page = _Page()
             for index, delivery in enumerate(deliveries):
                 try:
@@ -243,11 +245,6 @@ class StreamProjector:
         every = self.snapshot_every
         if self.last.position // every > before.position // every:
             save_ledger(tx, self.last.position, self.ledger)  # spares a long replay on open
-
-
-def _allocation_ids(deliveries: list[Delivery]) -> list[str]:
-    found = (delivery.envelope.data.get("allocation_id") for delivery in deliveries)
-    return [allocation_id for allocation_id in found if isinstance(allocation_id, str)]
 
 
 @dataclass

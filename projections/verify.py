@@ -26,11 +26,11 @@ against the ledger an honest history would have. The first bad position is the
 chain's when the chain is broken (the stored facts themselves are not what was
 recorded), else the earliest any check found.
 
-The checks fall in two independent parts: the ledger's (hash chain, seals, rules,
-receipts, ledger snapshots) and the read models' (projections, double entry). Each reads
+The checks fall in independent parts: the ledger's (hash chain, seals, rules, ledger
+snapshots), the receipts' and the read models' (projections, double entry). Each reads
 every stored fact up to the same head; `verify` may run the ledger's in another process
-(`LedgerBeside`) while it runs the models' itself, and then reports the checks of both as
-one pass would.
+(`LedgerBeside`) while it runs the other two itself, and then reports the checks of all
+as one pass would.
 """
 
 from __future__ import annotations
@@ -51,7 +51,12 @@ from homeledger.adapters.idempotency import Receipt
 from homeledger.adapters.ledger_snapshot import SNAPSHOT_FORMAT, ledger_to_dict
 from homeledger.adapters.recorders import ALLOCATIONS_TABLE, RECEIPTS_TABLE
 from homeledger.adapters.seals import SealKeys, seal_digest
-from homeledger.adapters.store import LedgerStore, StoredChain, allocation_of_row
+from homeledger.adapters.store import (
+    LedgerStore,
+    StoredChain,
+    allocation_ids_named,
+    allocation_of_row,
+)
 from homeledger.domain import events as e
 from homeledger.domain.errors import DomainError
 from homeledger.domain.ledger import Allocations, Ledger, RecordedFacts
@@ -262,7 +267,8 @@ class Verifier:
         first, last = notifications[0].id, notifications[-1].id
         bodies = [_body(self.store, notification) for notification in notifications]
         if self.ledger_part:
-            self.ledger.allocations.know(self.allocations.many(_allocation_ids(bodies)))
+            named = allocation_ids_named(body.get("data") for body in bodies)
+            self.ledger.allocations.know(self.allocations.many(named))
         for notification, body in zip(notifications, bodies, strict=True):
             if self.ledger_part:
                 self._chain(notification, body)
@@ -630,16 +636,6 @@ def receipts_in_order(store: LedgerStore) -> Iterator[Receipt]:
             conn.close()
     except (sqlite3.Error, psycopg.Error) as exc:
         raise StoreUnavailableError(f"cannot read the receipts: {first_line(exc)}") from None
-
-
-def _allocation_ids(bodies: list[dict[str, Any]]) -> list[str]:
-    """The allocation ids the facts name (each looked up by the rules), read ahead."""
-    ids = []
-    for body in bodies:
-        data = body.get("data")
-        if isinstance(data, dict) and isinstance(data.get("allocation_id"), str):
-            ids.append(data["allocation_id"])
-    return ids
 
 
 def _body(store: LedgerStore, notification: Any) -> dict[str, Any]:
