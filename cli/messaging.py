@@ -39,6 +39,10 @@ from homeledger.projections.consumer_store import LastApplied
 from homeledger.projections.stream_projector import StreamProjector, project_stream
 
 ONCE_MAX_OUTAGE = 120.0
+# `project`'s batch: catching up (--once), larger batches mean fewer commits and round
+# trips; following, a fetch holds what arrives until its batch is full or a second has
+# passed, so a smaller batch keeps a live consumer's latency low.
+ONCE_BATCH, FOLLOW_BATCH = 1000, 200
 LEDGER_POLL = 1.0  # seconds between looks for a ledger that is not initialised yet
 
 
@@ -209,14 +213,15 @@ def subscribe(ctx: Context, durable: str | None, subject: str | None,
 @click.option("--once", is_flag=True, help="Apply what the stream holds now, then exit.")
 @click.option("--ack-wait", type=Seconds(1), default=30.0, show_default=True,
               help="Seconds before an unacknowledged event is delivered again.")
-@click.option("--batch", type=click.IntRange(1, 1000), default=200, show_default=True,
-              help="Events fetched and committed per transaction.")
+@click.option("--batch", type=click.IntRange(1, 1000),
+              help=f"Events fetched and committed per transaction (default: {ONCE_BATCH} "
+                   f"with --once, {FOLLOW_BATCH} otherwise).")  # fmt: skip
 @click.option("--max-outage", type=Seconds(0, 365 * DAY),
               help="Exit 4 after this many seconds without NATS "
                    f"(default: {ONCE_MAX_OUTAGE:g} with --once, never otherwise).")
 @pass_context
 def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: float,
-            batch: int, max_outage: float | None) -> None:  # fmt: skip
+            batch: int | None, max_outage: float | None) -> None:  # fmt: skip
     """Build balances, audit trails, portfolio and postings from the stream alone.
 
     They go to the database of the global --store, which must not hold a ledger's
@@ -227,6 +232,7 @@ def project(ctx: Context, from_nats: bool, durable: str, once: bool, ack_wait: f
     """
     if not from_nats:
         raise InputError("project builds from NATS only: give --from-nats")
+    batch = batch or (ONCE_BATCH if once else FOLLOW_BATCH)
     spec = ConsumerSpec(durable=durable, ack_wait=ack_wait, batch=batch,
                         max_ack_pending=max(batch * 2, 100),
                         prefix=ctx.settings.subject_prefix)  # fmt: skip

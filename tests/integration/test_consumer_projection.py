@@ -155,11 +155,26 @@ def test_redelivered_and_republished_events_change_nothing(
     assert dump(consumer_url) == before
 
 
+def max_ack_pending(nats_url: str, durable: str) -> int:
+    async def ask() -> int:
+        nc = await nats.connect(nats_url, allow_reconnect=False)
+        try:
+            info = await nc.jetstream().consumer_info("HOMELEDGER", durable)
+            return int(info.config.max_ack_pending or 0)
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
 def test_new_events_are_applied_where_the_consumer_left_off(
-    reference_ledger: LedgerApplication, any_env: dict[str, str], store_url: str, consumer_url: str
-) -> None:
+    reference_ledger: LedgerApplication, any_env: dict[str, str], store_url: str, consumer_url: str,
+    server: NatsServer,
+) -> None:  # fmt: skip
     ok(["relay", "--once"], any_env)
     project(any_env, consumer_url)
+    # Catching up (--once), batches of 1,000 by default: up to two in flight.
+    assert max_ack_pending(server.url, "c1") == 2000
     reference_ledger.execute(AcquireUnits(country="SE", units=500, on=LATER))
     reference_ledger.seal()
     ok(["relay", "--once"], any_env)
@@ -185,6 +200,8 @@ def test_a_following_projector_applies_live_events_and_stops_on_sigterm(
         head = app.store.max_position()
         # It cannot say when it applied: look until it has.
         wait_until(lambda: consumer_position(consumer) == head, 60, f"the consumer at {head}")
+        # Following, batches of 200 by default (a fetch waits for a full batch or 1 s).
+        assert max_ack_pending(server.url, "live") == 400
         follower.send_signal(signal.SIGTERM)
         out, err = follower.communicate(timeout=20)
     assert follower.returncode == 0, err
