@@ -17,7 +17,10 @@ it can still come (see ConsumerLoop), and hands everything on in stream order.
 
 A `batch_handler` gets each fetched batch in one call (a projector commits it in one
 transaction) and the loop acknowledges the batch after the call returned; `once` stops
-at the stream's last message as of the start (`project --once`).
+at the stream's last message as of the start (`project --once`). With `pull_ahead` the
+next batch is requested as soon as a full one arrives, so that it is delivered while
+this one is handled; what was delivered ahead and not fetched is handed back (nak)
+when the loop stops.
 
 Known nats-py traps handled here: `pull_subscribe` on an existing durable ignores a
 changed config (so the config is compared, and a difference is an error, not a
@@ -31,6 +34,7 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import json
 import re
 import secrets
 import time
@@ -341,6 +345,9 @@ class ConsumerLoop:
     nats_url: str = ""
     batch_handler: BatchHandler | None = None
     consumer_name: str = ""  # the durable's name, or the ephemeral consumer's
+    # Ask for the next batch as soon as a full one arrives, before handling it (see
+    # _pull_ahead): for a batch handler catching up with a long stream.
+    pull_ahead: bool = False
 
     async def run(self, *, max_messages: int | None = None, idle: float | None = None,
                   stop: asyncio.Event | None = None,
@@ -371,6 +378,8 @@ class ConsumerLoop:
                 healthy_since = time.monotonic()
                 if messages:
                     last_activity = time.monotonic()
+                    if self.pull_ahead:
+                        await self._pull_ahead(sub, messages, until_seq)
                 await self._dispatch(messages, held, max_messages)
                 if until_seq is not None and self.stats.last_seq >= until_seq:
                     break
@@ -380,6 +389,31 @@ class ConsumerLoop:
         finally:
             await self._shutdown(sub, held)
         return self.stats
+
+    async def _pull_ahead(self, sub: JetStreamContext.PullSubscription, messages: list[Msg],
+                          until_seq: int | None) -> None:  # fmt: skip
+        """Request the next batch now, so that JetStream delivers it while this one is
+        handled and the next fetch finds it waiting (nats-py's fetch takes what its
+        subscription already holds first) instead of waiting a round trip for it.
+
+        Only after a full batch (a shorter one means the stream is drained), and never
+        beyond `until_seq`. What is delivered ahead is held like any fetched message:
+        handled in stream order by the next fetches, or handed back (nak) on shutdown.
+        The request is the one nats-py's fetch sends (its subject and inbox are
+        attributes of the subscription in the pinned nats-py 2.16; the tests in
+        tests/integration/test_consumer_order.py fail if that changes).
+        """
+        want = self.spec.batch
+        if len(messages) < want:
+            return
+        if until_seq is not None:
+            last = max(msg.metadata.sequence.stream for msg in messages)
+            want = min(want, until_seq - last)
+        if want <= 0:
+            return
+        request = json.dumps({"batch": want, "no_wait": True}).encode()
+        with contextlib.suppress(*NATS_FAILURES):  # a lost request costs only the time
+            await self.client.publish(sub._nms, request, reply=sub._deliver)
 
     def _reached(self, max_messages: int | None) -> bool:
         return max_messages is not None and self.stats.handled >= max_messages
@@ -488,6 +522,7 @@ class ConsumerLoop:
 
     async def _shutdown(self, sub: JetStreamContext.PullSubscription, held: _Held) -> None:
         await _nak_all(msg for msg, _ in held.items.values())
+        await _nak_all(_waiting(sub))  # delivered ahead, never fetched
         # Unacknowledged messages are redelivered later: at least once, never lost.
         with contextlib.suppress(*NATS_FAILURES):
             await self.client.flush(timeout=2)  # the acknowledgements go out first
@@ -508,6 +543,18 @@ class ConsumerLoop:
                 return
             except NATS_FAILURES:
                 await asyncio.sleep(0.2 * (attempt + 1))
+
+
+def _waiting(sub: JetStreamContext.PullSubscription) -> list[Msg]:
+    """The messages delivered to the subscription and not fetched yet (status messages,
+    which answer a pull request, left out)."""
+    queue = sub._sub._pending_queue if sub._sub is not None else None
+    found: list[Msg] = []
+    while queue is not None and not queue.empty():
+        msg = queue.get_nowait()
+        if msg.reply and not JetStreamContext.is_status_msg(msg):
+            found.append(msg)
+    return found
 
 
 async def _ack_all(messages: Any) -> None:
@@ -539,7 +586,7 @@ async def consume(
     max_messages: int | None = None, idle: float | None = None,
     stop: asyncio.Event | None = None, max_outage: float | None = None,
     report: Callable[[str], None] | None = None, batch_handler: BatchHandler | None = None,
-    once: bool = False,
+    once: bool = False, pull_ahead: bool = False,
 ) -> ConsumeStats:  # fmt: skip
     """Connect, bind the durable, and feed `handler` until done. For CLI and projectors.
 
@@ -553,7 +600,8 @@ async def consume(
     async with session(settings, name=name, reconnect_forever=True, on_event=report) as client:
         js = client.jetstream(timeout=settings.nats_timeout)
         loop = ConsumerLoop(client, js, settings.stream, spec, handler, max_outage=max_outage,
-                            nats_url=settings.nats_url, batch_handler=batch_handler)  # fmt: skip
+                            nats_url=settings.nats_url, batch_handler=batch_handler,
+                            pull_ahead=pull_ahead)  # fmt: skip
         try:
             info = await js.stream_info(settings.stream)
             check_subjects(info.config, spec.prefix)

@@ -295,7 +295,7 @@ async def project_stream(
 
     try:
         await consume(settings, spec, _unused, batch_handler=handle, once=once, stop=stop,
-                      max_outage=max_outage, report=report)  # fmt: skip
+                      max_outage=max_outage, report=report, pull_ahead=True)  # fmt: skip
     except UnreadableMessageError as exc:
         raise StreamIntegrityError(str(exc)) from None
     stats.last = projector.last

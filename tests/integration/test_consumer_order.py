@@ -24,7 +24,13 @@ import nats
 import pytest
 
 from homeledger.adapters.application import LedgerApplication
-from homeledger.adapters.consumer import ConsumerSpec, Delivery, consume, ensure_consumer
+from homeledger.adapters.consumer import (
+    ConsumerLoop,
+    ConsumerSpec,
+    Delivery,
+    consume,
+    ensure_consumer,
+)
 from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.settings import Settings
 from tests.nats_helpers import cli_env, invoke, record_bulk, record_story, store_envelopes
@@ -172,3 +178,72 @@ def test_a_projector_batch_handler_gets_batches_in_order_with_the_cpu_loaded(
     asyncio.run(consume(Settings(nats_url=server.url), spec, unused, idle=3.0,
                         batch_handler=seen.extend))  # fmt: skip
     assert_in_order_and_complete(seen, acked, total)
+
+
+# Pulling ahead (project): the next batch is asked for as soon as a full one arrives, so
+# that JetStream delivers it while this one is handled.
+
+
+def test_a_batch_handler_pulling_ahead_gets_batches_in_order_with_the_cpu_loaded(
+    ledger: LedgerApplication, server: NatsServer, busy_cpu: None
+) -> None:
+    total = len(store_envelopes(ledger))
+    spec = ConsumerSpec(durable="ahead", ack_wait=1.0, batch=25, max_ack_pending=75)
+    acked: set[int] = set()
+    asyncio.run(leave_some_pending(server.url, spec, rounds=2, acks=acked))
+    seen: list[Delivery] = []
+
+    def unused(delivery: Delivery) -> None:
+        raise AssertionError("batches only")
+
+    asyncio.run(consume(Settings(nats_url=server.url), spec, unused, idle=3.0,
+                        batch_handler=seen.extend, pull_ahead=True))  # fmt: skip
+    assert_in_order_and_complete(seen, acked, total)
+
+
+def test_messages_pulled_ahead_are_handed_back_when_the_consumer_stops(
+    ledger: LedgerApplication, server: NatsServer
+) -> None:
+    """A consumer that stops after a batch had asked for the next one, which reached this
+    process but was never fetched, hands it back at once (nak): the next consumer on
+    the durable gets everything after the handled batch, in order, without waiting
+    for the ack wait (two minutes here)."""
+    total = len(store_envelopes(ledger))
+    spec = ConsumerSpec(durable="stopped", ack_wait=120.0, batch=20, max_ack_pending=40)
+    handled: list[Delivery] = []
+
+    async def run_one_batch() -> None:
+        client = await nats.connect(server.url)
+        stop = asyncio.Event()
+        try:
+
+            def delivered_ahead() -> int:  # to this client, not fetched yet
+                return sum(sub._pending_queue.qsize() for sub in client._subs.values())
+
+            async def handle_then_stop(deliveries: list[Delivery]) -> None:
+                handled.extend(deliveries)
+                for _ in range(1500):  # until the next batch reached this client (bounded)
+                    if delivered_ahead() >= spec.batch:
+                        break
+                    await asyncio.sleep(0.02)
+                assert delivered_ahead() >= spec.batch, "nothing was pulled ahead"
+                stop.set()
+
+            loop = ConsumerLoop(client, client.jetstream(), "HOMELEDGER", spec, _unused,
+                                batch_handler=handle_then_stop, pull_ahead=True)  # fmt: skip
+            await loop.run(stop=stop)
+        finally:
+            await client.close()
+
+    asyncio.run(run_one_batch())
+    assert [d.stream_seq for d in handled] == list(range(1, spec.batch + 1))
+    rest: list[Delivery] = []
+    # Bounded well below the ack wait: messages left unacknowledged would hold it up.
+    asyncio.run(asyncio.wait_for(
+        consume(Settings(nats_url=server.url), spec, rest.append, idle=3.0), 60))
+    assert [d.stream_seq for d in rest] == list(range(spec.batch + 1, total + 1))
+    assert {d.delivered for d in rest[: spec.batch]} == {2}  # handed back, delivered again
+
+
+def _unused(delivery: Delivery) -> None:
+    raise AssertionError("batches only")
