@@ -13,7 +13,9 @@ from homeledger.adapters.relay import Relay, RelayOptions
 from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import open_store
 
-BATCH = 200  # the batch `homeledger project --from-nats` fetches and commits by default
+# The batch `homeledger project --from-nats --once` fetches and commits by default
+# (cli.messaging.ONCE_BATCH): the raw consumer fetches as many at a time.
+BATCH = 1000
 
 
 async def raw_fetch_ack(url: str, stream: str, events: int) -> float:
