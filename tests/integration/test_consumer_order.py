@@ -163,41 +163,19 @@ async def ensure_consumer_only(url: str, spec: ConsumerSpec) -> None:
         await nc.close()
 
 
+@pytest.mark.parametrize("pull_ahead", [False, True], ids=["fetched", "pulled-ahead"])
 def test_a_projector_batch_handler_gets_batches_in_order_with_the_cpu_loaded(
-    ledger: LedgerApplication, server: NatsServer, busy_cpu: None
+    ledger: LedgerApplication, server: NatsServer, busy_cpu: None, pull_ahead: bool
 ) -> None:
+    """Also when the next batch is asked for as soon as a full one arrives (`project`
+    does so), so that JetStream delivers it while this one is handled."""
     total = len(store_envelopes(ledger))
     spec = ConsumerSpec(durable="batches", ack_wait=1.0, batch=25, max_ack_pending=75)
     acked: set[int] = set()
     asyncio.run(leave_some_pending(server.url, spec, rounds=2, acks=acked))
     seen: list[Delivery] = []
-
-    def unused(delivery: Delivery) -> None:
-        raise AssertionError("batches only")
-
-    asyncio.run(consume(Settings(nats_url=server.url), spec, unused, idle=3.0,
-                        batch_handler=seen.extend))  # fmt: skip
-    assert_in_order_and_complete(seen, acked, total)
-
-
-# Pulling ahead (project): the next batch is asked for as soon as a full one arrives, so
-# that JetStream delivers it while this one is handled.
-
-
-def test_a_batch_handler_pulling_ahead_gets_batches_in_order_with_the_cpu_loaded(
-    ledger: LedgerApplication, server: NatsServer, busy_cpu: None
-) -> None:
-    total = len(store_envelopes(ledger))
-    spec = ConsumerSpec(durable="ahead", ack_wait=1.0, batch=25, max_ack_pending=75)
-    acked: set[int] = set()
-    asyncio.run(leave_some_pending(server.url, spec, rounds=2, acks=acked))
-    seen: list[Delivery] = []
-
-    def unused(delivery: Delivery) -> None:
-        raise AssertionError("batches only")
-
-    asyncio.run(consume(Settings(nats_url=server.url), spec, unused, idle=3.0,
-                        batch_handler=seen.extend, pull_ahead=True))  # fmt: skip
+    asyncio.run(consume(Settings(nats_url=server.url), spec, _unused, idle=3.0,
+                        batch_handler=seen.extend, pull_ahead=pull_ahead))  # fmt: skip
     assert_in_order_and_complete(seen, acked, total)
 
 
