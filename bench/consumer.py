@@ -12,10 +12,11 @@ from homeledger.adapters.nats_server import NatsServer
 from homeledger.adapters.relay import Relay, RelayOptions
 from homeledger.adapters.settings import Settings
 from homeledger.cli.bootstrap import open_store
+from homeledger.cli.messaging import ONCE_BATCH
 
-# The batch `homeledger project --from-nats --once` fetches and commits by default
-# (cli.messaging.ONCE_BATCH): the raw consumer fetches as many at a time.
-BATCH = 1000
+# The raw consumer fetches as many at a time as `homeledger project --from-nats --once`
+# fetches and commits by default.
+BATCH = ONCE_BATCH
 
 
 async def raw_fetch_ack(url: str, stream: str, events: int) -> float:
