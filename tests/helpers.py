@@ -45,9 +45,11 @@ CLI = [sys.executable, "-m", "homeledger.cli"]
 
 
 def clean_env(**settings: str) -> dict[str, str]:
-    """This process's environment without any HOMELEDGER_* variable, plus `settings`."""
+    """This process's environment without any HOMELEDGER_* variable, plus `settings`;
+    a Python process started with it prints its threads' stacks if it is aborted (see
+    `workers.stopped`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELEDGER_")}
-    return env | settings
+    return env | {"PYTHONFAULTHANDLER": "1"} | settings
 
 
 # What a test needs from the machine, and waiting for a condition.

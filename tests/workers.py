@@ -55,6 +55,22 @@ def reaped(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
             process.communicate()
 
 
+def stopped(process: subprocess.Popen[str], sig: signal.Signals = signal.SIGINT,
+            timeout: float = 120) -> tuple[str, str]:  # fmt: skip
+    """Send `sig` and wait for the process to end; its (stdout, stderr). The timeout bounds
+    a hang, never how fast it stops: a process still running then is aborted (SIGABRT),
+    which makes Python print every thread's stack (PYTHONFAULTHANDLER, which `clean_env`
+    sets), and the test fails with those stacks."""
+    process.send_signal(sig)
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate(timeout=60)
+        pytest.fail(f"still running {timeout:g} s after {sig.name}; its stderr and stacks:\n"
+                    f"{(err or '')[-8000:]}")  # fmt: skip
+
+
 def kill_midway(process: subprocess.Popen[Any], progress: Callable[[], int], target: int,
                 end: int, timeout: float = 120) -> bool:  # fmt: skip
     """SIGKILL a process once `progress()` reached `target`; whether it was killed before

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import clean_env, init_args
-from tests.workers import first_line_while, reaped
+from tests.workers import first_line_while, reaped, stopped
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "homeledger"
 ACTOR = "ops@example.org"
@@ -151,7 +151,6 @@ def test_tail_follows_new_events_until_ctrl_c(sqlite_url: str, tmp_path: Path) -
             "--on", "2021-01-01", cwd=tmp_path), "events recorded")  # fmt: skip
         followed = json.loads(line)
         assert followed["type"] == "UnitsAcquired" and followed["position"] >= 2
-        tail.send_signal(signal.SIGINT)
-        _, stderr = tail.communicate(timeout=20)
+        _, stderr = stopped(tail, signal.SIGINT)
     assert tail.returncode == 0, stderr
     assert "Traceback" not in stderr

@@ -39,7 +39,7 @@ from tests.nats_helpers import (
     spawn_cli,
     store_envelopes,
 )
-from tests.workers import first_line_while, kill_midway, reaped
+from tests.workers import first_line_while, kill_midway, reaped, stopped
 
 pytestmark = pytest.mark.nats
 
@@ -202,8 +202,7 @@ def test_a_following_projector_applies_live_events_and_stops_on_sigterm(
         wait_until(lambda: consumer_position(consumer) == head, 60, f"the consumer at {head}")
         # Following, batches of 200 by default (a fetch waits for a full batch or 1 s).
         assert max_ack_pending(server.url, "live") == 400
-        follower.send_signal(signal.SIGTERM)
-        out, err = follower.communicate(timeout=20)
+        out, err = stopped(follower, signal.SIGTERM)
     assert follower.returncode == 0, err
     assert f"up to position {head}" in out
 
@@ -436,6 +435,5 @@ def test_events_tail_follows_new_events_from_nats(
         followed = json.loads(first_line_while(tail, publish, "events relayed"))
         assert followed["type"] == "UnitsAcquired"
         assert followed["position"] > head  # only new events, never the backlog
-        tail.send_signal(signal.SIGTERM)
-        _, stderr = tail.communicate(timeout=20)
+        _, stderr = stopped(tail, signal.SIGTERM)
     assert tail.returncode == 0, stderr

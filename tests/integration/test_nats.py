@@ -41,6 +41,7 @@ from tests.nats_helpers import (
     store_envelopes,
     stream_count,
 )
+from tests.workers import stopped
 
 pytestmark = pytest.mark.nats
 
@@ -120,8 +121,7 @@ def test_the_relay_follows_new_events_and_stops_on_sigterm(
         stored = len(store_envelopes(any_ledger))
         wait_until(lambda: stream_count(server.url) >= stored, 60, "the relay to follow")
     finally:
-        relay.send_signal(signal.SIGTERM)
-        _, err = relay.communicate(timeout=20)
+        _, err = stopped(relay, signal.SIGTERM)
     assert relay.returncode == 0, err
     assert_exactly_once_in_order(read_stream(server.url), store_envelopes(any_ledger))
 

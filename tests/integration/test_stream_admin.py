@@ -28,6 +28,7 @@ from tests.nats_helpers import (
     spawn_cli,
     store_envelopes,
 )
+from tests.workers import stopped
 
 pytestmark = pytest.mark.nats
 
@@ -187,8 +188,7 @@ def test_a_following_subscriber_is_ephemeral_and_gone_after_sigterm(
         assert info.config.inactive_threshold == EPHEMERAL_INACTIVE
         assert info.config.mem_storage and info.config.durable_name is None
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=20)
+        _, err = stopped(process, signal.SIGTERM)
     assert process.returncode == 0, err
     assert consumers(env) == []
 
